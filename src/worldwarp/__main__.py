@@ -1,0 +1,5 @@
+import sys
+
+from worldwarp.cli import main
+
+sys.exit(main())
