@@ -76,7 +76,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     up = torch.as_tensor(up, dtype=eye.dtype).expand_as(eye)
     z = target - eye
     z = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    x = torch.cross(z, -up, dim=-1)  # image right = forward x down
+    x = torch.cross(-up, z, dim=-1)  # image right = down x forward
     x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     y = torch.cross(z, x, dim=-1)
     c2w = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype)
