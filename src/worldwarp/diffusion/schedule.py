@@ -1,0 +1,163 @@
+"""Flow-matching noise schedule with per-token noise levels (ST-Diff, paper sec. 3.3; DESIGN.md §1 step 5).
+
+Conventions: a latent at noise level ``sigma`` is ``x = (1 - sigma) x0 + sigma eps``; the velocity is
+``v = eps - x0``; sampling walks the global schedule ``sigmas[0] = 1 > ... > sigmas[S] = 0``.
+
+Every token (one latent patch of one latent frame) has a **starting level**:
+
+* history tokens (clean frames carried over from the previous chunk): ``0``;
+* warped tokens (valid forward-warped prior): ``sigma(start_index(strength, S))``;
+* hole tokens (no valid prior): ``1``.
+
+During step ``i`` (``sigmas[i] -> sigmas[i + 1]``) a token's current level is ``min(level0, sigmas[i])``: it waits
+at its own level until the global schedule comes down to it, then follows the schedule. The Euler update
+``x <- x + (next - cur) v`` is applied only where the level changes; other tokens are left untouched (bit-exact).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "NoiseMode",
+    "NOISE_MODES",
+    "shift_sigmas",
+    "flow_sigmas",
+    "start_index",
+    "sigma_for_strength",
+    "reduce_mask_to_patches",
+    "warp_token_mask",
+    "initial_levels",
+    "levels_at",
+    "euler_step",
+]
+
+NoiseMode = Literal["spatiotemporal", "full", "spatial", "temporal"]
+NOISE_MODES: tuple[str, ...] = get_args(NoiseMode)
+
+
+def shift_sigmas(s: Tensor, shift: float) -> Tensor:
+    """Time-shifted levels ``shift * s / (1 + (shift - 1) * s)`` (maps 0 -> 0 and 1 -> 1; shift > 1 noisier)."""
+    if shift <= 0:
+        raise ValueError(f"shift must be > 0, got {shift}")
+    return shift * s / (1 + (shift - 1) * s)
+
+
+def flow_sigmas(
+    steps: int, shift: float = 5.0, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> Tensor:
+    """The global schedule (steps + 1,): shifted levels of ``linspace(1, 0, steps + 1)``, from 1 down to 0.
+
+    Identical to Wan's sampling sigmas and to diffusers' ``FlowMatchEulerDiscreteScheduler(shift=shift)`` driven
+    with ``set_timesteps(sigmas=linspace(1, 0, steps + 1)[:-1])`` (which appends the final 0).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    grid = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
+    return shift_sigmas(grid, shift).to(device=device, dtype=dtype)
+
+
+def start_index(strength: float, steps: int) -> int:
+    """Schedule index where warped tokens start: ``min(floor((1 - strength) * steps), steps - 1)``.
+
+    ``strength`` 1 starts them at pure noise (index 0); small strengths start late but always at least one step
+    before the end, so every warped token is revised at least once.
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must lie in [0, 1], got {strength}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    # the small epsilon keeps e.g. (1 - 0.8) * 50 = 9.999999999999998 from flooring to 9
+    return min(int(math.floor((1.0 - strength) * steps + 1e-9)), steps - 1)
+
+
+def sigma_for_strength(strength: float, steps: int, shift: float = 5.0) -> float:
+    """Starting level of warped tokens: ``flow_sigmas(steps, shift)[start_index(strength, steps)]``."""
+    return float(flow_sigmas(steps, shift)[start_index(strength, steps)])
+
+
+def reduce_mask_to_patches(latent_mask: Tensor, patch_size: int) -> Tensor:
+    """Token mask (B, T', H'/p, W'/p) bool: a patch is warped only if **all** its latent cells are warped.
+
+    ``latent_mask`` is (B, T', H', W') bool (True = valid warped prior), H' and W' divisible by ``patch_size``.
+    Reducing at patch resolution guarantees that noise levels are uniform within a model patch.
+    """
+    if latent_mask.ndim != 4:
+        raise ValueError(f"latent_mask must have shape (B, T', H', W'), got {tuple(latent_mask.shape)}")
+    p = int(patch_size)
+    B, T, H, W = latent_mask.shape
+    if H % p or W % p:
+        raise ValueError(f"latent size {H}x{W} is not divisible by the patch size {p}")
+    return latent_mask.bool().reshape(B, T, H // p, p, W // p, p).all(dim=5).all(dim=3)
+
+
+def warp_token_mask(token_mask: Tensor, history: Tensor, mode: NoiseMode = "spatiotemporal") -> Tensor:
+    """Which tokens start at the warped level, per noise mode (the paper's ablations), (B, T', h, w) bool.
+
+    ``token_mask`` (B, T', h, w) bool is the patch-level validity of the warped prior; ``history`` (B, T') bool marks
+    clean history latent frames, which are excluded from every statistic below (and get level 0 anyway).
+
+    * ``"spatiotemporal"`` (the method): a token is warped iff it is valid.
+    * ``"full"`` (full-sequence noise): every token is treated as warped, holes included, i.e. the whole chunk is
+      noised from the warped prior at one shared level.
+    * ``"spatial"`` (spatial-only noise): one spatial map for all frames: a position is warped iff it is valid in
+      every non-history latent frame.
+    * ``"temporal"`` (temporal-only noise): one level per frame: a whole frame is warped iff more than half of its
+      tokens are valid, otherwise the whole frame is a hole.
+    """
+    m = token_mask.bool()
+    hist = history.bool()[:, :, None, None]
+    if mode == "spatiotemporal":
+        return m
+    if mode == "full":
+        return torch.ones_like(m)
+    if mode == "spatial":
+        spatial = (m | hist).all(dim=1, keepdim=True)  # history frames do not veto a position
+        return spatial.expand_as(m)
+    if mode == "temporal":
+        frac = m.float().mean(dim=(2, 3), keepdim=True)
+        return (frac > 0.5).expand_as(m)
+    raise ValueError(f"unknown noise mode {mode!r}; choose one of {', '.join(NOISE_MODES)}")
+
+
+def initial_levels(
+    latent_mask: Tensor,
+    history: Tensor,
+    sigma_warped: float,
+    patch_size: int,
+    mode: NoiseMode = "spatiotemporal",
+    dtype: torch.dtype = torch.float64,
+) -> Tensor:
+    """Starting level of every token (B, T', H'/p, W'/p): history 0, warped ``sigma_warped``, hole 1.
+
+    ``latent_mask`` (B, T', H', W') bool (True = warped), ``history`` (B, T') bool. See :func:`warp_token_mask`
+    for the modes.
+    """
+    if history.shape != latent_mask.shape[:2]:
+        raise ValueError(f"history {tuple(history.shape)} does not match the mask's (B, T') {latent_mask.shape[:2]}")
+    warped = warp_token_mask(reduce_mask_to_patches(latent_mask, patch_size), history, mode)
+    levels = torch.where(
+        warped,
+        torch.tensor(float(sigma_warped), dtype=dtype, device=latent_mask.device),
+        torch.tensor(1.0, dtype=dtype, device=latent_mask.device),
+    )
+    return levels.masked_fill(history.bool()[:, :, None, None], 0.0)
+
+
+def levels_at(levels0: Tensor, sigma: Tensor | float) -> Tensor:
+    """Current level of every token when the global schedule is at ``sigma``: ``min(levels0, sigma)``."""
+    return torch.clamp(levels0, max=float(sigma))
+
+
+def euler_step(x: Tensor, v: Tensor, cur: Tensor, nxt: Tensor) -> Tensor:
+    """Per-token flow-matching Euler step ``x + (nxt - cur) v`` where the level changes; elsewhere ``x`` as is.
+
+    ``x``, ``v`` (B, C, T', H', W'); ``cur``, ``nxt`` per-cell levels (B, T', H', W') (broadcast over C).
+    """
+    dt = (nxt - cur).to(x.dtype)[:, None]
+    moving = (nxt != cur)[:, None]
+    return torch.where(moving, x + dt * v.to(x.dtype), x)

@@ -1,0 +1,385 @@
+"""ST-Diff training: the paper's recipe (sec. 4.1) for any :class:`~worldwarp.diffusion.denoisers.base.Denoiser`.
+
+For every clip (frames (T, 3, H, W), z-depth (T, H, W), :class:`~worldwarp.cameras.Cameras`):
+
+1. pick a source frame and forward-warp it into every frame of the clip by point splatting
+   (:func:`worldwarp.warp.point_cloud_warp`, fixed radius) -> warped video + validity mask;
+2. encode the warped and the ground-truth video; reduce the mask to the token grid
+   (:func:`worldwarp.warp.mask_to_latent`, then patches: a token is valid only if all its cells are);
+3. composite ``z_c = warped where valid, ground truth elsewhere``;
+4. for every latent frame draw an independent pair (sigma_warped, sigma_filled); ``Sigma = M sigma_warped +
+   (1 - M) sigma_filled``; ``z_t = (1 - Sigma) z_c + Sigma eps``;
+5. the model gets one level per token; loss = MSE(v, eps - z_gt).
+
+Levels are drawn as ``shift_sigmas(u, sigma_shift)`` with ``u ~ U(0, 1)`` (the sampling schedule's shift).
+Optionally (``history_prob``) the first latent frames are made clean history (level 0, ground truth, no loss),
+as the sampler sees them. Every random draw of step ``k`` on process ``r`` comes from a generator seeded with
+``(seed, k, r)`` and the clip indices are a function of ``(k, r)``, so resuming from a checkpoint is exact.
+
+:func:`train` runs the loop under :class:`accelerate.Accelerator` (single process, or ``accelerate launch`` for
+DDP), saving model + optimizer + scheduler + RNG states + step atomically every ``save_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldwarp.cameras import Cameras
+from worldwarp.diffusion.denoisers.base import Denoiser, cells_to_tokens, tokens_to_cells
+from worldwarp.diffusion.schedule import reduce_mask_to_patches, shift_sigmas
+
+__all__ = [
+    "ClipDataset",
+    "TrainConfig",
+    "TrainingInputs",
+    "DEFAULT_LR",
+    "warp_source_into_clip",
+    "make_training_inputs",
+    "training_loss",
+    "step_generator",
+    "train",
+    "latest_checkpoint",
+]
+
+# Learning rates: the paper's for Wan (full fine-tune), a higher one for the small model trained from scratch.
+DEFAULT_LR = {"wan": 5e-5, "tiny": 3e-4}
+CHECKPOINTS = "checkpoints"
+LATEST = "latest"
+STATE_NAME = "train_state.json"
+LOG_NAME = "log.jsonl"
+
+
+class ClipDataset(Protocol):
+    """Indexable clips: ``dataset[i] -> (frames (T, 3, H, W) in [0, 1], depths (T, H, W), Cameras of T)``.
+
+    The index may exceed ``len(dataset)``; the trainer asks for ``i % len(dataset)``.
+    """
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]: ...
+
+
+@dataclass
+class TrainConfig:
+    """Training settings.
+
+    Attributes:
+        steps: optimiser steps in total (a resumed run continues up to this number).
+        batch: clips per process and step (the global batch is ``batch * num_processes``).
+        lr: AdamW learning rate (paper 5e-5 for Wan; see :data:`DEFAULT_LR`).
+        weight_decay: AdamW weight decay.
+        warmup: linear warm-up steps (paper 1000), constant afterwards.
+        grad_clip: clip the global gradient norm to this (0 disables).
+        seed: seed of every random draw (clip choice, source frame, noise levels, noise).
+        save_every: write a checkpoint every this many steps (and always at the end).
+        log_every: append a line to ``log.jsonl`` every this many steps.
+        out: output folder (checkpoints/, log.jsonl, model/ with the final weights).
+        mixed_precision: ``"no"``, ``"fp16"`` or ``"bf16"`` (accelerate's autocast).
+        cpu: force the CPU even when CUDA is available.
+        sigma_shift: time shift of the training level distribution ``shift_sigmas(U(0, 1), sigma_shift)``.
+        cond_dropout: probability that a step uses the empty prompt (enables classifier-free guidance).
+        prompt: the text condition of the other steps.
+        warp_radius: splat radius in pixels of the source-frame point warp.
+        warp_erosion: erosion of the warp mask at 480 px (scaled with the resolution, as at inference).
+        history_prob: probability that a clip's first latent frames are clean history (level 0, no loss).
+        max_history: at most this many history latent frames when ``history_prob`` fires.
+    """
+
+    steps: int = 1000
+    batch: int = 1
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup: int = 100
+    grad_clip: float = 1.0
+    seed: int = 0
+    save_every: int = 500
+    log_every: int = 1
+    out: str = "runs/stdiff"
+    mixed_precision: Literal["no", "fp16", "bf16"] = "no"
+    cpu: bool = False
+    sigma_shift: float = 5.0
+    cond_dropout: float = 0.1
+    prompt: str = "a static 3D scene, camera moving"
+    warp_radius: float = 1.0
+    warp_erosion: int = 15
+    history_prob: float = 0.0
+    max_history: int = 1
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1 or self.save_every < 1 or self.log_every < 1:
+            raise ValueError("steps, batch, save_every and log_every must be >= 1")
+        if self.lr <= 0 or self.warmup < 0 or self.grad_clip < 0:
+            raise ValueError("lr must be > 0, warmup and grad_clip >= 0")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
+        if not (0 <= self.cond_dropout <= 1 and 0 <= self.history_prob <= 1):
+            raise ValueError("cond_dropout and history_prob must lie in [0, 1]")
+
+
+@dataclass
+class TrainingInputs:
+    """One batch, ready for the model.
+
+    Attributes:
+        z_t: (B, C, T', H', W') noisy composite latents.
+        sigmas: (B, T', H'/p, W'/p) per-token levels.
+        target: (B, C, T', H', W') velocity target ``eps - z_gt``.
+        weight: (B, 1, T', 1, 1) 1 for frames that count in the loss, 0 for clean history frames.
+        token_mask: (B, T', H'/p, W'/p) bool, True where the token took the warped prior.
+    """
+
+    z_t: Tensor
+    sigmas: Tensor
+    target: Tensor
+    weight: Tensor
+    token_mask: Tensor
+
+
+def step_generator(seed: int, step: int, rank: int = 0, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator of every random draw of ``step`` on process ``rank`` (a pure function of the three)."""
+    return torch.Generator(device=device).manual_seed((int(seed) * 1_000_003 + int(step)) * 1_009 + int(rank))
+
+
+def warp_source_into_clip(
+    frames: Tensor, depths: Tensor, cameras: Cameras, source: int, radius: float = 1.0, erosion: int = 15
+) -> tuple[Tensor, Tensor]:
+    """Point-splat frame ``source`` into every frame of the clip: warped (T, 3, H, W) and mask (T, H, W) bool."""
+    from worldwarp.warp import WarpConfig, point_cloud_warp
+
+    cfg = WarpConfig(point_radius=radius, erosion=erosion)
+    res = point_cloud_warp(frames[source : source + 1], depths[source : source + 1], cameras[source], cameras, cfg)
+    return res.rgb.to(frames.dtype), res.mask
+
+
+def make_training_inputs(
+    denoiser: Denoiser,
+    frames: Tensor,
+    warped: Tensor,
+    mask: Tensor,
+    generator: torch.Generator,
+    sigma_shift: float = 5.0,
+    history_prob: float = 0.0,
+    max_history: int = 1,
+) -> TrainingInputs:
+    """Steps 2-4 of the recipe for a batch: frames, warped (B, T, 3, H, W), mask (B, T, H, W) bool.
+
+    Random draws, in order, from ``generator`` (on the latents' device): per-frame levels u_w, u_f (B, T'), the
+    noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``.
+    """
+    from worldwarp.warp import mask_to_latent
+
+    with torch.no_grad():
+        z_gt = denoiser.encode(frames.transpose(1, 2))  # (B, C, T', H', W')
+        z_w = denoiser.encode(warped.transpose(1, 2))
+    B, C, Tl, H, W = z_gt.shape
+    p = denoiser.patch_size
+    cells = mask_to_latent(mask, denoiser.time_factor, denoiser.space_factor)  # (B, T', H', W')
+    tok = reduce_mask_to_patches(cells, p)  # (B, T', H'/p, W'/p)
+    dev, dt = z_gt.device, z_gt.dtype
+    u = torch.rand(2, B, Tl, generator=generator, device=dev, dtype=torch.float64)
+    s_w, s_f = shift_sigmas(u, sigma_shift).to(dt)
+    sig_tok = torch.where(tok, s_w[:, :, None, None], s_f[:, :, None, None])  # (B, T', h, w)
+    eps = torch.randn(z_gt.shape, generator=generator, device=dev, dtype=torch.float32).to(dt)
+    weight = torch.ones(B, 1, Tl, 1, 1, dtype=dt, device=dev)
+    if history_prob > 0:
+        fire = torch.rand(B, generator=generator, device=dev) < history_prob
+        n = torch.randint(1, max(1, min(max_history, Tl - 1)) + 1, (B,), generator=generator, device=dev)
+        hist = fire[:, None] & (torch.arange(Tl, device=dev)[None] < n[:, None])  # (B, T')
+        if Tl < 2:
+            hist = torch.zeros_like(hist)
+        sig_tok = sig_tok.masked_fill(hist[:, :, None, None], 0.0)
+        tok = tok & ~hist[:, :, None, None]
+        weight = weight * (~hist).to(dt)[:, None, :, None, None]
+    m_cells = tokens_to_cells(tok, p)[:, None]  # (B, 1, T', H', W')
+    z_c = torch.where(m_cells, z_w, z_gt)
+    sig = tokens_to_cells(sig_tok, p)[:, None]
+    z_t = (1 - sig) * z_c + sig * eps
+    return TrainingInputs(z_t=z_t, sigmas=sig_tok, target=eps - z_gt, weight=weight, token_mask=tok)
+
+
+def training_loss(v: Tensor, inputs: TrainingInputs) -> Tensor:
+    """Mean squared error between ``v`` and the target over the frames that count (float32)."""
+    w = inputs.weight.float().expand_as(v)
+    err = (v.float() - inputs.target.float()) ** 2 * w
+    return err.sum() / w.sum().clamp_min(1.0)
+
+
+class _Velocity(nn.Module):
+    """Wraps a denoiser so that DDP sees its velocity call as ``forward`` (gradient sync happens there)."""
+
+    def __init__(self, denoiser: nn.Module) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+
+    def forward(self, latents: Tensor, sigmas: Tensor, cond: Any) -> Tensor:
+        return self.denoiser.velocity(latents, sigmas, cond, 1.0)  # type: ignore[operator]
+
+
+def latest_checkpoint(out: str | os.PathLike[str]) -> Path | None:
+    """The checkpoint folder named by ``OUT/checkpoints/latest``, or None."""
+    pointer = Path(out) / CHECKPOINTS / LATEST
+    if not pointer.is_file():
+        return None
+    path = Path(out) / CHECKPOINTS / pointer.read_text().strip()
+    return path if path.is_dir() else None
+
+
+def _load_clips(dataset: ClipDataset, indices: Sequence[int]) -> list[tuple[Tensor, Tensor, Cameras]]:
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("the training dataset is empty")
+    return [dataset[i % n] for i in indices]
+
+
+def _batch(
+    denoiser: Denoiser, clips: list[tuple[Tensor, Tensor, Cameras]], config: TrainConfig, gen: torch.Generator
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Warp a random source frame of every clip into the clip: frames, warped (B, T, 3, H, W), mask (B, T, H, W)."""
+    frames, warped, masks = [], [], []
+    for f, d, cams in clips:
+        src = int(torch.randint(len(f), (1,), generator=gen))
+        w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
+        frames.append(f)
+        warped.append(w)
+        masks.append(m)
+    return torch.stack(frames), torch.stack(warped), torch.stack(masks)
+
+
+def _save(accelerator: Any, model: nn.Module, out: Path, step: int, config: TrainConfig) -> Path:
+    """Checkpoint atomically: state into ``step_N.tmp``, renamed to ``step_N``, then ``latest`` updated."""
+    from worldwarp.io.atomic import atomic_write_json, atomic_write_text
+
+    ckdir = out / CHECKPOINTS
+    name = f"step_{step:07d}"
+    tmp, final = ckdir / f"{name}.tmp", ckdir / name
+    if accelerator.is_main_process:
+        ckdir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_json(tmp / STATE_NAME, {"step": step, "config": asdict(config)})
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        atomic_write_text(ckdir / LATEST, name + "\n")
+        den = accelerator.unwrap_model(model).denoiser
+        if hasattr(den, "save_pretrained"):
+            den.save_pretrained(out / "model")
+    accelerator.wait_for_everyone()
+    return final
+
+
+def _rewrite_log(path: Path, upto: int) -> None:
+    """Keep only the log lines of steps <= ``upto`` (a resumed run re-logs the steps after its checkpoint)."""
+    from worldwarp.io.atomic import atomic_write_text
+
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= upto]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def train(
+    denoiser: nn.Module, dataset: ClipDataset, config: TrainConfig, resume: bool = False, progress: bool = True
+) -> dict[str, float]:
+    """Train ``denoiser`` (a :class:`Denoiser` that is an ``nn.Module``; parameters with ``requires_grad``) in place.
+
+    Works as a plain single process and under ``accelerate launch`` (DDP). With ``resume`` the run continues from
+    ``OUT/checkpoints/latest`` when it exists. Returns ``{"step": last step, "loss": last logged loss}``.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    out = Path(config.out)
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu)
+    model = _Velocity(denoiser)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the denoiser has no trainable parameters")
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    warm = max(1, config.warmup)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    den: Any = accelerator.unwrap_model(model).denoiser
+
+    start = 0
+    ck = latest_checkpoint(out) if resume else None
+    if ck is not None:
+        accelerator.load_state(str(ck))
+        start = int(json.loads((ck / STATE_NAME).read_text())["step"])
+    log_path = out / LOG_NAME
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        if start > 0:
+            _rewrite_log(log_path, start)
+        elif log_path.exists():
+            log_path.unlink()
+    accelerator.wait_for_everyone()
+
+    rank, world, device = accelerator.process_index, accelerator.num_processes, accelerator.device
+    cond = den.encode_prompt(config.prompt, "")
+    uncond = den.encode_prompt("", "")
+    last = {"step": float(start), "loss": math.nan}
+    bar = tqdm(range(start, config.steps), desc="train", disable=not (progress and accelerator.is_main_process))
+    t0 = time.time()
+    for step in bar:
+        gen = step_generator(config.seed, step, rank)
+        first = (step * world + rank) * config.batch
+        clips = _load_clips(dataset, range(first, first + config.batch))
+        frames, warped, mask = _batch(den, clips, config, gen)
+        drop = bool(torch.rand((), generator=gen) < config.cond_dropout)
+        dgen = step_generator(config.seed, step, rank, device)
+        inputs = make_training_inputs(
+            den,
+            frames.to(device),
+            warped.to(device),
+            mask.to(device),
+            dgen,
+            config.sigma_shift,
+            config.history_prob,
+            config.max_history,
+        )
+        with accelerator.autocast():
+            v = model(inputs.z_t, inputs.sigmas, uncond if drop else cond)
+        loss = training_loss(v, inputs)
+        accelerator.backward(loss)
+        grad_norm: float | None = None
+        if config.grad_clip > 0 and accelerator.sync_gradients:
+            grad_norm = float(accelerator.clip_grad_norm_(params, config.grad_clip))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        done = step + 1
+        mean_loss = float(accelerator.gather(loss.detach()[None]).mean())
+        last = {"step": float(done), "loss": mean_loss}
+        if accelerator.is_main_process:
+            bar.set_postfix(loss=f"{mean_loss:.4f}")
+            if done % config.log_every == 0 or done == config.steps:
+                rec = {
+                    "step": done,
+                    "loss": mean_loss,
+                    "lr": float(scheduler.get_last_lr()[0]),
+                    "grad_norm": grad_norm,
+                    "seconds": round(time.time() - t0, 3),
+                }
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+        if done % config.save_every == 0 or done == config.steps:
+            _save(accelerator, model, out, done, config)
+    accelerator.wait_for_everyone()
+    return last

@@ -1,0 +1,596 @@
+"""WorldWarpPipeline: the chunk loop of the method (DESIGN.md §1), one numbered step per stage.
+
+For each chunk of ``chunk_frames`` frames whose first frames are the history (the start image for chunk 0, the
+last ``overlap`` generated frames afterwards):
+
+1. **History**: frames, depths and cameras of the history frames.
+2. **Geometry**: depth of the history frames (the estimator for the start image; generated frames carry the
+   depth they were given when they were made: the cache's rendered depth where they were warped, the estimator
+   aligned to it, or a background-biased fill, where they were filled).
+3. **3DGS cache**: fit Gaussians to the history frames (or, for the ablations, a plain point cloud / nothing).
+4. **Forward warp**: render the cache at the chunk's new cameras -> prior RGB, validity mask, depth.
+5. **ST-Diff**: encode prior + history, reduce the mask to the latent grid, fill holes and revise warped regions
+   with per-token noise levels; decode (or, for the classical baseline, OpenCV inpainting of the prior).
+6. **Append** the new frames and their depths, save the chunk atomically, move on.
+
+The pipeline is stateful only through :class:`GenerationState`, so interfaces can generate chunk by chunk and
+roll back (:meth:`WorldWarpPipeline.start`, :meth:`WorldWarpPipeline.step`, :meth:`GenerationState.rollback`).
+Frames are quantised to 8 bits as they are made, so a run resumed from its saved chunks reproduces an
+uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from worldwarp.cameras import Cameras
+from worldwarp.diffusion.denoisers.base import Denoiser
+from worldwarp.diffusion.sampler import SamplerConfig, sample
+from worldwarp.errors import InputError
+from worldwarp.splat.cache import CacheConfig, fit_cache
+from worldwarp.splat.gaussians import Gaussians
+from worldwarp.warp import WarpConfig, WarpResult, forward_warp, mask_to_latent, point_cloud_warp
+
+__all__ = [
+    "ChunkRecord",
+    "GenerationState",
+    "PipelineConfig",
+    "PipelineOutput",
+    "WorldWarpPipeline",
+    "chunk_layout",
+    "fill_depth",
+    "quantize",
+]
+
+CacheMode = Literal["gaussians", "points", "none"]
+FillMode = Literal["diffusion", "inpaint"]
+STATE_VERSION = 1
+
+
+@dataclass
+class PipelineConfig:
+    """Every number of the method (paper defaults; :meth:`cpu` gives the embedded CPU preset).
+
+    Attributes:
+        height, width: working resolution (multiples of the denoiser's space factor times its patch size).
+        chunk_frames: frames per chunk, history included (paper 49 = 1 + 4 * 12 for Wan's 4x time compression).
+        overlap: history frames carried from one chunk to the next (paper 5).
+        sampler: ST-Diff sampling (steps 50, shift 5, strength 0.8, CFG 5, noise mode).
+        cache: the 3DGS cache fit (500 Adam steps, paper learning rates and loss).
+        warp: forward warp and validity mask (alpha 0.5, 10% reprojection, 15x15 erosion at 480).
+        cache_mode: ``"gaussians"`` (the method), ``"points"`` (point-cloud cache ablation), ``"none"``.
+        fill: ``"diffusion"`` (ST-Diff) or ``"inpaint"`` (classical baseline: OpenCV inpainting, no revision).
+        prompt, negative_prompt: text conditioning (ignored by the embedded model).
+        seed: seeds every chunk (chunk k uses ``seed`` and ``k``), so runs are reproducible and resumable.
+        progress: show progress bars.
+    """
+
+    height: int = 480
+    width: int = 720
+    chunk_frames: int = 49
+    overlap: int = 5
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    warp: WarpConfig = field(default_factory=WarpConfig)
+    cache_mode: CacheMode = "gaussians"
+    fill: FillMode = "diffusion"
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.height <= 0 or self.width <= 0:
+            raise InputError(f"resolution must be positive, got {self.height}x{self.width}")
+        if self.overlap < 1 or self.chunk_frames <= self.overlap:
+            raise InputError(f"need 1 <= overlap < chunk_frames, got overlap {self.overlap}, chunk {self.chunk_frames}")
+        if self.cache_mode not in ("gaussians", "points", "none"):
+            raise InputError(f"unknown cache mode {self.cache_mode!r}; choose gaussians, points or none")
+        if self.fill not in ("diffusion", "inpaint"):
+            raise InputError(f"unknown fill mode {self.fill!r}; choose diffusion or inpaint")
+
+    @classmethod
+    def paper(cls, **overrides: Any) -> PipelineConfig:
+        """The paper's settings (480x720, 49-frame chunks, 5 overlap, 50 steps, CFG 5, 500 cache steps)."""
+        return cls(**overrides)
+
+    @classmethod
+    def cpu(cls, **overrides: Any) -> PipelineConfig:
+        """The embedded CPU preset: 128x192, 25-frame chunks, 20 steps, no CFG, 150 cache steps."""
+        base: dict[str, Any] = dict(
+            height=128,
+            width=192,
+            chunk_frames=25,
+            overlap=5,
+            sampler=SamplerConfig(steps=20, shift=5.0, strength=0.8, guidance_scale=1.0),
+            cache=CacheConfig(steps=150, max_points_per_frame=12_000),
+            warp=WarpConfig(),
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> PipelineConfig:
+        presets = {"paper": cls.paper, "cpu": cls.cpu}
+        if name not in presets:
+            raise InputError(f"unknown pipeline preset {name!r}; choose one of {', '.join(presets)}")
+        return presets[name](**overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def chunk_layout(num_frames: int, chunk_frames: int, overlap: int) -> list[tuple[int, int, int]]:
+    """``(start, history, end)`` of each chunk: frames ``start..end-1``, the first ``history`` of them given.
+
+    Chunk 0 starts at frame 0 with one history frame (the start image); chunk k > 0 starts ``overlap`` frames
+    before the end of chunk k - 1. ``end`` may exceed ``num_frames`` on the last chunk (the trajectory is
+    extended there and the extra frames are dropped).
+    """
+    if num_frames < 2:
+        raise InputError(f"need at least 2 frames, got {num_frames}")
+    out = [(0, 1, chunk_frames)]
+    while out[-1][2] < num_frames:
+        start = out[-1][2] - overlap
+        out.append((start, overlap, start + chunk_frames))
+    return out
+
+
+def quantize(frames: Tensor) -> Tensor:
+    """Round frames in [0, 1] to the nearest 8-bit level (what is saved is exactly what is used)."""
+    return (frames.clamp(0, 1) * 255).round() / 255
+
+
+def fill_depth(depth: Tensor, valid: Tensor, max_iters: int | None = None) -> Tensor:
+    """Fill invalid pixels of z-depth maps (N, H, W) from their valid neighbours, favouring the background.
+
+    Holes left by a forward warp are mostly disocclusions of farther surfaces, so each pass of a 3x3 max filter
+    grows the farthest neighbouring depth into the hole. Pixels that no valid pixel reaches take the median of
+    the valid depth (or 1 when there is none).
+    """
+    import torch.nn.functional as F
+
+    d = torch.where(valid, depth, torch.zeros_like(depth))[:, None]  # (N, 1, H, W)
+    known = valid[:, None].clone()
+    iters = max_iters if max_iters is not None else max(depth.shape[-2:])
+    for _ in range(iters):
+        if bool(known.all()):
+            break
+        grown = F.max_pool2d(d, 3, stride=1, padding=1)
+        reach = F.max_pool2d(known.to(d.dtype), 3, stride=1, padding=1) > 0
+        new = reach & ~known
+        d = torch.where(new, grown, d)
+        known = known | new
+    out = d[:, 0]
+    for i in range(out.shape[0]):
+        if not bool(known[i].all()):
+            vals = depth[i][valid[i]]
+            fill = vals.median() if vals.numel() else torch.ones((), dtype=depth.dtype)
+            out[i] = torch.where(known[i, 0], out[i], fill)
+    return out
+
+
+@dataclass
+class ChunkRecord:
+    """What one chunk produced (everything a UI or an output writer needs).
+
+    Attributes:
+        index: chunk number k.
+        start, history, end: the chunk's frames are ``start..end-1``; the first ``history`` were given.
+        new_indices: indices of the frames this chunk appended (after dropping frames past the trajectory).
+        prior: (n, 3, H, W) warped prior of the new frames.
+        mask: (n, H, W) bool validity mask of the new frames.
+        gaussians: the chunk's 3DGS cache (None for the ablations without one, or after a resume).
+        timings: seconds per stage.
+    """
+
+    index: int
+    start: int
+    history: int
+    end: int
+    new_indices: list[int]
+    prior: Tensor
+    mask: Tensor
+    gaussians: Gaussians | None
+    timings: dict[str, float]
+
+
+@dataclass
+class GenerationState:
+    """The growing video: frames (M, 3, H, W), their depths (M, H, W) and the chunk records."""
+
+    cameras: Cameras  # all target cameras (extended past the end when the last chunk needs it)
+    num_frames: int  # frames requested
+    frames: Tensor
+    depths: Tensor
+    chunks: list[ChunkRecord]
+    layout: list[tuple[int, int, int]]
+
+    @property
+    def done(self) -> bool:
+        return len(self.chunks) >= len(self.layout)
+
+    @property
+    def next_chunk(self) -> int:
+        return len(self.chunks)
+
+    def rollback(self, k: int) -> None:
+        """Keep chunks 0..k-1 (k = 0 keeps only the start image)."""
+        if not 0 <= k <= len(self.chunks):
+            raise InputError(f"cannot roll back to chunk {k}: {len(self.chunks)} chunks exist")
+        self.chunks = self.chunks[:k]
+        keep = 1 if k == 0 else self.chunks[-1].new_indices[-1] + 1
+        self.frames = self.frames[:keep]
+        self.depths = self.depths[:keep]
+
+
+@dataclass
+class PipelineOutput:
+    """Frames (N, 3, H, W) in [0, 1], depths (N, H, W), the cameras used, and every chunk's record."""
+
+    frames: Tensor
+    depths: Tensor
+    cameras: Cameras
+    chunks: list[ChunkRecord]
+
+
+class WorldWarpPipeline:
+    """One image and a camera path in, a long 3D-consistent video out.
+
+    Args:
+        denoiser: any ST-Diff :class:`~worldwarp.diffusion.denoisers.base.Denoiser` (``tiny`` or ``wan``).
+        config: the method's numbers (:class:`PipelineConfig`).
+        depth_estimator: estimates depth of generated frames where they were filled (optional; without it
+            holes take a background-biased fill of the rendered depth).
+        device: where the cache and the sampler run; the denoiser must already be there.
+    """
+
+    def __init__(
+        self,
+        denoiser: Denoiser,
+        config: PipelineConfig | None = None,
+        depth_estimator: Any | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.denoiser = denoiser
+        self.config = config or PipelineConfig()
+        self.depth_estimator = depth_estimator
+        self.device = torch.device(device)
+        c = self.config
+        tf = denoiser.time_factor
+        if (c.chunk_frames - 1) % tf or (c.overlap - 1) % tf:
+            raise InputError(
+                f"chunk_frames - 1 ({c.chunk_frames - 1}) and overlap - 1 ({c.overlap - 1}) must be multiples of "
+                f"the denoiser's time factor {tf}"
+            )
+        grid = denoiser.space_factor * denoiser.patch_size
+        if c.height % grid or c.width % grid:
+            raise InputError(f"resolution {c.height}x{c.width} must be a multiple of {grid} for this denoiser")
+        self._cond: Any = None
+
+    # ------------------------------------------------------------------ state
+    def start(self, image: Tensor, cameras: Cameras, depth: Tensor) -> GenerationState:
+        """A fresh state: ``image`` (3, H, W) in [0, 1] is frame 0 with z-depth ``depth`` (H, W) at ``cameras[0]``.
+
+        ``cameras`` are the N target cameras at the working resolution; the path is extended past its end when
+        the last chunk needs more frames.
+        """
+        c = self.config
+        if image.shape != (3, c.height, c.width):
+            raise InputError(
+                f"image must be (3, {c.height}, {c.width}) at the working resolution, got {tuple(image.shape)}"
+            )
+        if depth.shape != (c.height, c.width):
+            raise InputError(f"depth must be ({c.height}, {c.width}), got {tuple(depth.shape)}")
+        if (cameras.height, cameras.width) != (c.height, c.width):
+            cameras = cameras.resize(c.height, c.width)
+        if not bool(torch.isfinite(depth).all()) or not bool((depth > 0).any()):
+            raise InputError("start depth has no valid (finite, positive) value")
+        num_frames = len(cameras)
+        layout = chunk_layout(num_frames, c.chunk_frames, c.overlap)
+        needed = layout[-1][2]
+        if needed > num_frames:
+            from worldwarp.trajectory.extend import extrapolate
+
+            cameras = extrapolate(cameras, needed)
+        image = quantize(image.to(self.device, torch.float32))
+        return GenerationState(
+            cameras=cameras.to(self.device, torch.float32),
+            num_frames=num_frames,
+            frames=image[None],
+            depths=depth.to(self.device, torch.float32)[None],
+            chunks=[],
+            layout=layout,
+        )
+
+    def _conditioning(self) -> Any:
+        if self._cond is None and self.config.fill == "diffusion":
+            self._cond = self.denoiser.encode_prompt(self.config.prompt, self.config.negative_prompt)
+        return self._cond
+
+    # ------------------------------------------------------------------ one chunk
+    def step(self, state: GenerationState) -> ChunkRecord:
+        """Generate the next chunk of ``state`` (steps 1-6) and append it; returns its record."""
+        if state.done:
+            raise InputError("every chunk of this trajectory has been generated")
+        c = self.config
+        k = state.next_chunk
+        start, n_hist, end = state.layout[k]
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+
+        # 1. History: the given frames of this chunk and their cameras.
+        hist_frames = state.frames[start : start + n_hist]  # (V, 3, H, W)
+        hist_depths = state.depths[start : start + n_hist]  # (V, H, W)
+        hist_cams = state.cameras[start : start + n_hist]
+        new_cams = state.cameras[start + n_hist : end]
+
+        # 2. Geometry: history depth is already known (start depth, or recorded when the frame was made).
+        timings["geometry"] = time.perf_counter() - t0
+
+        # 3. Cache: fit the 3DGS cache to the history frames (seeded per chunk).
+        t = time.perf_counter()
+        gaussians: Gaussians | None = None
+        if c.cache_mode == "gaussians":
+            cache_cfg = replace(c.cache, seed=c.cache.seed + 1000 * c.seed + k)
+            gaussians = fit_cache(hist_frames, hist_depths, hist_cams, cache_cfg, progress=c.progress)
+        timings["cache"] = time.perf_counter() - t
+
+        # 4. Forward warp into the new cameras: prior RGB, validity mask, rendered depth.
+        t = time.perf_counter()
+        warp = self._warp(gaussians, hist_frames, hist_depths, hist_cams, new_cams)
+        timings["warp"] = time.perf_counter() - t
+
+        # 5. ST-Diff: fill the holes and revise the warped regions (or the inpainting baseline).
+        t = time.perf_counter()
+        if c.fill == "inpaint":
+            new_frames = _inpaint(warp.rgb, warp.mask)
+        else:
+            new_frames = self._diffuse(k, hist_frames, warp)
+        new_frames = quantize(new_frames)
+        timings["diffusion"] = time.perf_counter() - t
+
+        # 6. Append: depth of the new frames, drop frames past the requested end, record the chunk.
+        t = time.perf_counter()
+        new_depths = self._new_depths(new_frames, warp)
+        keep = max(0, min(end, state.num_frames) - (start + n_hist))
+        first_new = start + n_hist
+        state.frames = torch.cat([state.frames[:first_new], new_frames[:keep]])
+        state.depths = torch.cat([state.depths[:first_new], new_depths[:keep]])
+        timings["append"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        record = ChunkRecord(
+            index=k,
+            start=start,
+            history=n_hist,
+            end=end,
+            new_indices=list(range(first_new, first_new + keep)),
+            prior=quantize(warp.rgb[:keep]),
+            mask=warp.mask[:keep],
+            gaussians=gaussians,
+            timings=timings,
+        )
+        state.chunks.append(record)
+        return record
+
+    def _warp(
+        self,
+        gaussians: Gaussians | None,
+        frames: Tensor,
+        depths: Tensor,
+        cams: Cameras,
+        targets: Cameras,
+    ) -> WarpResult:
+        c = self.config
+        if c.cache_mode == "gaussians":
+            assert gaussians is not None
+            return forward_warp(gaussians, targets, cams, depths, c.warp)
+        if c.cache_mode == "points":
+            return point_cloud_warp(frames, depths, cams, targets, c.warp)
+        n, H, W = len(targets), c.height, c.width
+        z = torch.zeros(n, H, W, device=frames.device, dtype=frames.dtype)
+        return WarpResult(
+            rgb=torch.zeros(n, 3, H, W, device=frames.device, dtype=frames.dtype),
+            depth=z,
+            alpha=z.clone(),
+            mask=torch.zeros(n, H, W, dtype=torch.bool, device=frames.device),
+        )
+
+    def _diffuse(self, k: int, hist_frames: Tensor, warp: WarpResult) -> Tensor:
+        c = self.config
+        den = self.denoiser
+        n_hist = hist_frames.shape[0]
+        prior_rgb = torch.where(warp.mask[:, None], warp.rgb, torch.zeros_like(warp.rgb))
+        video = torch.cat([hist_frames, prior_rgb])  # (T, 3, H, W)
+        T = video.shape[0]
+        pix_mask = torch.cat([torch.ones(n_hist, c.height, c.width, dtype=torch.bool, device=video.device), warp.mask])
+        with torch.no_grad():
+            latents = den.encode(video.permute(1, 0, 2, 3)[None])  # (1, C, T', H', W')
+            lmask = mask_to_latent(pix_mask, den.time_factor, den.space_factor)[None]  # (1, T', H', W')
+            Tl = latents.shape[2]
+            # latent frame t covers pixel frames [0] (t = 0) or [tf (t - 1) + 1, tf t]; it is history when all are.
+            last_frame = torch.tensor([0] + [den.time_factor * t for t in range(1, Tl)], device=video.device)
+            history = (last_frame < n_hist)[None]  # (1, T')
+            generator = torch.Generator(device=latents.device).manual_seed(1_000_003 * c.seed + k)
+            out = sample(
+                den,
+                latents,
+                lmask,
+                history,
+                c.sampler,
+                generator=generator,
+                cond=self._conditioning(),
+                progress=c.progress,
+            )
+            decoded = den.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
+        assert decoded.shape[0] == T
+        return decoded[n_hist:].to(hist_frames.dtype).clamp(0, 1)
+
+    def _new_depths(self, frames: Tensor, warp: WarpResult) -> Tensor:
+        valid = warp.mask & (warp.depth > 0)
+        if self.depth_estimator is not None:
+            from worldwarp.geometry.align import align_depth
+
+            pred = self.depth_estimator.estimate(frames).depth.to(warp.depth)
+            out = []
+            for i in range(frames.shape[0]):
+                if int(valid[i].sum()) >= 16:
+                    aligned = align_depth(pred[i], warp.depth[i], valid[i])
+                    out.append(torch.where(valid[i], warp.depth[i], aligned))
+                else:
+                    out.append(fill_depth(warp.depth[i : i + 1], valid[i : i + 1])[0])
+            return torch.stack(out)
+        return fill_depth(warp.depth, valid)
+
+    # ------------------------------------------------------------------ whole runs
+    def __call__(
+        self,
+        image: Tensor,
+        cameras: Cameras,
+        depth: Tensor,
+        *,
+        state_dir: str | os.PathLike[str] | None = None,
+        resume: bool = False,
+        callback: Callable[[ChunkRecord, GenerationState], None] | None = None,
+    ) -> PipelineOutput:
+        """Generate the whole trajectory. With ``state_dir`` every finished chunk is saved atomically there, and
+        ``resume=True`` continues from the saved chunks (giving the same frames as an uninterrupted run)."""
+        from tqdm.auto import tqdm
+
+        state = self.start(image, cameras, depth)
+        store = ChunkStore(Path(state_dir), self._fingerprint(state)) if state_dir is not None else None
+        if store is not None:
+            if resume:
+                store.restore(state)
+            else:
+                store.reset()
+        bar = tqdm(total=len(state.layout), initial=len(state.chunks), desc="chunks", disable=not self.config.progress)
+        while not state.done:
+            record = self.step(state)
+            if store is not None:
+                store.save(state, record)
+            if callback is not None:
+                callback(record, state)
+            bar.update(1)
+        bar.close()
+        n = state.num_frames
+        return PipelineOutput(state.frames[:n], state.depths[:n], state.cameras[:n], state.chunks)
+
+    def _fingerprint(self, state: GenerationState) -> str:
+        """Hash of everything that determines the frames: config, denoiser, inputs."""
+        h = hashlib.sha256()
+        h.update(json.dumps(self.config.to_dict(), sort_keys=True, default=str).encode())
+        h.update(type(self.denoiser).__name__.encode())
+        params = getattr(self.denoiser, "parameters", None)
+        if callable(params):
+            for p in list(params())[:4]:
+                h.update(p.detach().float().cpu().numpy().tobytes()[:4096])
+        for t in (state.frames[0], state.depths[0], state.cameras.c2w, state.cameras.K):
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+
+class ChunkStore:
+    """Saves every finished chunk of a run atomically (``chunk_0000.pt`` ...) and restores them on resume."""
+
+    def __init__(self, root: Path, fingerprint: str) -> None:
+        self.root = root
+        self.fingerprint = fingerprint
+
+    def reset(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for f in self.root.glob("chunk_*.pt"):
+            f.unlink()
+        self._write_meta()
+
+    def _write_meta(self) -> None:
+        from worldwarp.io.atomic import atomic_write_text
+
+        atomic_write_text(
+            self.root / "state.json",
+            json.dumps({"version": STATE_VERSION, "fingerprint": self.fingerprint}, indent=2) + "\n",
+        )
+
+    def save(self, state: GenerationState, record: ChunkRecord) -> None:
+        from worldwarp.io.atomic import atomic_write
+
+        idx = record.new_indices
+        payload = {
+            "fingerprint": self.fingerprint,
+            "record": {k: v for k, v in asdict_shallow(record).items() if k not in ("prior", "mask", "gaussians")},
+            "frames": (state.frames[idx].cpu() * 255).round().to(torch.uint8),
+            "depths": state.depths[idx].cpu(),
+            "prior": (record.prior.cpu() * 255).round().to(torch.uint8),
+            "mask": record.mask.cpu(),
+        }
+        with atomic_write(self.root / f"chunk_{record.index:04d}.pt", "wb") as f:
+            torch.save(payload, f)
+
+    def restore(self, state: GenerationState) -> None:
+        """Append every saved chunk that belongs to this run, in order; a different run's state is an error."""
+        meta = self.root / "state.json"
+        if not meta.is_file():
+            self.reset()
+            return
+        saved = json.loads(meta.read_text())
+        if saved.get("fingerprint") != self.fingerprint:
+            raise InputError(
+                f"{self.root}: the saved chunks belong to a different run (other inputs or settings); "
+                "run without --resume to start over"
+            )
+        dev = state.frames.device
+        for k in range(len(state.layout)):
+            f = self.root / f"chunk_{k:04d}.pt"
+            if not f.is_file():
+                break
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+            r = payload["record"]
+            idx = r["new_indices"]
+            first = r["start"] + r["history"]
+            state.frames = torch.cat([state.frames[:first], payload["frames"].to(dev, torch.float32) / 255])
+            state.depths = torch.cat([state.depths[:first], payload["depths"].to(dev, torch.float32)])
+            assert state.frames.shape[0] == (idx[-1] + 1 if idx else first)
+            state.chunks.append(
+                ChunkRecord(
+                    index=r["index"],
+                    start=r["start"],
+                    history=r["history"],
+                    end=r["end"],
+                    new_indices=idx,
+                    prior=payload["prior"].to(dev, torch.float32) / 255,
+                    mask=payload["mask"].to(dev),
+                    gaussians=None,
+                    timings=r["timings"],
+                )
+            )
+
+
+def asdict_shallow(record: ChunkRecord) -> dict[str, Any]:
+    return {f: getattr(record, f) for f in record.__dataclass_fields__}
+
+
+def _inpaint(rgb: Tensor, mask: Tensor) -> Tensor:
+    """Classical hole filling: OpenCV Telea inpainting of the warped prior, frame by frame (no revision)."""
+    try:
+        import cv2
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise InputError("the inpaint baseline needs OpenCV: pip install 'worldwarp[eval]'") from e
+    import numpy as np
+
+    out = []
+    for i in range(rgb.shape[0]):
+        img = (rgb[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
+        holes = (~mask[i]).cpu().numpy().astype(np.uint8)
+        filled = cv2.inpaint(img, holes, 3, cv2.INPAINT_TELEA) if holes.any() else img
+        out.append(torch.from_numpy(filled).permute(2, 0, 1).to(rgb) / 255)
+    return torch.stack(out)

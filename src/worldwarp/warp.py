@@ -1,0 +1,383 @@
+"""Forward warping: render the 3DGS cache at the target cameras and decide which pixels to trust.
+
+Step 4 of the chunk loop (docs: DESIGN.md section 1). :func:`forward_warp` renders the Gaussian cache at every
+target camera (RGB, alpha, expected z-depth) and marks a pixel valid when
+
+1. its accumulated opacity exceeds ``alpha_threshold`` (0.5), and
+2. (optional) its rendered depth agrees with at least one history view: the pixel is lifted to 3D with its
+   rendered depth, projected into every history camera, and accepted when the history depth sampled there
+   differs from the projected z-depth by less than ``depth_rel_tol`` (10 %) of the history depth; a pixel that
+   falls outside every history image (or onto no valid history depth) is rejected, and
+3. the mask survives an erosion with a square kernel of ``erosion`` pixels at a ``min(H, W)`` of
+   ``erosion_reference`` (15 at 480x720), scaled with the resolution (see :func:`erosion_kernel_size`).
+
+:func:`point_cloud_warp` is the ablation baseline ("point-cloud cache"): history pixels are unprojected and
+z-buffer splatted into the targets with a fixed pixel radius; a pixel is valid when some point covers it (then
+eroded the same way). :func:`mask_to_latent` reduces a pixel mask to the diffusion model's latent grid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from worldwarp.cameras import Cameras
+from worldwarp.errors import InputError
+
+if TYPE_CHECKING:
+    from worldwarp.splat.gaussians import Gaussians
+
+__all__ = [
+    "WarpConfig",
+    "WarpResult",
+    "erode_mask",
+    "erosion_kernel_size",
+    "forward_warp",
+    "mask_to_latent",
+    "point_cloud_warp",
+    "reprojection_mask",
+]
+
+
+@dataclass
+class WarpConfig:
+    """Settings of the forward warp (paper defaults).
+
+    Attributes:
+        alpha_threshold: a rendered pixel needs accumulated opacity above this to be valid.
+        reprojection: run the reprojection (depth agreement) check against the history views.
+        depth_rel_tol: accepted relative depth error ``|z - d_hist| / d_hist`` in the reprojection check.
+        depth_sampling: how the history depth is read at a projected point: ``"nearest"`` pixel, or
+            ``"bilinear"`` (then all four neighbours must hold valid depth).
+        erosion: side of the square erosion kernel at ``min(H, W) == erosion_reference``; 0 or 1 disables it.
+        erosion_reference: the ``min(H, W)`` at which ``erosion`` applies (480 for the paper's 480x720).
+        batch_size: number of target cameras rendered at once (bounds memory).
+        backend: rasteriser backend (``"auto"``, ``"torch"``, ``"cpu"``, ``"gsplat"``).
+        near: near plane of the rasteriser; also the smallest history depth treated as valid.
+        background: RGB in [0, 1] written where nothing is rendered.
+        point_radius: :func:`point_cloud_warp` only: a point covers the pixel it falls in plus every pixel
+            whose integer offset (dx, dy) from it has ``dx^2 + dy^2 <= point_radius^2``.
+    """
+
+    alpha_threshold: float = 0.5
+    reprojection: bool = True
+    depth_rel_tol: float = 0.1
+    depth_sampling: Literal["nearest", "bilinear"] = "nearest"
+    erosion: int = 15
+    erosion_reference: int = 480
+    batch_size: int = 8
+    backend: str = "auto"
+    near: float = 0.01
+    background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    point_radius: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.alpha_threshold < 1.0:
+            raise InputError(f"WarpConfig.alpha_threshold must lie in [0, 1), got {self.alpha_threshold}")
+        if self.depth_rel_tol <= 0:
+            raise InputError(f"WarpConfig.depth_rel_tol must be > 0, got {self.depth_rel_tol}")
+        if self.depth_sampling not in ("nearest", "bilinear"):
+            raise InputError(f"WarpConfig.depth_sampling must be 'nearest' or 'bilinear', got {self.depth_sampling!r}")
+        if self.erosion < 0 or self.erosion_reference <= 0:
+            raise InputError(
+                f"WarpConfig.erosion must be >= 0 and erosion_reference > 0, got {self.erosion}, "
+                f"{self.erosion_reference}"
+            )
+        if self.batch_size < 1:
+            raise InputError(f"WarpConfig.batch_size must be >= 1, got {self.batch_size}")
+        if self.near <= 0:
+            raise InputError(f"WarpConfig.near must be > 0, got {self.near}")
+        if len(self.background) != 3:
+            raise InputError(f"WarpConfig.background must be three numbers, got {self.background}")
+        if self.point_radius < 0:
+            raise InputError(f"WarpConfig.point_radius must be >= 0, got {self.point_radius}")
+
+
+@dataclass
+class WarpResult:
+    """Warped prior at N target cameras.
+
+    Attributes:
+        rgb: (N, 3, H, W) rendered colour in [0, 1] (raw render everywhere; trust it only where ``mask``).
+        depth: (N, H, W) rendered z-depth (0 where nothing was rendered).
+        alpha: (N, H, W) accumulated opacity (coverage for the point-cloud warp).
+        mask: (N, H, W) bool, True where the warp is trusted.
+    """
+
+    rgb: Tensor
+    depth: Tensor
+    alpha: Tensor
+    mask: Tensor
+
+
+# ---------------------------------------------------------------------------------------------- mask helpers
+def erosion_kernel_size(height: int, width: int, config: WarpConfig) -> int:
+    """Side of the erosion kernel at ``(height, width)``.
+
+    ``k = odd(config.erosion * min(H, W) / config.erosion_reference)``: the nearest odd integer (ties go up),
+    at least 1; ``erosion`` of 0 or 1 gives 1 (no erosion). 15 at 480x720, 7 at 240x360, 31 at 960x1440.
+    """
+    if config.erosion <= 1:
+        return 1
+    x = config.erosion * min(height, width) / config.erosion_reference
+    return max(1, 2 * math.floor(x / 2) + 1)
+
+
+def erode_mask(mask: Tensor, kernel: int) -> Tensor:
+    """Erode a boolean mask (..., H, W) with a ``kernel`` x ``kernel`` square (odd).
+
+    A pixel stays True only if every pixel of its kernel neighbourhood inside the image is True; the image
+    border itself does not erode (outside pixels count as True). Separable max filter, O(kernel) per pixel.
+    """
+    if kernel <= 1:
+        return mask.clone()
+    if kernel % 2 == 0:
+        raise ValueError(f"erosion kernel must be odd, got {kernel}")
+    shape = mask.shape
+    hole = (~mask).reshape(-1, 1, *shape[-2:]).to(torch.float32)  # (B, 1, H, W)
+    r = kernel // 2
+    hole = F.max_pool2d(hole, (1, kernel), stride=1, padding=(0, r))
+    hole = F.max_pool2d(hole, (kernel, 1), stride=1, padding=(r, 0))
+    return (hole == 0).reshape(shape)
+
+
+def mask_to_latent(mask: Tensor, time_factor: int, space_factor: int) -> Tensor:
+    """Reduce a pixel validity mask to the latent grid of a causal video VAE.
+
+    Args:
+        mask: (..., T, H, W) bool, True = valid (warped) pixel.
+        time_factor: temporal compression (4 for Wan); frame 0 forms a latent frame on its own, then every
+            ``time_factor`` frames form one, so ``T' = 1 + (T - 1) // time_factor`` (trailing frames that do
+            not fill a group are dropped, as the VAE drops them).
+        space_factor: spatial compression (8 for Wan); H and W must be multiples of it.
+
+    Returns:
+        (..., T', H / space_factor, W / space_factor) bool: a latent cell is valid only if every pixel of every
+        frame it covers is valid.
+    """
+    if mask.ndim < 3:
+        raise ValueError(f"mask must have shape (..., T, H, W), got {tuple(mask.shape)}")
+    if time_factor < 1 or space_factor < 1:
+        raise ValueError(f"compression factors must be >= 1, got time {time_factor}, space {space_factor}")
+    *lead, t, h, w = mask.shape
+    if h % space_factor or w % space_factor:
+        raise ValueError(f"mask size {h}x{w} is not a multiple of the spatial factor {space_factor}")
+    mask = mask.bool()
+    t_lat = 1 + (t - 1) // time_factor
+    first = mask[..., :1, :, :]
+    rest = mask[..., 1 : 1 + (t_lat - 1) * time_factor, :, :]
+    rest = rest.reshape(*lead, t_lat - 1, time_factor, h, w).all(dim=-3)
+    m = torch.cat([first, rest], dim=-3)  # (..., T', H, W)
+    m = m.reshape(*lead, t_lat, h // space_factor, space_factor, w // space_factor, space_factor)
+    return m.all(dim=-1).all(dim=-2)
+
+
+# ---------------------------------------------------------------------------------------------- reprojection
+def _sample_depth(depth: Tensor, uv: Tensor, near: float, mode: str) -> tuple[Tensor, Tensor]:
+    """History depth (H, W) read at pixel positions uv (P, 2) -> (values (P,), ok (P,) bool)."""
+    h, w = depth.shape
+    u, v = uv[:, 0], uv[:, 1]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    if mode == "nearest":
+        j = u.floor().long().clamp(0, w - 1)
+        i = v.floor().long().clamp(0, h - 1)
+        d = depth[i, j]
+        return d, inside & (d > near)
+    # bilinear between pixel centres; every contributing neighbour must hold valid depth
+    x = (u - 0.5).clamp(0, w - 1)
+    y = (v - 0.5).clamp(0, h - 1)
+    x0 = x.floor().long().clamp(0, w - 1)
+    y0 = y.floor().long().clamp(0, h - 1)
+    x1 = (x0 + 1).clamp(max=w - 1)
+    y1 = (y0 + 1).clamp(max=h - 1)
+    fx = x - x0.to(x.dtype)
+    fy = y - y0.to(y.dtype)
+    d00, d01, d10, d11 = depth[y0, x0], depth[y0, x1], depth[y1, x0], depth[y1, x1]
+    ok = inside & (d00 > near) & (d01 > near) & (d10 > near) & (d11 > near)
+    d = (d00 * (1 - fx) + d01 * fx) * (1 - fy) + (d10 * (1 - fx) + d11 * fx) * fy
+    return d, ok
+
+
+def reprojection_mask(
+    points: Tensor,
+    history_cameras: Cameras,
+    history_depths: Tensor,
+    *,
+    rel_tol: float = 0.1,
+    near: float = 0.01,
+    sampling: str = "nearest",
+) -> Tensor:
+    """True for world points (P, 3) whose depth agrees with at least one history view.
+
+    A point is accepted by history view v when it projects inside view v's image in front of the camera, the
+    history depth there is valid (> ``near``) and ``|z_v - d_v| < rel_tol * d_v``. Depth maps are (V, Hh, Wh)
+    in ``history_cameras``' image size. Returns (P,) bool.
+    """
+    if history_depths.shape != (len(history_cameras), history_cameras.height, history_cameras.width):
+        raise InputError(
+            f"history depths of shape {tuple(history_depths.shape)} do not match {len(history_cameras)} cameras "
+            f"of {history_cameras.height}x{history_cameras.width}"
+        )
+    cams = history_cameras.to(points.device, points.dtype)
+    depths = history_depths.to(points.device, points.dtype)
+    ok = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
+    for v in range(len(cams)):
+        uv, z = cams[v].project(points)  # (1, P, 2), (1, P)
+        d, valid = _sample_depth(depths[v], uv[0], near, sampling)
+        ok |= valid & (z[0] > near) & ((z[0] - d).abs() < rel_tol * d)
+    return ok
+
+
+# ---------------------------------------------------------------------------------------------- warps
+def forward_warp(
+    gaussians: Gaussians,
+    targets: Cameras,
+    history_cameras: Cameras | None,
+    history_depths: Tensor | None,
+    config: WarpConfig | None = None,
+) -> WarpResult:
+    """Render the Gaussian cache at ``targets`` and compute the validity mask (see the module docstring).
+
+    Args:
+        gaussians: the fitted cache; rendering runs in its dtype and on its device.
+        targets: N target cameras (any size).
+        history_cameras: V cameras of the history frames (needed when ``config.reprojection``).
+        history_depths: (V, Hh, Wh) z-depth of the history frames (0 = unknown), in the history cameras' size.
+        config: warp settings (paper defaults when None).
+
+    Returns:
+        :class:`WarpResult` with rgb (N, 3, H, W), depth/alpha (N, H, W) and mask (N, H, W) bool.
+    """
+    from worldwarp.splat.raster import rasterize
+
+    config = config or WarpConfig()
+    if config.reprojection and (history_cameras is None or history_depths is None):
+        raise InputError("forward_warp: the reprojection check needs history_cameras and history_depths")
+    dtype, device = gaussians.means.dtype, gaussians.means.device
+    cams = targets.to(device, dtype)
+    background = torch.tensor(config.background, dtype=dtype, device=device)
+    rgbs, depths, alphas, masks = [], [], [], []
+    for s in range(0, len(cams), config.batch_size):
+        batch = cams[s : s + config.batch_size]
+        with torch.no_grad():
+            out = rasterize(gaussians, batch, backend=config.backend, background=background, near=config.near)
+        depth = out.depth.detach()  # (n, H, W)
+        valid = out.alpha.detach() > config.alpha_threshold
+        if config.reprojection:
+            assert history_cameras is not None and history_depths is not None
+            pts = batch.unproject(depth)  # (n, H, W, 3)
+            for k in range(len(batch)):
+                ok = reprojection_mask(
+                    pts[k].reshape(-1, 3),
+                    history_cameras,
+                    history_depths,
+                    rel_tol=config.depth_rel_tol,
+                    near=config.near,
+                    sampling=config.depth_sampling,
+                )
+                valid[k] &= ok.view(batch.height, batch.width) & (depth[k] > config.near)
+        rgbs.append(out.rgb.detach())
+        depths.append(depth)
+        alphas.append(out.alpha.detach())
+        masks.append(valid)
+    mask = torch.cat(masks)
+    mask = erode_mask(mask, erosion_kernel_size(cams.height, cams.width, config))
+    return WarpResult(rgb=torch.cat(rgbs), depth=torch.cat(depths), alpha=torch.cat(alphas), mask=mask)
+
+
+_TIE = 1e-6
+
+
+def _disk_offsets(radius: float, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Integer pixel offsets (dx, dy) with dx^2 + dy^2 <= radius^2 (always including (0, 0))."""
+    r = int(math.floor(radius))
+    d = torch.arange(-r, r + 1, device=device)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    keep = (dx * dx + dy * dy) <= radius * radius
+    return dx[keep], dy[keep]
+
+
+def point_cloud_warp(
+    images: Tensor,
+    depths: Tensor,
+    cameras: Cameras,
+    targets: Cameras,
+    config: WarpConfig | None = None,
+) -> WarpResult:
+    """Baseline warp: z-buffer splat the unprojected history pixels into the targets.
+
+    Every history pixel with depth > ``config.near`` becomes a coloured 3D point; in each target it covers the
+    pixel it falls in (pixel j spans [j, j + 1)) and its ``point_radius`` disk of neighbours; the nearest point
+    wins each pixel (``scatter_reduce`` amin on depth, then the winning point's colour). Depths within a relative
+    1e-6 of the nearest count as a tie, won by the point that lands closest to the pixel centre (then by the
+    larger index), so a fronto-parallel plane seen at the same scale is reproduced exactly. mask = covered, eroded like :func:`forward_warp`; alpha = coverage (0/1).
+
+    Args:
+        images: (V, 3, Hh, Wh) history frames in [0, 1]; the computation runs in their dtype and device.
+        depths: (V, Hh, Wh) z-depth (0 = unknown).
+        cameras: V history cameras of size (Hh, Wh).
+        targets: N target cameras (any size).
+        config: warp settings (``point_radius``, ``near``, ``background``, erosion).
+
+    Returns:
+        :class:`WarpResult` (rgb, depth = winning point's z, alpha, mask).
+    """
+    config = config or WarpConfig()
+    v, _, hh, wh = images.shape
+    if depths.shape != (v, hh, wh) or (cameras.height, cameras.width) != (hh, wh) or len(cameras) != v:
+        raise InputError(
+            f"point_cloud_warp: images {tuple(images.shape)}, depths {tuple(depths.shape)} and {len(cameras)} "
+            f"cameras of {cameras.height}x{cameras.width} do not match"
+        )
+    dtype, device = images.dtype, images.device
+    depths = depths.to(device, dtype)
+    src = cameras.to(device, dtype)
+    valid = torch.isfinite(depths) & (depths > config.near)
+    pts = src.unproject(torch.where(valid, depths, torch.zeros_like(depths)))[valid]  # (P, 3)
+    cols = images.permute(0, 2, 3, 1)[valid]  # (P, 3)
+    cols = torch.cat([cols, cols.new_zeros(1, 3)])  # a spare row keeps the gather valid when P = 0
+    n_pts = pts.shape[0]
+    h, w = targets.height, targets.width
+    dx, dy = _disk_offsets(config.point_radius, device)  # (O,)
+    tgt = targets.to(device, dtype)
+    background = torch.tensor(config.background, dtype=dtype, device=device)
+    point_index = torch.arange(n_pts, device=device)[:, None].expand(n_pts, dx.numel())  # (P, O)
+    rgbs, zs, covers = [], [], []
+    z_pad = torch.zeros(1, dtype=dtype, device=device)
+    for t in range(len(tgt)):
+        uv, z = tgt[t].project(pts)  # (1, P, 2), (1, P)
+        uv, z = uv[0], z[0]
+        front = z > config.near
+        px = uv[:, 0].floor().clamp(-(2**30), 2**30).long()[:, None] + dx  # (P, O)
+        py = uv[:, 1].floor().clamp(-(2**30), 2**30).long()[:, None] + dy
+        ok = front[:, None] & (px >= 0) & (px < w) & (py >= 0) & (py < h)
+        key = (py * w + px)[ok]
+        zk = z[:, None].expand_as(px)[ok]
+        idx = point_index[ok]
+        zbuf = torch.full((h * w,), math.inf, dtype=dtype, device=device)
+        zbuf.scatter_reduce_(0, key, zk, reduce="amin")
+        # ties (depth within a relative _TIE of the nearest): the point landing closest to the pixel centre
+        win = zk <= zbuf[key] * (1 + _TIE)
+        key, idx = key[win], idx[win]
+        du = (px + 0.5 - uv[:, :1])[ok][win]
+        dv = (py + 0.5 - uv[:, 1:])[ok][win]
+        dist = du * du + dv * dv
+        dbuf = torch.full((h * w,), math.inf, dtype=dtype, device=device)
+        dbuf.scatter_reduce_(0, key, dist, reduce="amin")
+        best = dist == dbuf[key]
+        owner = torch.full((h * w,), -1, dtype=torch.long, device=device)
+        owner.scatter_reduce_(0, key[best], idx[best], reduce="amax")
+        zbuf = torch.cat([z, z_pad])[owner.clamp_min(0)]
+        covered = owner >= 0
+        rgb = torch.where(covered[:, None], cols[owner.clamp_min(0)], background)  # (H*W, 3)
+        rgbs.append(rgb.T.reshape(3, h, w))
+        zs.append(torch.where(covered, zbuf, torch.zeros_like(zbuf)).view(h, w))
+        covers.append(covered.view(h, w))
+    cover = torch.stack(covers)
+    mask = erode_mask(cover, erosion_kernel_size(h, w, config))
+    return WarpResult(rgb=torch.stack(rgbs), depth=torch.stack(zs), alpha=cover.to(dtype), mask=mask)

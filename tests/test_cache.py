@@ -1,0 +1,141 @@
+"""3DGS cache: SSIM, initialisation from history frames, and fitting."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from worldwarp.cameras import Cameras, look_at
+from worldwarp.errors import InputError
+from worldwarp.splat.cache import CacheConfig, init_gaussians, sample_pixels, scene_extent
+from worldwarp.splat.gaussians import SH_C0
+from worldwarp.splat.ssim import ssim, ssim_map
+
+
+def _cam(h: int, w: int, f: float, c2w: torch.Tensor | None = None) -> Cameras:
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
+    return Cameras(torch.eye(4, dtype=torch.float64) if c2w is None else c2w, K, h, w)
+
+
+# ---------------------------------------------------------------------------------------------- SSIM
+def test_ssim_matches_skimage_and_identity() -> None:
+    from skimage.metrics import structural_similarity
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 24, 31, generator=g, dtype=torch.float64)
+    b = (a + 0.3 * torch.rand(2, 3, 24, 31, generator=g, dtype=torch.float64)).clamp(0, 1)
+    ours = ssim(a, b)
+    for i in range(2):
+        ref = structural_similarity(
+            a[i].numpy(), b[i].numpy(), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            data_range=1.0, channel_axis=0,
+        )  # fmt: skip
+        assert abs(float(ours[i]) - ref) < 1e-10
+    assert torch.allclose(ssim(a, a), torch.ones(2, dtype=torch.float64))
+    assert ssim_map(a, b, window=7).shape == (2, 3, 18, 25)
+    # a constant shift of a constant image: SSIM = (2 mu_a mu_b + c1) / (mu_a^2 + mu_b^2 + c1)
+    c = torch.full((1, 1, 12, 12), 0.2, dtype=torch.float64)
+    c1 = 1e-4
+    expected = (2 * 0.2 * 0.5 + c1) / (0.2**2 + 0.5**2 + c1)
+    assert math.isclose(float(ssim(c, c + 0.3)), expected, rel_tol=1e-12)
+    # differentiable
+    x = b.clone().requires_grad_(True)
+    (1 - ssim(a, x)).sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError):
+        ssim(a[:, :, :5, :5], b[:, :, :5, :5])
+
+
+# ---------------------------------------------------------------------------------------------- init
+def _random_view(h: int = 12, w: int = 16, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, Cameras]:
+    g = torch.Generator().manual_seed(seed)
+    c2w = look_at(torch.tensor([0.3, -0.2, -2.0]), torch.tensor([0.0, 0.0, 0.5]))
+    cam = _cam(h, w, 14.0, c2w)
+    img = torch.rand(1, 3, h, w, generator=g, dtype=torch.float64)
+    depth = 1 + 2 * torch.rand(1, h, w, generator=g, dtype=torch.float64)
+    depth[0, 0, :5] = 0.0  # unknown
+    depth[0, 3, 3] = 5e-4  # below near
+    depth[0, 4, 4] = float("nan")
+    return img, depth, cam
+
+
+def test_init_places_one_gaussian_per_valid_pixel_on_its_ray() -> None:
+    img, depth, cam = _random_view()
+    h, w = depth.shape[1:]
+    gs = init_gaussians(img, depth, cam, CacheConfig())
+    valid = torch.isfinite(depth[0]) & (depth[0] > 1e-3)
+    assert gs.num == int(valid.sum()) == h * w - 7
+    uv, z = cam.project(gs.means)
+    ij = valid.nonzero()
+    centres = torch.stack([ij[:, 1] + 0.5, ij[:, 0] + 0.5], dim=1).double()
+    assert torch.allclose(uv[0], centres, atol=1e-9)
+    assert torch.allclose(z[0], depth[0][valid], atol=1e-12)
+    assert torch.allclose(gs.rgb, img[0].permute(1, 2, 0)[valid], atol=1e-12)
+    assert torch.allclose(gs.sh[:, 0], (img[0].permute(1, 2, 0)[valid] - 0.5) / SH_C0, atol=1e-12)
+    assert torch.equal(gs.quats, torch.tensor([[1.0, 0, 0, 0]], dtype=torch.float64).expand(gs.num, 4))
+    assert torch.allclose(gs.opacities, torch.full((gs.num,), 0.9, dtype=torch.float64))
+    assert gs.sh_degree == 0 and gs.dtype == torch.float64
+    # isotropic scale = mean distance to the 3 nearest other points (brute force)
+    d = torch.cdist(gs.means, gs.means)
+    d.fill_diagonal_(math.inf)
+    knn = d.topk(3, largest=False).values.mean(dim=1)
+    assert torch.allclose(gs.scales, knn[:, None].expand(-1, 3), rtol=1e-9)
+    # float32 input gives float32 Gaussians; SH degree 2 gives 9 coefficients, higher ones zero
+    gs2 = init_gaussians(img.float(), depth.float(), cam, CacheConfig(sh_degree=2))
+    assert gs2.dtype == torch.float32 and gs2.sh.shape == (gs.num, 9, 3) and (gs2.sh[:, 1:] == 0).all()
+
+
+def test_init_scale_on_a_fronto_parallel_plane() -> None:
+    h, w, f, z = 8, 10, 10.0, 2.0
+    cam = _cam(h, w, f)
+    img = torch.full((1, 3, h, w), 0.5, dtype=torch.float64)
+    depth = torch.full((1, h, w), z, dtype=torch.float64)
+    knn = init_gaussians(img, depth, cam, CacheConfig())
+    fp = init_gaussians(img, depth, cam, CacheConfig(init_scale="footprint"))
+    # grid spacing 0.2: every pixel has 3 neighbours at 0.2 except the corners (0.2, 0.2, 0.2 * sqrt(2))
+    expected = torch.full((h, w), z / f, dtype=torch.float64)
+    expected[[0, 0, -1, -1], [0, -1, 0, -1]] = (2 + math.sqrt(2)) / 3 * z / f
+    assert torch.allclose(knn.scales, expected.flatten()[:, None].expand(-1, 3))
+    assert torch.allclose(fp.scales, torch.full_like(fp.scales, z / f))
+    # capped to a quarter of the pixels: the footprint doubles (sqrt(4))
+    fp4 = init_gaussians(img, depth, cam, CacheConfig(init_scale="footprint", max_points_per_frame=h * w // 4))
+    assert fp4.num == h * w // 4 and torch.allclose(fp4.scales, torch.full_like(fp4.scales, 2 * z / f))
+
+
+def test_sample_pixels_stride_and_random() -> None:
+    valid = torch.ones(4, 5, dtype=torch.bool)
+    valid[1, 2] = False
+    assert torch.equal(sample_pixels(valid, 100), valid.flatten().nonzero()[:, 0])
+    idx = sample_pixels(valid, 4)  # 19 valid pixels, ranks 0, 4, 9, 14
+    order = valid.flatten().nonzero()[:, 0]
+    assert torch.equal(idx, order[torch.tensor([0, 4, 9, 14])])
+    r1 = sample_pixels(valid, 6, "random", torch.Generator().manual_seed(3))
+    r2 = sample_pixels(valid, 6, "random", torch.Generator().manual_seed(3))
+    assert torch.equal(r1, r2) and r1.numel() == 6 and valid.flatten()[r1].all()
+    assert torch.equal(r1, r1.sort().values) and r1.unique().numel() == 6
+
+
+def test_init_caps_points_per_frame_and_concatenates_frames() -> None:
+    img, depth, cam = _random_view()
+    imgs = torch.cat([img, img.flip(-1)])
+    depths = torch.cat([depth, torch.full_like(depth, 2.0)])
+    cams = Cameras.cat([cam, cam])
+    gs = init_gaussians(imgs, depths, cams, CacheConfig(max_points_per_frame=50))
+    assert gs.num == 100
+    uv, z = cams[1].project(gs.means[50:])
+    assert torch.allclose(z, torch.full_like(z, 2.0))
+    with pytest.raises(InputError, match="no history pixel"):
+        init_gaussians(img, torch.zeros_like(depth), cam)
+    with pytest.raises(InputError, match="do not match"):
+        init_gaussians(imgs, depths, cam)
+
+
+def test_scene_extent_and_config_validation() -> None:
+    d = torch.tensor([[0.0, 1.0, 2.0], [3.0, float("nan"), 5.0]])
+    assert scene_extent(d) == 2.0  # median of 1, 2, 3, 5 (lower middle)
+    assert scene_extent(torch.zeros(2, 2)) == 1.0
+    for bad in ({"steps": -1}, {"init_opacity": 1.0}, {"sh_degree": 4}, {"sampling": "grid"}, {"ssim_window": 4}):
+        with pytest.raises(InputError):
+            CacheConfig(**bad)  # type: ignore[arg-type]

@@ -1,0 +1,183 @@
+"""ST-Diff training: the recipe's tensors (analytic), the warp on an exact scene, exact resume, accelerate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import Tensor
+
+from worldwarp.cameras import Cameras
+from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
+from worldwarp.diffusion.schedule import shift_sigmas
+from worldwarp.diffusion.training import (
+    TrainConfig,
+    latest_checkpoint,
+    make_training_inputs,
+    step_generator,
+    train,
+    training_loss,
+    warp_source_into_clip,
+)
+
+TINY = TinyDenoiserConfig(space_factor=2, time_factor=1, patch_size=2, width=16, depth=1, heads=2, freq_dim=8)
+PLANE_Z = 2.0
+
+
+def _texture(X: Tensor, Y: Tensor) -> Tensor:
+    return torch.stack([0.5 + 0.4 * torch.sin(3 * X), 0.5 + 0.4 * torch.cos(2 * Y), 0.5 + 0.2 * torch.sin(X + Y)])
+
+
+class PlaneClips:
+    """Clips of a textured fronto-parallel plane z = 2 seen by cameras sliding along x (exact RGB and depth)."""
+
+    def __init__(self, count: int = 3, frames: int = 3, size: int = 16) -> None:
+        self.count, self.frames, self.size = count, frames, size
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]:
+        n, s = self.frames, self.size
+        c2w = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+        c2w[:, 0, 3] = torch.linspace(0, 0.2, n, dtype=torch.float64) + 0.37 * index
+        K = torch.tensor([[s, 0, s / 2], [0, s, s / 2], [0, 0, 1]], dtype=torch.float64)
+        cams = Cameras(c2w, K, s, s)
+        depth = torch.full((n, s, s), PLANE_Z, dtype=torch.float64)
+        pts = cams.unproject(depth)  # (n, s, s, 3)
+        rgb = _texture(pts[..., 0], pts[..., 1]).permute(1, 0, 2, 3)  # (n, 3, s, s)
+        return rgb.float(), depth.float(), cams
+
+
+def test_warp_source_into_clip_on_exact_plane() -> None:
+    frames, depths, cams = PlaneClips(frames=3, size=16)[0]
+    warped, mask = warp_source_into_clip(frames, depths, cams, source=0, radius=1.0, erosion=0)
+    assert warped.shape == frames.shape and mask.shape == (3, 16, 16) and mask.dtype == torch.bool
+    assert bool(mask[0].all())
+    torch.testing.assert_close(warped[0], frames[0])  # the source warps onto itself exactly
+    # the camera moved 0.2 along x = 1.6 px at z = 2: the rightmost source pixel (u = 15.5) lands at u = 13.9,
+    # pixel 13, and its radius-1 disk reaches pixel 14; column 15 of the last frame sees no source pixel
+    assert not mask[2, :, 15].any() and bool(mask[2, :, :15].all())
+    err = (warped - frames).abs().amax(dim=1)[mask]
+    assert float(err.max()) < 0.1  # nearest-point splat of a smooth texture
+
+
+def test_make_training_inputs_matches_the_recipe() -> None:
+    model = TinyDenoiser(TINY)
+    g = torch.Generator().manual_seed(0)
+    B, T, H, W = 2, 3, 8, 8
+    frames = torch.rand(B, T, 3, H, W, generator=g)
+    warped = torch.rand(B, T, 3, H, W, generator=g)
+    mask = torch.rand(B, T, H, W, generator=g) > 0.2
+    mask[:, :, :4, :4] = True  # a fully valid 2x2-token corner so both levels occur
+    inp = make_training_inputs(model, frames, warped, mask, torch.Generator().manual_seed(5), sigma_shift=3.0)
+    # replay the generator: levels (2, B, T'), then the noise
+    rg = torch.Generator().manual_seed(5)
+    u = torch.rand(2, B, T, generator=rg, dtype=torch.float64)
+    s_w, s_f = shift_sigmas(u, 3.0).float()
+    C = model.latent_channels
+    eps = torch.randn(B, C, T, H // 2, W // 2, generator=rg)
+    # token (2x2 cells = 4x4 pixels) valid iff all its pixels are
+    tok = mask.reshape(B, T, 2, 4, 2, 4).all(dim=5).all(dim=3)
+    assert torch.equal(inp.token_mask, tok)
+    expected = torch.where(tok, s_w[:, :, None, None], s_f[:, :, None, None])
+    torch.testing.assert_close(inp.sigmas, expected)
+    z_gt, z_w = model.encode(frames.transpose(1, 2)), model.encode(warped.transpose(1, 2))
+    m = tok.repeat_interleave(2, -2).repeat_interleave(2, -1)[:, None]
+    sig = expected.repeat_interleave(2, -2).repeat_interleave(2, -1)[:, None]
+    z_c = torch.where(m, z_w, z_gt)
+    torch.testing.assert_close(inp.z_t, (1 - sig) * z_c + sig * eps)
+    torch.testing.assert_close(inp.target, eps - z_gt)
+    assert bool((inp.weight == 1).all())
+    # a perfect model has zero loss
+    assert float(training_loss(inp.target, inp)) == 0.0
+
+
+def test_history_frames_are_clean_and_excluded() -> None:
+    model = TinyDenoiser(TINY)
+    g = torch.Generator().manual_seed(1)
+    frames = torch.rand(1, 3, 3, 8, 8, generator=g)
+    inp = make_training_inputs(
+        model, frames, frames, torch.ones(1, 3, 8, 8, dtype=torch.bool), g, history_prob=1.0, max_history=1
+    )
+    assert bool((inp.sigmas[:, 0] == 0).all()) and bool((inp.sigmas[:, 1:] > 0).all())
+    torch.testing.assert_close(inp.z_t[:, :, 0], model.encode(frames.transpose(1, 2))[:, :, 0])
+    assert inp.weight[0, 0, :, 0, 0].tolist() == [0.0, 1.0, 1.0]
+    v = inp.target.clone()
+    v[:, :, 0] += 100.0  # errors on history frames do not count
+    assert float(training_loss(v, inp)) == 0.0
+
+
+def test_step_generator_is_a_pure_function() -> None:
+    a = torch.rand(3, generator=step_generator(1, 5, 0))
+    assert torch.equal(a, torch.rand(3, generator=step_generator(1, 5, 0)))
+    assert not torch.equal(a, torch.rand(3, generator=step_generator(1, 6, 0)))
+    assert not torch.equal(a, torch.rand(3, generator=step_generator(1, 5, 1)))
+
+
+def _model() -> TinyDenoiser:
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return TinyDenoiser(TINY)
+
+
+def _config(out: Path, steps: int, **kw: object) -> TrainConfig:
+    base = dict(steps=steps, batch=2, lr=1e-3, warmup=2, save_every=2, out=str(out), cpu=True, warp_erosion=0)
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_train_resume_is_exact(tmp_path: Path) -> None:
+    data = PlaneClips()
+    straight = _model()
+    res = train(straight, data, _config(tmp_path / "a", 4), progress=False)
+    assert res["step"] == 4.0
+    half = _model()
+    train(half, data, _config(tmp_path / "b", 2), progress=False)
+    resumed = _model()  # fresh weights: everything must come from the checkpoint
+    train(resumed, data, _config(tmp_path / "b", 4), resume=True, progress=False)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert not torch.equal(straight.final.weight, _model().final.weight)  # training did change the weights
+    log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    ref = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in log] == [r["loss"] for r in ref]
+    ck = latest_checkpoint(tmp_path / "b")
+    assert ck is not None and ck.name == "step_0000004"
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == [
+        "latest",
+        "step_0000002",
+        "step_0000004",
+    ]
+    loaded = TinyDenoiser.from_pretrained(tmp_path / "b" / "model")
+    assert torch.equal(loaded.final.weight, resumed.final.weight)
+
+
+_LAUNCH_SCRIPT = """
+import sys, torch
+sys.path.insert(0, sys.argv[2])
+from test_training import PlaneClips, _config, _model
+from worldwarp.diffusion.training import train
+from pathlib import Path
+train(_model(), PlaneClips(count=4), _config(Path(sys.argv[1]), 2, batch=1), progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(_LAUNCH_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", str(script)]
+    cmd += [str(tmp_path / "out"), str(Path(__file__).parent)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = [json.loads(x) for x in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]
+    assert latest_checkpoint(tmp_path / "out") is not None

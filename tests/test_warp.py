@@ -1,0 +1,183 @@
+"""Forward warp, point-cloud warp, reprojection check, erosion rule and latent mask reduction."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from worldwarp.cameras import Cameras
+from worldwarp.errors import InputError
+from worldwarp.warp import (
+    WarpConfig,
+    erode_mask,
+    erosion_kernel_size,
+    mask_to_latent,
+    point_cloud_warp,
+    reprojection_mask,
+)
+
+
+def _camera(h: int, w: int, f: float, tx: float = 0.0, ty: float = 0.0, tz: float = 0.0) -> Cameras:
+    c2w = torch.eye(4, dtype=torch.float64)
+    c2w[:3, 3] = torch.tensor([tx, ty, tz], dtype=torch.float64)
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
+    return Cameras(c2w, K, h, w)
+
+
+# ---------------------------------------------------------------------------------------------- mask_to_latent
+def test_mask_to_latent_single_hole_invalidates_exactly_its_cell() -> None:
+    t, h, w = 9, 16, 24
+    for frame, (i, j), lat_t in [(0, (5, 7), 0), (1, (0, 0), 1), (4, (15, 23), 1), (5, (8, 8), 2), (8, (9, 17), 2)]:
+        mask = torch.ones(t, h, w, dtype=torch.bool)
+        mask[frame, i, j] = False
+        lat = mask_to_latent(mask, time_factor=4, space_factor=8)
+        assert lat.shape == (3, 2, 3)
+        expected = torch.ones(3, 2, 3, dtype=torch.bool)
+        expected[lat_t, i // 8, j // 8] = False
+        assert torch.equal(lat, expected), (frame, i, j)
+
+
+def test_mask_to_latent_time_grouping_and_batch() -> None:
+    # T = 1 + 4k -> 1 + k latent frames; trailing frames that do not fill a group are dropped
+    for t, expected in [(1, 1), (5, 2), (13, 4), (49, 13), (50, 13), (52, 13), (53, 14)]:
+        assert mask_to_latent(torch.ones(t, 8, 8, dtype=torch.bool), 4, 8).shape == (expected, 1, 1)
+    # time factor 1 keeps every frame; space factor 1 keeps every pixel
+    m = torch.rand(2, 5, 6, 4, generator=torch.Generator().manual_seed(0)) > 0.3
+    assert torch.equal(mask_to_latent(m, 1, 1), m)
+    # batched input equals per-item results; the first frame never mixes with the second
+    lat = mask_to_latent(m, 2, 2)
+    assert lat.shape == (2, 3, 3, 2)
+    for b in range(2):
+        ref = torch.stack([m[b, 0], m[b, 1] & m[b, 2], m[b, 3] & m[b, 4]])
+        ref = ref.reshape(3, 3, 2, 2, 2).all(dim=-1).all(dim=-2)
+        assert torch.equal(lat[b], ref)
+    with pytest.raises(ValueError):
+        mask_to_latent(torch.ones(5, 10, 16, dtype=torch.bool), 4, 8)
+
+
+# ---------------------------------------------------------------------------------------------- erosion
+def test_erosion_kernel_size_rule() -> None:
+    cfg = WarpConfig()
+    assert erosion_kernel_size(480, 720, cfg) == 15
+    assert erosion_kernel_size(720, 480, cfg) == 15
+    assert erosion_kernel_size(240, 360, cfg) == 7  # 7.5 -> nearest odd 7
+    assert erosion_kernel_size(960, 1440, cfg) == 31  # 30 -> tie goes up
+    assert erosion_kernel_size(160, 240, cfg) == 5
+    assert erosion_kernel_size(16, 16, cfg) == 1
+    assert erosion_kernel_size(480, 720, WarpConfig(erosion=0)) == 1
+    assert erosion_kernel_size(480, 720, WarpConfig(erosion=9, erosion_reference=240)) == 19  # 18 -> 19
+    for h in range(1, 2000, 37):
+        k = erosion_kernel_size(h, 2 * h, cfg)
+        assert k % 2 == 1 and abs(k - 15 * h / 480) <= 1
+
+
+def test_erode_mask_matches_brute_force() -> None:
+    g = torch.Generator().manual_seed(1)
+    mask = torch.rand(2, 13, 17, generator=g) > 0.08
+    for k in (1, 3, 5):
+        out = erode_mask(mask, k)
+        r = k // 2
+        ref = torch.zeros_like(mask)
+        for n in range(2):
+            for i in range(13):
+                for j in range(17):
+                    win = mask[n, max(0, i - r) : i + r + 1, max(0, j - r) : j + r + 1]
+                    ref[n, i, j] = bool(win.all())
+        assert torch.equal(out, ref), k
+    # a single hole grows to exactly a k x k square
+    m = torch.ones(1, 20, 20, dtype=torch.bool)
+    m[0, 10, 10] = False
+    assert int((~erode_mask(m, 7)).sum()) == 49
+
+
+# ---------------------------------------------------------------------------------------------- reprojection
+def test_reprojection_mask_accepts_consistent_and_rejects_outside_or_occluded() -> None:
+    h, w, f = 12, 16, 16.0
+    cam = _camera(h, w, f)
+    depth = torch.full((1, h, w), 2.0, dtype=torch.float64)
+    depth[0, :, :4] = 0.0  # unknown depth on the left columns
+    pts = cam.unproject(torch.full((1, h, w), 2.0, dtype=torch.float64))[0].reshape(-1, 3)
+    ok = reprojection_mask(pts, cam, depth).view(h, w)
+    assert not ok[:, :4].any() and ok[:, 4:].all()
+    # 9 % deeper is accepted, 11 % is rejected (relative to the history depth)
+    assert reprojection_mask(pts * 1.09, cam, depth).view(h, w)[:, 4:].all()
+    assert not reprojection_mask(pts * 1.11, cam, depth).any()
+    # points projecting outside the history image, or behind it, are rejected
+    outside = torch.tensor([[5.0, 0.0, 2.0], [0.0, 0.0, -2.0]], dtype=torch.float64)
+    assert not reprojection_mask(outside, cam, depth).any()
+    # accepted when at least one of two history views agrees
+    cam2 = Cameras.cat([cam, _camera(h, w, f, tx=0.5)])
+    depth2 = torch.cat([torch.zeros_like(depth), torch.full_like(depth, 2.0)])
+    ok2 = reprojection_mask(pts, cam2, depth2).view(h, w)
+    shift = int(f * 0.5 / 2.0)  # 4 pixels
+    assert ok2[:, shift:].all() and not ok2[:, :shift].any()
+    okb = reprojection_mask(pts, cam2, depth2, sampling="bilinear").view(h, w)
+    assert okb[:, shift + 1 :].all() and not okb[:, :shift].any()
+
+
+# ---------------------------------------------------------------------------------------------- point cloud warp
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_point_cloud_warp_exact_on_a_plane(dtype: torch.dtype) -> None:
+    h, w, f, z = 10, 14, 20.0, 2.0
+    src = _camera(h, w, f)
+    g = torch.Generator().manual_seed(0)
+    img = torch.rand(1, 3, h, w, generator=g, dtype=torch.float64).to(dtype)
+    depth = torch.full((1, h, w), z, dtype=dtype)
+    tx = 2 * z / f  # moves the plane's image 2 pixels left
+    tgt = Cameras.cat([src, _camera(h, w, f, tx=tx)])
+    cfg = WarpConfig(point_radius=0.0, erosion=0)
+    out = point_cloud_warp(img, depth, src, tgt, cfg)
+    assert out.rgb.dtype == dtype and out.rgb.shape == (2, 3, h, w)
+    assert torch.equal(out.rgb[0], img[0]) and out.mask[0].all()
+    assert torch.equal(out.rgb[1, :, :, : w - 2], img[0, :, :, 2:])
+    assert out.mask[1, :, : w - 2].all() and not out.mask[1, :, w - 2 :].any()
+    assert torch.allclose(out.depth[1, :, : w - 2], torch.full((h, w - 2), z, dtype=dtype), rtol=1e-6)
+    assert (out.depth[1, :, w - 2 :] == 0).all() and (out.rgb[1, :, :, w - 2 :] == 0).all()
+    # a 3x3 footprint keeps the exact colours (centre hits win ties) and spreads one more column
+    out = point_cloud_warp(img, depth, src, tgt, WarpConfig(point_radius=1.5, erosion=0))
+    assert torch.equal(out.rgb[1, :, :, : w - 2], img[0, :, :, 2:])
+    assert torch.equal(out.rgb[1, :, :, w - 2], img[0, :, :, w - 1])
+    assert out.mask[1, :, : w - 1].all() and not out.mask[1, :, w - 1].any()
+    # erosion of 15 at 480 -> kernel 1 at this size; erosion at reference 10 -> 15 px kernel hides everything
+    out = point_cloud_warp(img, depth, src, tgt, WarpConfig(point_radius=0.0, erosion=3, erosion_reference=10))
+    assert out.mask[0].all()  # the image border does not erode
+    assert out.mask[1, :, : w - 3].all() and not out.mask[1, :, w - 3 :].any()
+
+
+def test_point_cloud_warp_nearest_depth_wins() -> None:
+    h, w, f = 8, 8, 8.0
+    src = _camera(h, w, f)
+    img = torch.zeros(2, 3, h, w, dtype=torch.float64)
+    img[0, 0] = 1.0  # red plane at z = 4 seen by view 0
+    img[1, 2] = 1.0  # blue plane at z = 2 seen by view 1 (same pose)
+    depth = torch.stack([torch.full((h, w), 4.0), torch.full((h, w), 2.0)]).double()
+    depth[1, :, 4:] = 0.0  # the near plane only covers the left half
+    cams = Cameras.cat([src, src])
+    out = point_cloud_warp(img, depth, cams, src, WarpConfig(point_radius=0.0, erosion=0))
+    assert (out.rgb[0, 2, :, :4] == 1).all() and (out.rgb[0, 0, :, :4] == 0).all()
+    assert (out.rgb[0, 0, :, 4:] == 1).all()
+    assert torch.allclose(out.depth[0, :, :4], torch.tensor(2.0, dtype=torch.float64))
+
+
+def test_point_cloud_warp_pixel_seen_by_no_view_is_invalid() -> None:
+    h, w, f = 8, 10, 10.0
+    src = _camera(h, w, f)
+    img = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    depth = torch.full((1, h, w), 1.0, dtype=torch.float64)
+    far_left = _camera(h, w, f, tx=-50.0)  # looks at a part of the world no history pixel lies in
+    out = point_cloud_warp(img, depth, src, far_left, WarpConfig(erosion=0))
+    assert not out.mask.any() and (out.alpha == 0).all()
+    empty = point_cloud_warp(img, torch.zeros_like(depth), src, src, WarpConfig(erosion=0))
+    assert not empty.mask.any()
+
+
+def test_warp_config_validation() -> None:
+    with pytest.raises(InputError):
+        WarpConfig(alpha_threshold=1.5)
+    with pytest.raises(InputError):
+        WarpConfig(depth_sampling="cubic")  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        WarpConfig(batch_size=0)
+    assert math.isclose(WarpConfig().depth_rel_tol, 0.1)
