@@ -251,3 +251,29 @@ def test_real_photo(shared_data):
         img, info = load_image(path, max_side=320)
     assert info.original_size == (480, 640) and img.shape == (3, 240, 320)
     assert 0.05 < float(img.mean()) < 0.95
+
+
+def test_16bit_path_orientation_matches_pillow():
+    from PIL import ImageOps
+
+    from worldwarp.io.images import _rotate_like_exif
+
+    a = (np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10).astype(np.uint8)
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG", exif=exif)
+        buf.seek(0)
+        want = np.asarray(ImageOps.exif_transpose(Image.open(buf)))
+        np.testing.assert_array_equal(_rotate_like_exif(a, orientation), want, err_msg=f"orientation {orientation}")
+
+
+def test_decompression_bomb_is_input_error(tmp_path, monkeypatch):
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 1600 px > 2 x 500: Pillow refuses to decode
+    with pytest.raises(InputError, match=r"bomb\.png: image is too large to decode safely"):
+        load_image(tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # only above the warning limit: loads
+    img, _ = load_image(tmp_path / "bomb.png")
+    assert img.shape == (3, 40, 40)

@@ -78,7 +78,7 @@ def test_velocity_shapes_batch_independence_and_sigma_dependence() -> None:
 
 def test_guidance_formula_and_prompt_mapping() -> None:
     model = _random_model()
-    assert model.encode_prompt("", "") .positive == 1 and model.encode_prompt("x", "").positive == 0
+    assert model.encode_prompt("", "").positive == 1 and model.encode_prompt("x", "").positive == 0
     g = torch.Generator().manual_seed(2)
     z = torch.randn(1, model.latent_channels, 2, 4, 4, generator=g)
     s = torch.rand(1, 2, 2, 2, generator=g)
@@ -101,7 +101,7 @@ def test_save_load_round_trip(tmp_path) -> None:
     assert loaded.config == SMALL
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
-    assert not list((tmp_path / "ckpt").glob("*.tmp"))
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
 
 
 def test_from_pretrained_errors(tmp_path) -> None:
@@ -126,7 +126,9 @@ def test_sampling_end_to_end_keeps_history() -> None:
     history = torch.tensor([[True, False, False, False]])
     cfg = SamplerConfig(steps=4, strength=0.6, guidance_scale=2.0)
     with torch.no_grad():
-        out = sample(model, prior, mask, history, cfg, torch.Generator().manual_seed(0), model.encode_prompt("x"), False)
+        out = sample(
+            model, prior, mask, history, cfg, torch.Generator().manual_seed(0), model.encode_prompt("x"), False
+        )
     assert out.shape == prior.shape and bool(torch.isfinite(out).all())
     assert torch.equal(out[:, :, 0], prior[:, :, 0])
     assert model.decode(out).shape == video.shape

@@ -64,7 +64,8 @@ def test_warp_source_into_clip_on_exact_plane() -> None:
     # pixel 13, and its radius-1 disk reaches pixel 14; column 15 of the last frame sees no source pixel
     assert not mask[2, :, 15].any() and bool(mask[2, :, :15].all())
     err = (warped - frames).abs().amax(dim=1)[mask]
-    assert float(err.max()) < 0.1  # nearest-point splat of a smooth texture
+    # a pixel takes a point at most ~1 px (0.125 plane units) away; |d rgb / dX| <= 1.2 -> error <= 0.15
+    assert float(err.max()) < 0.151 and float(err.median()) < 0.05
 
 
 def test_make_training_inputs_matches_the_recipe() -> None:
@@ -160,8 +161,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
 
 
 _LAUNCH_SCRIPT = """
-import sys, torch
-sys.path.insert(0, sys.argv[2])
+import sys
 from test_training import PlaneClips, _config, _model
 from worldwarp.diffusion.training import train
 from pathlib import Path
@@ -173,11 +173,46 @@ train(_model(), PlaneClips(count=4), _config(Path(sys.argv[1]), 2, batch=1), pro
 def test_accelerate_launch_two_cpu_processes(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(_LAUNCH_SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).parent))
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", str(script)]
-    cmd += [str(tmp_path / "out"), str(Path(__file__).parent)]
+    cmd += [str(tmp_path / "out")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = [json.loads(x) for x in (tmp_path / "out" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
     assert latest_checkpoint(tmp_path / "out") is not None
+
+
+def test_cli_train_on_real_scene(shared_data: Path, tmp_path: Path) -> None:
+    from worldwarp.cli import main
+
+    scene = shared_data / "scenes" / "7scenes_redkitchen"
+    out = tmp_path / "run"
+    args = ["train", "--dataset", f"transforms:{scene}", "--steps", "1", "--out", str(out), "--frames", "3"]
+    args += ["--height", "16", "--width", "24", "--tiny-width", "16", "--tiny-depth", "1", "--no-progress"]
+    assert main(args) == 0
+    assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [1]
+    assert TinyDenoiser.from_pretrained(out / "model").config.width == 16
+
+
+def test_cli_train_bad_input_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from worldwarp.cli import main
+
+    base = ["train", "--steps", "1", "--out", str(tmp_path / "o"), "--tiny-width", "16", "--tiny-depth", "1"]
+    assert main([*base, "--dataset", f"transforms:{tmp_path / 'missing'}"]) == 2
+    assert "missing: dataset folder not found" in capsys.readouterr().err
+    assert main([*base, "--dataset", "bogus"]) == 2
+    assert "unknown dataset 'bogus'" in capsys.readouterr().err
+    assert main([*base, "--dataset", "procedural", "--height", "20"]) == 2
+    assert "multiples of 8" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_train_procedural(tmp_path: Path) -> None:
+    from worldwarp.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "procedural", "--steps", "2", "--out", str(out), "--frames", "3", "--height", "16"]
+    args += ["--width", "24", "--tiny-width", "16", "--tiny-depth", "1", "--no-progress", "--save-every", "1"]
+    assert main(args) == 0
+    assert latest_checkpoint(out) is not None and latest_checkpoint(out).name == "step_0000002"  # type: ignore[union-attr]

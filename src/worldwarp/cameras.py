@@ -99,7 +99,8 @@ class Cameras:
 
     Construction validates: finite values, orthonormal rotations (drift up to ``ORTHO_TOLERANCE`` is
     re-orthonormalised, more is an error), last row (0, 0, 0, 1), focal lengths > 0, principal point inside
-    the image. A single (4, 4) / (3, 3) is promoted to N = 1, and one K is broadcast to all poses.
+    the image, K upper triangular with last row (0, 0, 1). A single (4, 4) / (3, 3) is promoted to N = 1, and one
+    K is broadcast to all poses.
     """
 
     c2w: Tensor
@@ -145,6 +146,10 @@ class Cameras:
         if (err > 1e-12).any():
             c2w = c2w.clone()
             c2w[:, :3, :3] = orthonormalize(R)
+        row = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
+        bad = ((K[:, 2] - row).abs().amax(dim=1) > 1e-6) | (K[:, 1, 0].abs() > 1e-6)
+        if bad.any():
+            raise CameraError(f"camera {int(bad.nonzero()[0])}: K must be upper triangular with last row 0 0 1")
         fx, fy, cx, cy = K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]
         bad = (fx <= 0) | (fy <= 0)
         if bad.any():
@@ -211,6 +216,10 @@ class Cameras:
     def fov_x(self) -> Tensor:
         """(N,) horizontal field of view in degrees."""
         return torch.rad2deg(2 * torch.atan(0.5 * self.width / self.K[:, 0, 0]))
+
+    def fov_y(self) -> Tensor:
+        """(N,) vertical field of view in degrees."""
+        return torch.rad2deg(2 * torch.atan(0.5 * self.height / self.K[:, 1, 1]))
 
     # ------------------------------------------------------------------ image-space edits
     def resize(self, height: int, width: int) -> Cameras:

@@ -59,7 +59,9 @@ def run(args: argparse.Namespace) -> int:
     travelled = float((cams.centers[1:] - cams.centers[:-1]).norm(dim=-1).sum()) if len(cams) > 1 else 0.0
     if args.out is not None:
         fmt = write_cameras(args.out, cams, args.format)
-        print(f"wrote {len(cams)} cameras ({fmt}, {cams.width}x{cams.height}) to {args.out}; path length {travelled:.4g}")
+        print(
+            f"wrote {len(cams)} cameras ({fmt}, {cams.width}x{cams.height}) to {args.out}; path length {travelled:.4g}"
+        )
     if args.preview is not None:
         from worldwarp.trajectory.preview import render_preview
 

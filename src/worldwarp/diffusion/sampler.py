@@ -97,7 +97,9 @@ def sample(
         raise ValueError(f"prior_latents must have shape (B, C, T', H', W'), got {tuple(prior_latents.shape)}")
     B, C, T, H, W = prior_latents.shape
     if tuple(latent_mask.shape) != (B, T, H, W):
-        raise ValueError(f"latent_mask {tuple(latent_mask.shape)} does not match latents (B, T', H', W') {(B, T, H, W)}")
+        raise ValueError(
+            f"latent_mask {tuple(latent_mask.shape)} does not match latents (B, T', H', W') {(B, T, H, W)}"
+        )
     if tuple(history.shape) != (B, T):
         raise ValueError(f"history {tuple(history.shape)} does not match latents (B, T') {(B, T)}")
     from tqdm.auto import tqdm

@@ -33,11 +33,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldwarp.cameras import Cameras
-from worldwarp.diffusion.denoisers.base import Denoiser, cells_to_tokens, tokens_to_cells
+from worldwarp.diffusion.denoisers.base import Denoiser, tokens_to_cells
 from worldwarp.diffusion.schedule import reduce_mask_to_patches, shift_sigmas
 
 __all__ = [
@@ -50,6 +49,7 @@ __all__ = [
     "training_loss",
     "step_generator",
     "train",
+    "trainable_module",
     "latest_checkpoint",
 ]
 
@@ -218,14 +218,35 @@ def training_loss(v: Tensor, inputs: TrainingInputs) -> Tensor:
 
 
 class _Velocity(nn.Module):
-    """Wraps a denoiser so that DDP sees its velocity call as ``forward`` (gradient sync happens there)."""
+    """Wraps a denoiser so that DDP sees its velocity call as ``forward`` (gradient sync happens there).
 
-    def __init__(self, denoiser: nn.Module) -> None:
+    ``trainable`` is the module whose parameters are optimised: the denoiser itself when it is an ``nn.Module``
+    (tiny), else its ``transformer`` (wan; the VAE and text encoder stay frozen).
+    """
+
+    def __init__(self, denoiser: Any, trainable: nn.Module) -> None:
         super().__init__()
-        self.denoiser = denoiser
+        self.trainable = trainable
+        self._denoiser = [denoiser]  # not a registered submodule (it may not be a module, or be ``trainable``)
+
+    @property
+    def denoiser(self) -> Any:
+        return self._denoiser[0]
 
     def forward(self, latents: Tensor, sigmas: Tensor, cond: Any) -> Tensor:
-        return self.denoiser.velocity(latents, sigmas, cond, 1.0)  # type: ignore[operator]
+        return self.denoiser.velocity(latents, sigmas, cond, 1.0)
+
+
+def trainable_module(denoiser: Any) -> nn.Module:
+    """The part of ``denoiser`` that training optimises (set to train mode with gradients enabled)."""
+    if isinstance(denoiser, nn.Module):
+        module = denoiser
+    elif isinstance(getattr(denoiser, "transformer", None), nn.Module):
+        module = denoiser.transformer
+        module.requires_grad_(True)
+    else:
+        raise ValueError(f"cannot train {type(denoiser).__name__}: it is neither an nn.Module nor has a .transformer")
+    return module.train()
 
 
 def latest_checkpoint(out: str | os.PathLike[str]) -> Path | None:
@@ -294,9 +315,9 @@ def _rewrite_log(path: Path, upto: int) -> None:
 
 
 def train(
-    denoiser: nn.Module, dataset: ClipDataset, config: TrainConfig, resume: bool = False, progress: bool = True
+    denoiser: Denoiser, dataset: ClipDataset, config: TrainConfig, resume: bool = False, progress: bool = True
 ) -> dict[str, float]:
-    """Train ``denoiser`` (a :class:`Denoiser` that is an ``nn.Module``; parameters with ``requires_grad``) in place.
+    """Train ``denoiser`` in place (its :func:`trainable_module`, parameters with ``requires_grad``).
 
     Works as a plain single process and under ``accelerate launch`` (DDP). With ``resume`` the run continues from
     ``OUT/checkpoints/latest`` when it exists. Returns ``{"step": last step, "loss": last logged loss}``.
@@ -306,7 +327,7 @@ def train(
 
     out = Path(config.out)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=config.cpu)
-    model = _Velocity(denoiser)
+    model = _Velocity(denoiser, trainable_module(denoiser))
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("the denoiser has no trainable parameters")
@@ -314,7 +335,7 @@ def train(
     warm = max(1, config.warmup)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    den: Any = accelerator.unwrap_model(model).denoiser
+    den: Any = denoiser
 
     start = 0
     ck = latest_checkpoint(out) if resume else None

@@ -215,6 +215,8 @@ class BenchmarkConfig:
         lpips: LPIPS weights (None: LPIPS is not computed and the report says so).
         fid: FID feature network (None: FID is not computed and the report says so).
         hole_metrics: PSNR inside/outside the start frame's warp holes (scenes with depth only).
+        hole_point_radius: splat radius of the warp that defines those holes (1 closes the cracks of a
+            slowly zooming path; 0 marks exactly the pixels no start-frame point lands in).
         save_frames: folder for generated and ground-truth frames (``<scene>/gen_00050.png``), or None.
         device: where metric networks run (the caller's choice; "cpu" by default).
     """
@@ -227,6 +229,7 @@ class BenchmarkConfig:
     lpips: LPIPSConfig | None = None
     fid: FIDConfig | None = None
     hole_metrics: bool = True
+    hole_point_radius: float = 1.0
     save_frames: Path | None = None
     device: str = "cpu"
 
@@ -375,7 +378,7 @@ def run_benchmark(
                 metrics["lpips"] = [float(lpips_net(gen[i : i + 1].to(device), gt[i : i + 1].to(device))) for i in
                                     range(len(score_idx))]  # fmt: skip
         if config.hole_metrics and scene.load_depth is not None:
-            holes = ~warp_start_frame(scene, score_idx).mask.cpu()
+            holes = ~warp_start_frame(scene, score_idx, config.hole_point_radius).mask.cpu()
             metrics["psnr_holes"] = masked_psnr(gen, gt, holes).tolist()
             metrics["psnr_visible"] = masked_psnr(gen, gt, ~holes).tolist()
             metrics["hole_fraction"] = holes.flatten(1).double().mean(1).tolist()

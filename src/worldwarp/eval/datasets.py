@@ -11,7 +11,8 @@ Datasets (folder layouts in docs/evaluation.md):
 * ``transforms``: every folder holding a ``transforms.json`` under ``ROOT`` (or ROOT itself); optional
   ``depth_file_path`` entries give z-depth ``.npy`` maps. The committed list ``lists/real_dev.txt`` covers the
   two development scenes of ``shared/data/scenes`` (use ``--dataset transforms --split real_dev``).
-* ``procedural``: the procedural suites of :mod:`worldwarp.scenes` (exact depth and cameras).
+* ``procedural``: the procedural suites of :mod:`worldwarp.scenes.suites` (``--split dev|test``; exact depth
+  and cameras; rendered once into the cache folder ``ROOT``). Default frames: 50 and 199 (clips of 200).
 
 Clip frames are re-indexed so that the start frame is 0. Scene lists live in ``eval/lists/<name>.txt``; each
 line is ``scene_id frames [start]`` with ``frames`` comma-separated (``-`` = the dataset default).
@@ -48,7 +49,8 @@ __all__ = [
 
 LISTS_DIR = Path(__file__).with_name("lists")
 DATASETS = ("re10k", "dl3dv", "transforms", "procedural")
-DEFAULT_FRAMES = {"re10k": (50, 200), "dl3dv": (50, 200)}
+# the procedural suites render 200-frame clips (0..199), so their "long" frame is the last one, 199
+DEFAULT_FRAMES = {"re10k": (50, 200), "dl3dv": (50, 200), "procedural": (50, 199)}
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 _OPENGL_TO_OPENCV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 
@@ -388,9 +390,13 @@ def load_re10k_clip(txt: Path, frames_dir: Path, config: DatasetConfig, entry: L
     size = _image_size(images[0])
     clip = parse_re10k(txt, height=size[0], width=size[1])
     by_stem = {p.stem: p for p in images}
-    if all(str(t) in by_stem for t in clip.timestamps):
+    found = [str(t) in by_stem for t in clip.timestamps]
+    if all(found):
         paths = [by_stem[str(t)] for t in clip.timestamps]
-    elif len(images) == len(clip.timestamps):
+    elif any(found):
+        missing = clip.timestamps[found.index(False)]
+        raise InputError(f"{frames_dir}: no frame named {missing}.* for the camera line of that timestamp")
+    elif len(images) == len(clip.timestamps):  # names are not timestamps: take them in sorted order
         paths = images
     else:
         raise InputError(
@@ -403,11 +409,28 @@ def load_re10k_clip(txt: Path, frames_dir: Path, config: DatasetConfig, entry: L
 
 # ---------------------------------------------------------------------------------------------- procedural
 def _procedural_scenes(config: DatasetConfig, entries: list[ListEntry] | None) -> list[EvalScene]:
-    try:
-        from worldwarp.scenes import suites
-    except ImportError as e:
-        raise InputError(f"procedural scenes are not available in this build ({e})") from None
-    return suites.eval_scenes(config, entries)  # type: ignore[attr-defined]
+    """Scenes of the procedural suite ``config.split`` ("dev"/"test"), rendered once into ``config.root``.
+
+    :func:`worldwarp.scenes.suites.render_suite_scene` caches each clip in ``ROOT/<name>_<H>x<W>/`` in the
+    transforms.json layout; the first run renders (slow on CPU), later runs and shards read the cache.
+    """
+    from worldwarp.scenes.suites import render_suite_scene, suite
+
+    if config.root is None:
+        raise InputError("dataset procedural needs --root: the folder where rendered suite clips are cached")
+    height, width = config.size or (256, 384)
+    names = [e.name for e in suite(config.split)]
+    wanted = entries if entries is not None else [ListEntry(n, None) for n in names]
+    scenes = []
+    for e in wanted[: config.max_scenes]:
+        if e.scene not in names:
+            raise InputError(f"suite {config.split!r} has no scene {e.scene!r}")
+        render_suite_scene(config.split, names.index(e.scene), config.root, height, width)
+        folder = Path(config.root) / f"{e.scene}_{height}x{width}"
+        exact = replace(config, size=None)  # rendered at the evaluation size already
+        scene = load_transforms_scene(folder, exact, e, dataset="procedural")
+        scenes.append(replace(scene, name=e.scene))
+    return scenes
 
 
 # ---------------------------------------------------------------------------------------------- entry point

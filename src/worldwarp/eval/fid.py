@@ -1,11 +1,12 @@
 """Fréchet Inception Distance: the Fréchet distance itself and features from a user-provided network.
 
-No Inception weights ship with worldwarp. :class:`FeatureExtractor` loads a TorchScript module from the
-user's path, for instance StyleGAN2-ADA's ``inception-2015-12-05.pt`` (the TF-FID network; call it with
-``FIDConfig(path, input_range="uint8", return_features_kwarg=True)``), or any TorchScript model mapping
-images to (N, D) features. FID between small sets is biased upwards and noisy: with fewer samples than
-feature dimensions the covariances are singular, which :func:`frechet_distance` handles with the usual
-diagonal offset, but the numbers are only comparable between runs with the same number of samples.
+No Inception weights ship with worldwarp. :class:`FeatureExtractor` loads a TorchScript module (or a
+``torch.export`` ``.pt2`` program) from the user's path, for instance StyleGAN2-ADA's
+``inception-2015-12-05.pt`` (the TF-FID network; use ``FIDConfig(path, input_range="uint8",
+return_features_kwarg=True)``), or any TorchScript model mapping images to (N, D) features. FID between small
+sets is biased upwards and noisy: with fewer samples than feature dimensions the covariances are singular,
+which :func:`frechet_distance` handles with the usual diagonal offset, but the numbers are only comparable
+between runs with the same number of samples.
 """
 
 from __future__ import annotations
@@ -90,19 +91,30 @@ class FeatureExtractor:
     def __init__(self, net: torch.nn.Module, config: FIDConfig) -> None:
         if config.input_range not in ("uint8", "unit", "signed"):
             raise InputError(f"FID input_range must be 'uint8', 'unit' or 'signed', got {config.input_range!r}")
-        self.net = net.eval()
+        self.net = net.eval() if hasattr(net, "eval") else net
         self.config = config
 
     @classmethod
     def load(cls, config: FIDConfig) -> FeatureExtractor:
-        """Load ``config.path`` with ``torch.jit.load``; a missing or unreadable file is an InputError."""
+        """Load ``config.path``: a ``.pt2`` file with ``torch.export.load``, anything else as TorchScript.
+
+        A missing or unreadable file is an InputError.
+        """
+        import warnings
+
         path = Path(config.path)
         if not path.is_file():
             raise InputError(f"{path}: FID feature network not found (give a TorchScript file, e.g. inception)")
         try:
-            net = torch.jit.load(str(path), map_location="cpu")
+            if path.suffix == ".pt2":
+                net = torch.export.load(str(path)).module()
+            else:
+                with warnings.catch_warnings():  # TorchScript is deprecated, but the Inception files use it
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    net = torch.jit.load(str(path), map_location="cpu")
         except Exception as e:
-            raise InputError(f"{path}: not a TorchScript module ({type(e).__name__})") from e
+            kind = "torch.export program" if path.suffix == ".pt2" else "TorchScript module"
+            raise InputError(f"{path}: not a {kind} ({type(e).__name__})") from e
         return cls(net, config)
 
     @torch.no_grad()

@@ -78,10 +78,17 @@ def ssim(
     x = pred.double().reshape(n * c, 1, h, w)
     y = target.double().reshape(n * c, 1, h, w)
 
+    taps = g.tolist()
+
     def blur(t: Tensor) -> Tensor:  # valid separable filtering: only windows fully inside the image
         hv, wv = t.shape[-2] - 2 * r, t.shape[-1] - 2 * r
-        rows = sum(g[i] * t[..., i : i + hv, :] for i in range(2 * r + 1))  # shifted sums: fast in float64
-        return sum(g[i] * rows[..., :, i : i + wv] for i in range(2 * r + 1))
+        rows = t[..., 0:hv, :] * taps[0]  # shifted, in-place sums: exact float64 and memory-light
+        for i in range(1, 2 * r + 1):
+            rows.add_(t[..., i : i + hv, :], alpha=taps[i])
+        out = rows[..., :, 0:wv] * taps[0]
+        for i in range(1, 2 * r + 1):
+            out.add_(rows[..., :, i : i + wv], alpha=taps[i])
+        return out
 
     stack = blur(torch.cat([x, y, x * x, y * y, x * y], dim=0))  # (5 N C, 1, H - 2r, W - 2r)
     mx, my, mxx, myy, mxy = stack.chunk(5, dim=0)

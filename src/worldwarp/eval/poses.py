@@ -190,6 +190,7 @@ class PoseEstimatorConfig:
             short, slow clips, so the default is lower.
         num_threads: COLMAP threads (-1 = all cores).
         max_image_size: frames larger than this (longest side, pixels) are downscaled for SIFT (-1 = never).
+        verbose: keep COLMAP's progress log on stderr (by default only its warnings and errors are shown).
     """
 
     peak_threshold: float = 0.002
@@ -199,6 +200,7 @@ class PoseEstimatorConfig:
     init_min_tri_angle: float = 4.0
     num_threads: int = -1
     max_image_size: int = -1
+    verbose: bool = False
 
 
 @dataclass
@@ -253,6 +255,15 @@ def estimate_poses(frames: Tensor, K: Tensor, config: PoseEstimatorConfig | None
     n = frames.shape[0]
     K = torch.as_tensor(K, dtype=torch.float64).cpu()
     fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    previous_level = pycolmap.logging.minloglevel
+    pycolmap.logging.minloglevel = 0 if config.verbose else 1  # 1 = warnings and errors
+    try:
+        return _estimate(pycolmap, frames, n, fx, fy, cx, cy, config)
+    finally:
+        pycolmap.logging.minloglevel = previous_level
+
+
+def _estimate(pycolmap, frames: Tensor, n: int, fx: float, fy: float, cx: float, cy: float, config) -> PoseEstimate:
     with tempfile.TemporaryDirectory(prefix="worldwarp-poses-") as tmp:
         root = Path(tmp)
         images = root / "images"

@@ -157,7 +157,7 @@ def _rotate_like_exif(arr: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda a: a[::-1],
         5: lambda a: a.transpose(1, 0, 2),
         6: lambda a: np.rot90(a, -1),
-        7: lambda a: np.rot90(a, 1)[::-1],
+        7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
         8: lambda a: np.rot90(a, 1),
     }
     op = ops.get(orientation)
@@ -208,7 +208,7 @@ def load_image(
     _check_file(path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # big photos are resized below
             img = Image.open(path)
             tile_args = str(img.tile[0].args) if getattr(img, "tile", None) else ""  # "RGB;16B": 16-bit PNG
             fmt = img.format or path.suffix.lstrip(".").upper()
@@ -222,7 +222,7 @@ def load_image(
             img.load()
     except InputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise InputError(f"{path}: image is too large to decode safely ({e})") from e
     except UnidentifiedImageError as e:
         raise InputError(f"{path}: not an image file or an unsupported/corrupt format") from e

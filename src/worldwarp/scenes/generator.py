@@ -74,16 +74,33 @@ def generate_scene(seed: int, kind: Literal["room", "open"] | None = None, confi
 
 # ---------------------------------------------------------------------------------------------- palettes
 _PAINTS: list[Vec3] = [
-    (0.92, 0.9, 0.85), (0.86, 0.82, 0.74), (0.72, 0.78, 0.7), (0.66, 0.74, 0.8), (0.9, 0.8, 0.68),
-    (0.82, 0.66, 0.58), (0.78, 0.8, 0.84), (0.94, 0.88, 0.74), (0.6, 0.68, 0.62), (0.85, 0.74, 0.78),
+    (0.92, 0.9, 0.85),
+    (0.86, 0.82, 0.74),
+    (0.72, 0.78, 0.7),
+    (0.66, 0.74, 0.8),
+    (0.9, 0.8, 0.68),
+    (0.82, 0.66, 0.58),
+    (0.78, 0.8, 0.84),
+    (0.94, 0.88, 0.74),
+    (0.6, 0.68, 0.62),
+    (0.85, 0.74, 0.78),
 ]
 _WOODS: list[tuple[Vec3, Vec3]] = [
-    ((0.78, 0.6, 0.4), (0.52, 0.34, 0.2)), ((0.62, 0.42, 0.26), (0.36, 0.22, 0.12)),
-    ((0.86, 0.74, 0.56), (0.66, 0.5, 0.34)), ((0.45, 0.3, 0.2), (0.25, 0.15, 0.1)),
+    ((0.78, 0.6, 0.4), (0.52, 0.34, 0.2)),
+    ((0.62, 0.42, 0.26), (0.36, 0.22, 0.12)),
+    ((0.86, 0.74, 0.56), (0.66, 0.5, 0.34)),
+    ((0.45, 0.3, 0.2), (0.25, 0.15, 0.1)),
 ]
 _FABRICS: list[Vec3] = [
-    (0.55, 0.2, 0.2), (0.2, 0.32, 0.5), (0.3, 0.45, 0.32), (0.6, 0.55, 0.45), (0.35, 0.35, 0.38),
-    (0.75, 0.6, 0.25), (0.5, 0.36, 0.55), (0.15, 0.45, 0.5), (0.82, 0.45, 0.3),
+    (0.55, 0.2, 0.2),
+    (0.2, 0.32, 0.5),
+    (0.3, 0.45, 0.32),
+    (0.6, 0.55, 0.45),
+    (0.35, 0.35, 0.38),
+    (0.75, 0.6, 0.25),
+    (0.5, 0.36, 0.55),
+    (0.15, 0.45, 0.5),
+    (0.82, 0.45, 0.3),
 ]
 _BRICKS: list[Vec3] = [(0.62, 0.3, 0.22), (0.55, 0.38, 0.3), (0.7, 0.55, 0.42), (0.5, 0.5, 0.52)]
 _COLOUR_PHOTOS = ["astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field"]
@@ -229,7 +246,8 @@ class _Builder:
             self.cylinders.append(Cylinder((0.0, -Hc + 0.03, z), 0.22, 0.03, lamp_mat))
             self.lights.append(Light("point", (0.0, -Hc + 0.3, z), (1.0, 0.95, 0.85), 0.85, falloff=3.5))
         self.lights.append(Light("directional", (0.3, -1.0, 0.45), (0.9, 0.95, 1.0), 0.25))
-        self.ambient = 0.4
+        self.lights.append(Light("directional", (-0.2, 1.0, -0.3), (1.0, 0.97, 0.92), 0.3))  # bounce from the floor
+        self.ambient = 0.42
         # furniture, rugs, pictures
         self._rugs(W, L)
         n = int(self.rng.integers(cfg.furniture[0], cfg.furniture[1] + 1))
@@ -303,7 +321,9 @@ class _Builder:
     def _ground_texture(self) -> Texture:
         r = self.rng.random()
         if r < 0.35 + self.cfg.photo_probability:
-            g = self.pick([((0.45, 0.62, 0.3), (0.15, 0.28, 0.1), "grass"), ((0.75, 0.72, 0.66), (0.3, 0.29, 0.27), "gravel")])
+            g = self.pick(
+                [((0.45, 0.62, 0.3), (0.15, 0.28, 0.1), "grass"), ((0.75, 0.72, 0.66), (0.3, 0.29, 0.27), "gravel")]
+            )
             return self.tex("image", g[0], g[1], scale=self.u(2.0, 4.0), image=g[2])
         if r < 0.75:
             return self.tex("noise", (0.42, 0.55, 0.28), (0.3, 0.36, 0.18), scale=self.u(1.0, 3.0), grime=0.1)
@@ -365,7 +385,9 @@ class _Builder:
         return None
 
     def _furniture(self, W: float, L: float, Hc: float) -> None:
-        kind = self.pick(["table", "table", "cabinet", "bookcase", "sofa", "bed", "lamp", "plant", "pillar", "ball", "crates"])
+        kind = self.pick(
+            ["table", "table", "cabinet", "bookcase", "sofa", "bed", "lamp", "plant", "pillar", "ball", "crates"]
+        )
         m = self.mat(self.furniture_texture())
         if kind == "table":
             w, d, h = self.u(0.8, 1.6), self.u(0.6, 0.9), self.u(0.72, 0.78)
@@ -377,7 +399,13 @@ class _Builder:
             legm = self.mat(self.tex("solid", (0.25, 0.2, 0.18), (0, 0, 0), grime=0.1))
             for sx in (-1, 1):
                 for sz in (-1, 1):
-                    self.local_box(o, p[2], (sx * (w / 2 - 0.06), -(h - 0.04) / 2, sz * (d / 2 - 0.06)), (0.03, (h - 0.04) / 2, 0.03), legm)
+                    self.local_box(
+                        o,
+                        p[2],
+                        (sx * (w / 2 - 0.06), -(h - 0.04) / 2, sz * (d / 2 - 0.06)),
+                        (0.03, (h - 0.04) / 2, 0.03),
+                        legm,
+                    )
             if self.rng.random() < 0.7:  # a vase or a bowl on the table
                 vm = self.mat(self.tex("solid", self.pick(_FABRICS), (0, 0, 0)))
                 self.spheres.append(Sphere((p[0] + self.u(-0.2, 0.2), -h - 0.1, p[1] + self.u(-0.1, 0.1)), 0.1, vm))
@@ -406,7 +434,13 @@ class _Builder:
                 if k < n_sh and self.rng.random() < 0.85:
                     bh = self.u(0.18, 0.3)
                     bw = self.u(0.3, w - 0.15)
-                    self.local_box(o, yaw, (self.u(-(w - bw) / 2 + 0.04, (w - bw) / 2 - 0.04), y - bh / 2 - 0.015, 0.0), (bw / 2, bh / 2, 0.12), self.pick(books))
+                    self.local_box(
+                        o,
+                        yaw,
+                        (self.u(-(w - bw) / 2 + 0.04, (w - bw) / 2 - 0.04), y - bh / 2 - 0.015, 0.0),
+                        (bw / 2, bh / 2, 0.12),
+                        self.pick(books),
+                    )
         elif kind == "sofa":
             w, d = self.u(1.6, 2.4), self.u(0.8, 1.0)
             p = self._place(W, L, w, d, against_wall=self.rng.random() < 0.6)
@@ -454,14 +488,28 @@ class _Builder:
             p = self._place(W, L, 0.6, 0.6, against_wall=False)
             if p is None:
                 return
-            pm = self.mat(self.pick([self.tex("noise", (0.9, 0.88, 0.84), (0.7, 0.68, 0.64), scale=0.5), self.tex("stripes", (0.85, 0.82, 0.76), (0.7, 0.66, 0.6), scale=0.12)]))
+            pm = self.mat(
+                self.pick(
+                    [
+                        self.tex("noise", (0.9, 0.88, 0.84), (0.7, 0.68, 0.64), scale=0.5),
+                        self.tex("stripes", (0.85, 0.82, 0.76), (0.7, 0.66, 0.6), scale=0.12),
+                    ]
+                )
+            )
             self.cylinders.append(Cylinder((p[0], -Hc / 2, p[1]), self.u(0.15, 0.25), Hc / 2, pm))
         elif kind == "ball":
             r = self.u(0.15, 0.35)
             p = self._place(W, L, 2 * r, 2 * r, against_wall=False)
             if p is None:
                 return
-            bm = self.mat(self.pick([self.tex("checker", self.pick(_FABRICS), (0.95, 0.95, 0.95), scale=0.12), self.tex("stripes", self.pick(_FABRICS), (0.95, 0.95, 0.9), scale=0.15)]))
+            bm = self.mat(
+                self.pick(
+                    [
+                        self.tex("checker", self.pick(_FABRICS), (0.95, 0.95, 0.95), scale=0.12),
+                        self.tex("stripes", self.pick(_FABRICS), (0.95, 0.95, 0.9), scale=0.15),
+                    ]
+                )
+            )
             self.spheres.append(Sphere((p[0], -r, p[1]), r, bm))
         else:  # crates: a small stack of rotated boxes
             p = self._place(W, L, 1.0, 1.0, against_wall=False)
@@ -473,16 +521,24 @@ class _Builder:
             self.box((p[0], -s, p[1]), (s, s, s), cm, yaw=p[2], uv_object=True)
             if self.rng.random() < 0.6:
                 s2 = s * self.u(0.6, 0.85)
-                self.box((p[0] + self.u(-0.05, 0.05), -2 * s - s2, p[1]), (s2, s2, s2), cm, yaw=p[2] + self.u(-0.6, 0.6), uv_object=True)
+                self.box(
+                    (p[0] + self.u(-0.05, 0.05), -2 * s - s2, p[1]),
+                    (s2, s2, s2),
+                    cm,
+                    yaw=p[2] + self.u(-0.6, 0.6),
+                    uv_object=True,
+                )
 
     def _rugs(self, W: float, L: float) -> None:
         if self.rng.random() < 0.7:
             a = self.pick(_FABRICS)
-            t = self.pick([
-                self.tex("stripes", a, (0.9, 0.86, 0.78), scale=self.u(0.2, 0.5)),
-                self.tex("checker", a, _scale(a, 0.6), scale=self.u(0.2, 0.4)),
-                self.tex("noise", a, _scale(a, 0.5), scale=0.15),
-            ])
+            t = self.pick(
+                [
+                    self.tex("stripes", a, (0.9, 0.86, 0.78), scale=self.u(0.2, 0.5)),
+                    self.tex("checker", a, _scale(a, 0.6), scale=self.u(0.2, 0.4)),
+                    self.tex("noise", a, _scale(a, 0.5), scale=0.15),
+                ]
+            )
             rw, rl = self.u(1.2, min(2.5, W - 1.0)), self.u(1.5, min(3.5, L - 1.0))
             self.box((self.u(-0.3, 0.3), -0.005, self.u(-0.5, 0.5)), (rw / 2, 0.005, rl / 2), self.mat(t))
 
@@ -496,7 +552,9 @@ class _Builder:
                 continue
             photo = self.pick(_COLOUR_PHOTOS)
             pw = min(self.u(0.6, 1.3), b - a)
-            aspect = {"astronaut": 1.0, "coffee": 0.667, "chelsea": 0.665, "rocket": 0.667, "hubble_deep_field": 0.872}[photo]
+            aspect = {"astronaut": 1.0, "coffee": 0.667, "chelsea": 0.665, "rocket": 0.667, "hubble_deep_field": 0.872}[
+                photo
+            ]
             ph = pw * aspect
             c = self.u(a + pw / 2, b - pw / 2)
             cy = -self.u(1.35, min(1.75, Hc - ph / 2 - 0.2))
@@ -534,7 +592,11 @@ class _Builder:
                 if all(math.hypot(x - a, z - b) > 2.0 for a, b, _, _ in self.footprints):
                     break
             self.footprints.append((x, z, 0.0, 0.0))
-            kind = self.pick(["tree", "tree", "boulder", "column", "crate", "wall", "building"] if not inner else ["tree", "boulder", "column", "crate", "crate"])
+            kind = self.pick(
+                ["tree", "tree", "boulder", "column", "crate", "wall", "building"]
+                if not inner
+                else ["tree", "boulder", "column", "crate", "crate"]
+            )
             if kind == "tree":
                 self._tree(x, z, trunk, leaves)
             elif kind == "boulder":

@@ -208,25 +208,20 @@ def pack_geometry(
 
 
 # ---------------------------------------------------------------------------------------------- hit distances
+# Each *_t function takes M (ray, primitive) pairs: origins/dirs (M, 3) and the primitives' parameters gathered
+# to (M, ...), and returns (M,) hit parameters (inf where missed or behind).
 def _safe_inv(d: Tensor) -> Tensor:
-    tiny = torch.finfo(d.dtype).tiny ** 0.5
+    tiny = 1e-12
     return 1.0 / torch.where(d.abs() < tiny, torch.where(d < 0, -tiny, tiny), d)
 
 
-def _box_t(g: PackedGeometry, o: Tensor, d: Tensor) -> Tensor:
-    """(R, B) entry distances of rays into boxes (inf where missed or behind)."""
-    if len(g.box_center) == 0:
-        return o.new_full((len(o), 0), math.inf)
-    cos, sin = g.box_cos[None], g.box_sin[None]
-    ox = o[:, None, 0] - g.box_center[None, :, 0]
-    oy = o[:, None, 1] - g.box_center[None, :, 1]
-    oz = o[:, None, 2] - g.box_center[None, :, 2]
-    lox, loz = _yaw_local(ox, oz, cos, sin)
-    ldx, ldz = _yaw_local(d[:, None, 0], d[:, None, 2], cos, sin)
-    ldy = d[:, None, 1].expand_as(oy)
-    tnear = torch.full_like(ox, -math.inf)
-    tfar = torch.full_like(ox, math.inf)
-    for lo, ld, h in ((lox, ldx, g.box_half[None, :, 0]), (oy, ldy, g.box_half[None, :, 1]), (loz, ldz, g.box_half[None, :, 2])):
+def _box_t(o: Tensor, d: Tensor, center: Tensor, half: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    p = o - center
+    lox, loz = _yaw_local(p[:, 0], p[:, 2], cos, sin)
+    ldx, ldz = _yaw_local(d[:, 0], d[:, 2], cos, sin)
+    tnear = torch.full_like(lox, -math.inf)
+    tfar = torch.full_like(lox, math.inf)
+    for lo, ld, h in ((lox, ldx, half[:, 0]), (p[:, 1], d[:, 1], half[:, 1]), (loz, ldz, half[:, 2])):
         inv = _safe_inv(ld)
         t1 = (-h - lo) * inv
         t2 = (h - lo) * inv
@@ -236,14 +231,12 @@ def _box_t(g: PackedGeometry, o: Tensor, d: Tensor) -> Tensor:
     return torch.where(ok, tnear, torch.full_like(tnear, math.inf))
 
 
-def _sphere_t(g: PackedGeometry, o: Tensor, d: Tensor) -> Tensor:
-    """(R, S) first positive hits with spheres (the far side when the origin is inside)."""
-    if len(g.sph_center) == 0:
-        return o.new_full((len(o), 0), math.inf)
-    oc = o[:, None, :] - g.sph_center[None]  # (R, S, 3)
-    a = (d * d).sum(-1)[:, None]  # (R, 1)
-    b = (oc * d[:, None, :]).sum(-1)
-    c = (oc * oc).sum(-1) - g.sph_radius[None] ** 2
+def _sphere_t(o: Tensor, d: Tensor, center: Tensor, radius: Tensor) -> Tensor:
+    """First positive hit (the far side when the origin is inside, as for a sky dome)."""
+    oc = o - center
+    a = (d * d).sum(-1)
+    b = (oc * d).sum(-1)
+    c = (oc * oc).sum(-1) - radius**2
     disc = b * b - a * c
     sq = disc.clamp_min(0).sqrt()
     t0 = (-b - sq) / a
@@ -253,59 +246,113 @@ def _sphere_t(g: PackedGeometry, o: Tensor, d: Tensor) -> Tensor:
     return torch.where(disc >= 0, t, inf)
 
 
-def _cylinder_t(g: PackedGeometry, o: Tensor, d: Tensor) -> Tensor:
-    """(R, C) entry distances into vertical cylinders (side or caps)."""
-    if len(g.cyl_center) == 0:
-        return o.new_full((len(o), 0), math.inf)
-    ox = o[:, None, 0] - g.cyl_center[None, :, 0]
-    oy = o[:, None, 1] - g.cyl_center[None, :, 1]
-    oz = o[:, None, 2] - g.cyl_center[None, :, 2]
-    dx, dy, dz = d[:, None, 0], d[:, None, 1], d[:, None, 2]
-    r, hh = g.cyl_radius[None], g.cyl_half[None]
+def _cylinder_t(o: Tensor, d: Tensor, center: Tensor, radius: Tensor, half: Tensor) -> Tensor:
+    p = o - center
+    ox, oy, oz = p[:, 0], p[:, 1], p[:, 2]
+    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+    r2 = radius * radius
     a = (dx * dx + dz * dz).clamp_min(1e-30)
     b = ox * dx + oz * dz
-    c = ox * ox + oz * oz - r * r
+    c = ox * ox + oz * oz - r2
     disc = b * b - a * c
     t_side = (-b - disc.clamp_min(0).sqrt()) / a
     y_side = oy + t_side * dy
     inf = torch.full_like(t_side, math.inf)
-    t_side = torch.where((disc >= 0) & (y_side.abs() <= hh) & (t_side > _EPS_T), t_side, inf)
-    inv = _safe_inv(dy).expand_as(oy)
-    best = t_side
-    for cap in (-hh, hh):
+    best = torch.where((disc >= 0) & (y_side.abs() <= half) & (t_side > _EPS_T), t_side, inf)
+    inv = _safe_inv(dy)
+    for cap in (-half, half):
         tc = (cap - oy) * inv
         xc, zc = ox + tc * dx, oz + tc * dz
-        okc = (tc > _EPS_T) & (xc * xc + zc * zc <= r * r)
+        okc = (tc > _EPS_T) & (xc * xc + zc * zc <= r2)
         best = torch.minimum(best, torch.where(okc, tc, inf))
     return best
 
 
-def _plane_t(g: PackedGeometry, o: Tensor, d: Tensor) -> Tensor:
-    """(R, P) hits with planes from either side."""
-    if len(g.pln_normal) == 0:
-        return o.new_full((len(o), 0), math.inf)
-    nd = d @ g.pln_normal.T  # (R, P)
-    no = o @ g.pln_normal.T
-    t = (g.pln_offset[None] - no) * _safe_inv(nd)
+def _plane_t(o: Tensor, d: Tensor, normal: Tensor, offset: Tensor) -> Tensor:
+    t = (offset - (o * normal).sum(-1)) * _safe_inv((d * normal).sum(-1))
     return torch.where(t > _EPS_T, t, torch.full_like(t, math.inf))
 
 
-def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor) -> Hit:
-    """First hit of every ray ``origins + t dirs`` (R, 3) with the geometry (exact, analytic)."""
-    parts = [_box_t(g, origins, dirs), _sphere_t(g, origins, dirs), _cylinder_t(g, origins, dirs)]
-    parts.append(_plane_t(g, origins, dirs))
-    t_all = torch.cat(parts, dim=1)  # (R, num)
+def _pair_t(g: PackedGeometry, o: Tensor, d: Tensor, prim: Tensor) -> Tensor:
+    """(M,) hit parameters of pairs: rays o, d (M, 3) against global primitive ids ``prim`` (M,)."""
+    nb, ns, nc, _ = g.counts
+    starts = [0, nb, nb + ns, nb + ns + nc, g.num]
+    t = o.new_full((len(o),), math.inf)
+    for kind in range(4):
+        sel = ((prim >= starts[kind]) & (prim < starts[kind + 1])).nonzero().squeeze(1)
+        if len(sel) == 0:
+            continue
+        k = prim[sel] - starts[kind]
+        os_, ds = o[sel], d[sel]
+        if kind == 0:
+            t[sel] = _box_t(os_, ds, g.box_center[k], g.box_half[k], g.box_cos[k], g.box_sin[k])
+        elif kind == 1:
+            t[sel] = _sphere_t(os_, ds, g.sph_center[k], g.sph_radius[k])
+        elif kind == 2:
+            t[sel] = _cylinder_t(os_, ds, g.cyl_center[k], g.cyl_radius[k], g.cyl_half[k])
+        else:
+            t[sel] = _plane_t(os_, ds, g.pln_normal[k], g.pln_offset[k])
+    return t
+
+
+def primitive_corners(g: PackedGeometry) -> tuple[Tensor, Tensor]:
+    """Corners (num, 8, 3) of a box enclosing each primitive (oriented for boxes) and (num,) bool
+    ``unbounded`` (planes, and spheres larger than 1e3 are treated as covering every view)."""
+    signs = torch.tensor(
+        [[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], dtype=g.box_center.dtype
+    ).to(g.box_center.device)  # (8, 3)
+    # boxes: local corners rotated by yaw
+    lc = signs[None] * g.box_half[:, None]  # (B, 8, 3)
+    cos, sin = g.box_cos[:, None], g.box_sin[:, None]
+    wx = cos * lc[..., 0] + sin * lc[..., 2]
+    wz = -sin * lc[..., 0] + cos * lc[..., 2]
+    box = torch.stack([wx, lc[..., 1], wz], dim=-1) + g.box_center[:, None]
+    sph = g.sph_center[:, None] + signs[None] * g.sph_radius[:, None, None]
+    ext = torch.stack([g.cyl_radius, g.cyl_half, g.cyl_radius], dim=-1)
+    cyl = g.cyl_center[:, None] + signs[None] * ext[:, None]
+    pln = g.pln_normal.new_zeros(len(g.pln_normal), 8, 3)
+    corners = torch.cat([box, sph, cyl, pln])
+    unbounded = torch.zeros(g.num, dtype=torch.bool, device=corners.device)
+    nb, ns, _, npl = g.counts
+    unbounded[nb : nb + ns] = g.sph_radius > 1e3
+    if npl:
+        unbounded[-npl:] = True
+    return corners, unbounded
+
+
+# the 12 edges of a box whose corners are ordered as in primitive_corners (index = 4 sx + 2 sy + sz)
+BOX_EDGES = torch.tensor(
+    [[a, b] for a in range(8) for b in range(a + 1, 8) if bin(a ^ b).count("1") == 1], dtype=torch.long
+)
+
+
+def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Tensor, Tensor] | None = None) -> Hit:
+    """First hit of every ray ``origins + t dirs`` (R, 3) with the geometry (exact, analytic).
+
+    ``pairs``: optional candidate list (ray index (M,), global primitive id (M,)); a ray is only tested against
+    its candidates (a conservative culling done by the caller). Default: every ray against every primitive.
+    """
     R = len(origins)
-    if t_all.shape[1] == 0:
-        t = origins.new_full((R,), math.inf)
-        prim = torch.full((R,), -1, dtype=torch.long, device=origins.device)
+    dev = origins.device
+    if pairs is None:
+        ray_idx = torch.arange(R, device=dev).repeat_interleave(g.num)
+        prim_idx = torch.arange(g.num, device=dev).repeat(R)
     else:
-        t, prim = t_all.min(dim=1)
-        prim = torch.where(torch.isfinite(t), prim, torch.full_like(prim, -1))
+        ray_idx, prim_idx = pairs
+    if R > 1 and bool((origins == origins[:1]).all()):  # camera rays: one shared origin, no gather needed
+        o_pair = origins[:1].expand(len(ray_idx), 3)
+    else:
+        o_pair = origins[ray_idx]
+    t_pair = _pair_t(g, o_pair, dirs[ray_idx], prim_idx)
+    t = origins.new_full((R,), math.inf)
+    t.scatter_reduce_(0, ray_idx, t_pair, reduce="amin")
+    win = (t_pair == t[ray_idx]) & torch.isfinite(t_pair)
+    prim = torch.full((R,), -1, dtype=torch.long, device=dev)
+    prim.scatter_reduce_(0, ray_idx[win], prim_idx[win], reduce="amax")
     point = origins + torch.where(torch.isfinite(t), t, torch.zeros_like(t))[:, None] * dirs
     normal = torch.zeros_like(origins)
     uv = origins.new_zeros(R, 2)
-    material = torch.full((R,), -1, dtype=torch.long, device=origins.device)
+    material = torch.full((R,), -1, dtype=torch.long, device=dev)
     nb, ns, nc, _ = g.counts
     starts = [0, nb, nb + ns, nb + ns + nc, g.num]
 

@@ -17,11 +17,11 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
-from worldwarp.scenes.geometry import PackedGeometry, intersect
+from worldwarp.scenes.geometry import BOX_EDGES, PackedGeometry, intersect, primitive_corners
 from worldwarp.scenes.scene import Scene
 from worldwarp.scenes.textures import evaluate_texture
 
-__all__ = ["RenderConfig", "RenderOutput", "render", "shade_rays"]
+__all__ = ["RenderConfig", "RenderOutput", "render", "screen_rects", "shade_rays"]
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,9 @@ class RenderConfig:
         supersample: sub-pixel grid per refined pixel (1 = no anti-aliasing; odd values include the centre).
         adaptive: refine only pixels on primitive boundaries or with contrast above ``contrast``.
         contrast: max |RGB difference| to a 4-neighbour above which a pixel is refined.
-        chunk_rays: rays cast at once (memory ~ chunk_rays * primitives * 4 bytes * ~20).
+        chunk_rays: rays cast at once.
+        cull: test each ray only against primitives whose screen rectangle contains it (exact; off = every
+            ray against every primitive, the slow reference).
         dtype: working dtype of the ray caster.
     """
 
@@ -40,6 +42,7 @@ class RenderConfig:
     adaptive: bool = True
     contrast: float = 0.04
     chunk_rays: int = 32768
+    cull: bool = True
     dtype: torch.dtype = torch.float32
 
     def __post_init__(self) -> None:
@@ -60,13 +63,19 @@ class RenderOutput:
 
 
 def shade_rays(
-    scene: Scene, geom: PackedGeometry, origins: Tensor, dirs: Tensor, footprint_per_depth: float
+    scene: Scene,
+    geom: PackedGeometry,
+    origins: Tensor,
+    dirs: Tensor,
+    footprint_per_depth: float,
+    pairs: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Colour (R, 3), hit parameter t (R,) (inf for none) and primitive id (R,) of rays (R, 3).
 
     ``footprint_per_depth``: size of one sample on a fronto-parallel surface at depth 1 (i.e. 1 / (f * ss)).
+    ``pairs``: optional (ray, primitive) candidates, see :func:`~worldwarp.scenes.geometry.intersect`.
     """
-    hit = intersect(geom, origins, dirs)
+    hit = intersect(geom, origins, dirs, pairs)
     rgb = origins.new_zeros(len(origins), 3)
     valid = hit.prim >= 0
     if not valid.any():
@@ -108,13 +117,90 @@ def _camera_rays(cameras: Cameras, i: int, uv: Tensor, dtype: torch.dtype) -> tu
     return c2w[:3, 3].expand_as(dirs), dirs
 
 
+def screen_rects(corners: Tensor, unbounded: Tensor, cameras: Cameras, i: int, near: float = 1e-4) -> Tensor:
+    """(num, 4) pixel rectangles (u0, v0, u1, v1) that contain the image of each primitive in camera ``i``.
+
+    Conservative: the image of a primitive's enclosing box, clipped at the near plane (corners in front of it
+    plus the points where box edges cross it). Invisible primitives get an empty rectangle; unbounded ones the
+    whole image.
+    """
+    dt = corners.dtype
+    w2c = cameras.w2c[i].to(dt)
+    K = cameras.K[i].to(dt)
+    cam = corners @ w2c[:3, :3].T + w2c[:3, 3]  # (num, 8, 3)
+    a, b = cam[:, BOX_EDGES[:, 0]], cam[:, BOX_EDGES[:, 1]]  # (num, 12, 3)
+    za, zb = a[..., 2:], b[..., 2:]
+    s = ((near - za) / torch.where((zb - za).abs() < 1e-12, torch.full_like(za, 1e-12), zb - za)).clamp(0, 1)
+    cross = a + s * (b - a)
+    cross_ok = ((za > near) != (zb > near)).squeeze(-1)
+    pts = torch.cat([cam, cross], dim=1)  # (num, 20, 3)
+    ok = torch.cat([cam[..., 2] > near, cross_ok], dim=1)
+    z = pts[..., 2].clamp_min(near)
+    u = K[0, 0] * pts[..., 0] / z + K[0, 2]
+    v = K[1, 1] * pts[..., 1] / z + K[1, 2]
+    big = 1e9
+    u0 = torch.where(ok, u, torch.full_like(u, big)).amin(1)
+    u1 = torch.where(ok, u, torch.full_like(u, -big)).amax(1)
+    v0 = torch.where(ok, v, torch.full_like(v, big)).amin(1)
+    v1 = torch.where(ok, v, torch.full_like(v, -big)).amax(1)
+    rect = torch.stack([u0, v0, u1, v1], dim=-1)
+    margin = 0.5
+    rect = rect + torch.tensor([-margin, -margin, margin, margin], dtype=dt, device=rect.device)
+    full = torch.tensor([-big, -big, big, big], dtype=dt, device=rect.device)
+    return torch.where(unbounded[:, None], full, rect)
+
+
+_TILE = 16  # pixels per side of a culling tile
+
+
+def _tile_candidates(rects: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
+    """CSR lists of the primitives whose rectangle overlaps each 16 x 16 tile.
+
+    Returns ``prims`` (Q,) sorted by tile, ``counts`` (T,) and ``offsets`` (T,) with T = tiles_y * tiles_x.
+    """
+    ty, tx = -(-height // _TILE), -(-width // _TILE)
+    dt, dev = rects.dtype, rects.device
+    x0 = torch.arange(tx, dtype=dt, device=dev) * _TILE
+    y0 = torch.arange(ty, dtype=dt, device=dev) * _TILE
+    ox = (rects[None, :, 0] <= x0[:, None] + _TILE) & (rects[None, :, 2] >= x0[:, None])  # (tx, P)
+    oy = (rects[None, :, 1] <= y0[:, None] + _TILE) & (rects[None, :, 3] >= y0[:, None])  # (ty, P)
+    overlap = (oy[:, None, :] & ox[None, :, :]).reshape(ty * tx, -1)
+    tile, prim = overlap.nonzero(as_tuple=True)
+    counts = torch.bincount(tile, minlength=ty * tx)
+    offsets = torch.cumsum(counts, 0) - counts
+    return prim, counts, offsets
+
+
+def _pairs_for(uv: Tensor, width: int, cand: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    """(ray, primitive) candidate pairs of rays through image points ``uv`` (R, 2)."""
+    prims, counts, offsets = cand
+    tx = -(-width // _TILE)
+    col = (uv[:, 0] / _TILE).floor().to(torch.int64).clamp(0, tx - 1)
+    row = (uv[:, 1] / _TILE).floor().to(torch.int64).clamp_min(0)
+    tile = (row * tx + col).clamp_max(len(counts) - 1)
+    n = counts[tile]
+    ray_idx = torch.repeat_interleave(torch.arange(len(uv), device=uv.device), n)
+    start = torch.cumsum(n, 0) - n
+    within = torch.arange(len(ray_idx), device=uv.device) - start[ray_idx]
+    return ray_idx, prims[offsets[tile][ray_idx] + within]
+
+
 def _cast(
-    scene: Scene, geom: PackedGeometry, cameras: Cameras, i: int, uv: Tensor, fpd: float, chunk: int
+    scene: Scene,
+    geom: PackedGeometry,
+    cameras: Cameras,
+    i: int,
+    uv: Tensor,
+    fpd: float,
+    chunk: int,
+    cand: tuple[Tensor, Tensor, Tensor] | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     outs = []
     for s in range(0, len(uv), chunk):
-        o, d = _camera_rays(cameras, i, uv[s : s + chunk], uv.dtype)
-        outs.append(shade_rays(scene, geom, o, d, fpd))
+        q = uv[s : s + chunk]
+        o, d = _camera_rays(cameras, i, q, uv.dtype)
+        pairs = None if cand is None else _pairs_for(q, cameras.width, cand)
+        outs.append(shade_rays(scene, geom, o, d, fpd, pairs))
     return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]), torch.cat([o[2] for o in outs])
 
 
@@ -144,13 +230,17 @@ def render(scene: Scene, cameras: Cameras, config: RenderConfig | None = None) -
     geom = scene.pack(dev, dt)
     H, W, ss = cameras.height, cameras.width, cfg.supersample
     grid = cameras.pixel_grid(dt).reshape(-1, 2)  # (H*W, 2) pixel centres
+    corners, unbounded = primitive_corners(geom)
     offs = (torch.arange(ss, dtype=dt, device=dev) + 0.5) / ss - 0.5
     oy, ox = torch.meshgrid(offs, offs, indexing="ij")
     sub = torch.stack([ox.reshape(-1), oy.reshape(-1)], dim=-1)  # (ss*ss, 2)
     rgbs, depths, prims = [], [], []
     for i in range(len(cameras)):
         f = float(cameras.K[i, :2, :2].diagonal().mean())
-        rgb, t, prim = _cast(scene, geom, cameras, i, grid, 1.0 / f, cfg.chunk_rays)
+        cand = None
+        if cfg.cull:
+            cand = _tile_candidates(screen_rects(corners, unbounded, cameras, i), H, W)
+        rgb, t, prim = _cast(scene, geom, cameras, i, grid, 1.0 / f, cfg.chunk_rays, cand)
         rgb = rgb.T.reshape(3, H, W)
         prim = prim.reshape(H, W)
         depth = torch.where(torch.isfinite(t), t, torch.zeros_like(t)).reshape(H, W)
@@ -161,11 +251,10 @@ def render(scene: Scene, cameras: Cameras, config: RenderConfig | None = None) -
                 idx = torch.arange(H * W, device=dev)
             if len(idx):
                 pts = (grid[idx][:, None, :] + sub[None]).reshape(-1, 2)
-                srgb, _, _ = _cast(scene, geom, cameras, i, pts, 1.0 / (f * ss), cfg.chunk_rays)
+                srgb, _, _ = _cast(scene, geom, cameras, i, pts, 1.0 / (f * ss), cfg.chunk_rays, cand)
                 flat = rgb.reshape(3, -1)
                 flat[:, idx] = srgb.reshape(len(idx), ss * ss, 3).mean(1).T
         rgbs.append(rgb)
         depths.append(depth)
         prims.append(prim)
     return RenderOutput(rgb=torch.stack(rgbs), depth=torch.stack(depths), prim=torch.stack(prims))
-

@@ -86,7 +86,7 @@ class Texture:
 
 # ---------------------------------------------------------------------------------------------- noise
 def _hash(ix: Tensor, iy: Tensor, seed: int) -> Tensor:
-    """Deterministic hash of integer lattice points (int64 tensors) -> float in [0, 1)."""
+    """Deterministic hash of integer lattice points (int64 tensors) -> float in [0, 1) (exact integer mixing)."""
     h = ix * 374761393 + iy * 668265263 + (seed * 2246822519 % 4294967296)
     h = h & 0xFFFFFFFF
     h = ((h ^ (h >> 13)) * 1274126177) & 0xFFFFFFFF
@@ -94,17 +94,36 @@ def _hash(ix: Tensor, iy: Tensor, seed: int) -> Tensor:
     return (h & 0xFFFFFF).to(torch.float32) / float(1 << 24)
 
 
+_TABLE_BITS = 8  # value noise repeats every 256 lattice cells
+
+
+@functools.lru_cache(maxsize=8)
+def _noise_table(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(256 * 256,) lattice values of the value noise, from :func:`_hash` (fixed, seed-independent)."""
+    n = 1 << _TABLE_BITS
+    iy, ix = torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij")
+    return _hash(ix.reshape(-1), iy.reshape(-1), 12345).to(device=device, dtype=dtype)
+
+
 def value_noise(uv: Tensor, seed: int) -> Tensor:
-    """Smooth 2D value noise in [0, 1] with unit lattice spacing; ``uv`` (R, 2) -> (R,)."""
+    """Smooth 2D value noise in [0, 1] with unit lattice spacing; ``uv`` (R, 2) -> (R,).
+
+    Lattice values come from a fixed 256 x 256 table; ``seed`` shifts the lattice (different seeds give
+    different patterns).
+    """
+    table = _noise_table(uv.device, uv.dtype)
+    mask = (1 << _TABLE_BITS) - 1
+    sx, sy = (seed * 7919) % 251, (seed * 104729 + 13) % 241
     base = torch.floor(uv)
     f = uv - base
     i = base.to(torch.int64)
     s = f * f * (3 - 2 * f)
-    ix, iy = i[:, 0], i[:, 1]
-    n00 = _hash(ix, iy, seed).to(uv.dtype)
-    n10 = _hash(ix + 1, iy, seed).to(uv.dtype)
-    n01 = _hash(ix, iy + 1, seed).to(uv.dtype)
-    n11 = _hash(ix + 1, iy + 1, seed).to(uv.dtype)
+    ix0 = (i[:, 0] + sx) & mask
+    iy0 = (i[:, 1] + sy) & mask
+    ix1 = (ix0 + 1) & mask
+    row0, row1 = iy0 << _TABLE_BITS, ((iy0 + 1) & mask) << _TABLE_BITS
+    n00, n10 = table[row0 + ix0], table[row0 + ix1]
+    n01, n11 = table[row1 + ix0], table[row1 + ix1]
     a = n00 + (n10 - n00) * s[:, 0]
     b = n01 + (n11 - n01) * s[:, 0]
     return a + (b - a) * s[:, 1]
@@ -292,7 +311,7 @@ def _sky(tex: Texture, uv: Tensor) -> Tensor:
     el = -uv[:, 1] / tex.scale  # radians
     az = uv[:, 0] / tex.scale
     t = (el / 0.9).clamp(0, 1)
-    t = t ** 0.6
+    t = t**0.6
     zenith, horizon = uv.new_tensor(tex.color_a), uv.new_tensor(tex.color_b)
     sky = horizon + (zenith - horizon) * t[:, None]
     # clouds on a plane above the viewer: coordinates ~ direction / tan(elevation)

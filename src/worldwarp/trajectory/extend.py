@@ -37,9 +37,7 @@ def _catmull_rom(P: Tensor, idx: Tensor, s: Tensor) -> Tensor:
     ext = torch.cat([2 * P[:1] - P[1:2], P, 2 * P[-1:] - P[-2:-1]])  # (N + 2, D), reflected ends
     p0, p1, p2, p3 = ext[idx], ext[idx + 1], ext[idx + 2], ext[idx + 3]
     s = s[:, None]
-    return 0.5 * (
-        2 * p1 + (p2 - p0) * s + (2 * p0 - 5 * p1 + 4 * p2 - p3) * s**2 + (3 * p1 - p0 - 3 * p2 + p3) * s**3
-    )
+    return 0.5 * (2 * p1 + (p2 - p0) * s + (2 * p0 - 5 * p1 + 4 * p2 - p3) * s**2 + (3 * p1 - p0 - 3 * p2 + p3) * s**3)
 
 
 def resample(cameras: Cameras, frames: int) -> Cameras:

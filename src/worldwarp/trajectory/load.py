@@ -82,4 +82,3 @@ def load_trajectory(
         look_at_distance=look_at_distance,
         start=start,
     )
-

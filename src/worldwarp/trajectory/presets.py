@@ -72,7 +72,9 @@ class PresetParams:
                 raise InputError(f"{name} must be a finite number >= 0, got {v}")
         if self.scale == 0:
             raise InputError("scale must be > 0")
-        if self.look_at_distance is not None and not (math.isfinite(self.look_at_distance) and self.look_at_distance > 0):
+        if self.look_at_distance is not None and not (
+            math.isfinite(self.look_at_distance) and self.look_at_distance > 0
+        ):
             raise InputError(f"look_at_distance must be > 0, got {self.look_at_distance}")
         if not 0 <= self.ease <= 0.5:
             raise InputError(f"ease must lie in [0, 0.5], got {self.ease}")

@@ -1,9 +1,9 @@
 """A picture of a camera path: frusta seen from above and from the side, plus the field of view over time.
 
 Used by ``worldwarp trajectory --preview`` and the web UI, so a user can check a path before spending GPU
-time. The plot frame is chosen from the cameras themselves: "up" is the mean of the cameras' up directions
-(-y in OpenCV axes), "forward" is the first camera's viewing direction made horizontal, and positions are
-relative to the first camera's centre. The top edge of each frustum's image is drawn thicker, so rolls show.
+time. The plot frame is the first camera's: "right" is its +x, "forward" its +z (viewing direction) and "up"
+its -y (OpenCV axes), and positions are relative to its centre. The top edge of each frustum's image is drawn
+thicker, so rolls show.
 """
 
 from __future__ import annotations
@@ -25,14 +25,9 @@ MAX_FRUSTA = 16
 def plot_frame(cameras: Cameras) -> Tensor:
     """(3, 3) float64 rows (right, forward, up) of the plot frame described in the module docstring."""
     c2w = cameras.c2w.detach().to("cpu", torch.float64)
-    up = -c2w[:, :3, 1].mean(0)
-    if float(up.norm()) < 1e-6:
-        up = -c2w[0, :3, 1]
+    up = -c2w[0, :3, 1]
     up = up / up.norm()
-    fwd = c2w[0, :3, 2] - (c2w[0, :3, 2] @ up) * up
-    if float(fwd.norm()) < 1e-6:  # first camera looks straight up or down
-        fwd = c2w[0, :3, 1] - (c2w[0, :3, 1] @ up) * up
-    fwd = fwd / fwd.norm()
+    fwd = c2w[0, :3, 2] / c2w[0, :3, 2].norm()
     right = torch.linalg.cross(fwd, up)
     return torch.stack([right, fwd, up])
 

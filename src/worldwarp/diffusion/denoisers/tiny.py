@@ -23,7 +23,6 @@ import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -282,4 +281,3 @@ class TinyDenoiser(nn.Module):
         except Exception as e:  # safetensors header errors, missing/unexpected keys, shape mismatches
             raise InputError(f"{weights}: cannot load weights ({str(e).splitlines()[0]})") from None
         return model
-

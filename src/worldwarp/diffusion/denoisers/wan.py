@@ -37,6 +37,7 @@ from torch import Tensor
 from worldwarp.diffusion.denoisers.base import classifier_free_guidance, token_timesteps
 from worldwarp.diffusion.denoisers.wan_loading import (
     PromptEmbeddingCache,
+    cast_parameters,
     check_model_folder,
     load_component,
     load_stdiff_transformer,
@@ -240,12 +241,12 @@ class WanDenoiser:
             self.vae.enable_tiling()
         self.vae.enable_slicing()  # decode a batch one video at a time
 
-        self.transformer.to(dtype=self.dtype)
-        self.vae.to(dtype=self.vae_dtype)
+        cast_parameters(self.transformer, self.dtype)  # norms / time embedder stay float32, as diffusers loads them
+        cast_parameters(self.vae, self.vae_dtype)
         self._place(self.transformer, resident=True)
         self._place(self.vae, resident=False)
         if self.text_encoder is not None:
-            self.text_encoder.to(dtype=self.dtype)
+            cast_parameters(self.text_encoder, self.dtype)
             self._place(self.text_encoder, resident=False)
 
     # ------------------------------------------------------------------ construction
@@ -327,7 +328,9 @@ class WanDenoiser:
     def decode(self, latents: Tensor) -> Tensor:
         """Video (B, 3, 1 + 4 (T'-1), 8 H', 8 W') in [0, 1] of normalised latents (B, C, T', H', W')."""
         if latents.ndim != 5 or latents.shape[1] != self.latent_channels:
-            raise ValueError(f"latents must have shape (B, {self.latent_channels}, T', H', W'), got {tuple(latents.shape)}")
+            raise ValueError(
+                f"latents must have shape (B, {self.latent_channels}, T', H', W'), got {tuple(latents.shape)}"
+            )
         with self._visiting(self.vae):
             z = latents.to(self.device, self.vae_dtype)
             z = z * self._latents_std.to(z.device, z.dtype) + self._latents_mean.to(z.device, z.dtype)
@@ -419,13 +422,17 @@ class WanDenoiser:
             v = eps - x0 estimate, on ``latents``' device and dtype.
         """
         if latents.ndim != 5 or latents.shape[1] != self.latent_channels:
-            raise ValueError(f"latents must have shape (B, {self.latent_channels}, T', H', W'), got {tuple(latents.shape)}")
+            raise ValueError(
+                f"latents must have shape (B, {self.latent_channels}, T', H', W'), got {tuple(latents.shape)}"
+            )
         B, _, T, H, W = latents.shape
         p = self.patch_size
         if H % p or W % p:
             raise ValueError(f"latent size {H}x{W} is not divisible by the patch size {p}")
         if tuple(sigmas.shape) != (B, T, H // p, W // p):
-            raise ValueError(f"sigmas must have shape {(B, T, H // p, W // p)} (B, T', H'/p, W'/p), got {tuple(sigmas.shape)}")
+            raise ValueError(
+                f"sigmas must have shape {(B, T, H // p, W // p)} (B, T', H'/p, W'/p), got {tuple(sigmas.shape)}"
+            )
         x = latents.to(self.device, self.dtype)
         timesteps = token_timesteps(sigmas.to(self.device, torch.float32))  # (B, T' H'/p W'/p)
         positive = cond.positive.to(self.device, self.dtype).expand(B, -1, -1)

@@ -40,6 +40,7 @@ __all__ = [
     "prompt_cache_key",
     "PromptEmbeddingCache",
     "load_stdiff_transformer",
+    "cast_parameters",
 ]
 
 # Sub-folders of a Wan2.1-*-Diffusers model (scheduler/ and model_index.json are not needed here).
@@ -80,7 +81,9 @@ def check_model_folder(model: str | os.PathLike[str], subfolders: tuple[str, ...
         raise InputError(f"{folder}: expected a Wan2.1-Diffusers folder, got a file; {_HOW_TO_GET}")
     for sub in subfolders:
         if not (folder / sub / ("tokenizer_config.json" if sub == "tokenizer" else "config.json")).is_file():
-            raise InputError(f"{folder}: no {sub}/ sub-folder with a config, so this is not a Wan2.1-Diffusers folder; {_HOW_TO_GET}")
+            raise InputError(
+                f"{folder}: no {sub}/ sub-folder with a config, so this is not a Wan2.1-Diffusers folder; {_HOW_TO_GET}"
+            )
 
 
 def load_component(
@@ -110,7 +113,11 @@ def load_component(
         raise ValueError(f"unknown Wan sub-model {subfolder!r}; expected one of {WAN_SUBFOLDERS}")
     check_model_folder(model, (subfolder,))
     source = str(Path(model).expanduser()) if is_local_model(model) else str(model)
-    kwargs: dict[str, Any] = {"subfolder": subfolder, "local_files_only": _offline(local_files_only), "revision": revision}
+    kwargs: dict[str, Any] = {
+        "subfolder": subfolder,
+        "local_files_only": _offline(local_files_only),
+        "revision": revision,
+    }
     try:
         if subfolder == "transformer":
             from diffusers import WanTransformer3DModel
@@ -154,7 +161,9 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
         raise InputError(f"{path}: ST-Diff weights file not found")
     suffix = path.suffix.lower()
     if suffix not in _STATE_DICT_SUFFIXES:
-        raise InputError(f"{path}: unknown weights format {suffix!r}; expected one of {', '.join(_STATE_DICT_SUFFIXES)}")
+        raise InputError(
+            f"{path}: unknown weights format {suffix!r}; expected one of {', '.join(_STATE_DICT_SUFFIXES)}"
+        )
     try:
         if suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -235,7 +244,7 @@ def check_state_dict(
 def text_encoder_id(model: str | os.PathLike[str]) -> str:
     """Identifier of a model's umT5 encoder for the prompt cache: the hub id, or the absolute local folder."""
     if is_local_model(model):
-        return str((Path(model).expanduser().resolve() / "text_encoder"))
+        return str(Path(model).expanduser().resolve() / "text_encoder")
     return f"{model}/text_encoder"
 
 
@@ -282,7 +291,11 @@ class PromptEmbeddingCache:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=self.directory)
         os.close(fd)
         try:
-            metadata = {"prompt": prompt, "encoder_id": self.encoder_id, "max_sequence_length": str(self.max_sequence_length)}
+            metadata = {
+                "prompt": prompt,
+                "encoder_id": self.encoder_id,
+                "max_sequence_length": str(self.max_sequence_length),
+            }
             save_file({"embeds": embeds.detach().to("cpu").contiguous()}, tmp, metadata=metadata)
             os.replace(tmp, path)
         finally:
@@ -312,7 +325,9 @@ def load_stdiff_transformer(
         InputError: missing model or weights, unreadable file, or keys/shapes that do not match the architecture.
     """
     if weights is None:
-        return load_component(model, "transformer", torch_dtype=torch_dtype, local_files_only=local_files_only, revision=revision)
+        return load_component(
+            model, "transformer", torch_dtype=torch_dtype, local_files_only=local_files_only, revision=revision
+        )
     from diffusers import WanTransformer3DModel
 
     weights_path = Path(weights).expanduser()
@@ -339,4 +354,20 @@ def load_stdiff_transformer(
     state_dict = normalize_state_dict_keys(state_dict, expected=set(reference))
     check_state_dict(state_dict, reference, weights_path)
     transformer.load_state_dict(state_dict, strict=True, assign=True)
-    return transformer.to(dtype=torch_dtype).eval()
+    return cast_parameters(transformer, torch_dtype).eval()
+
+
+def cast_parameters(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """Cast floating parameters to ``dtype`` in place, keeping the model's ``_keep_in_fp32_modules`` in float32.
+
+    This is what diffusers' ``from_pretrained(torch_dtype=...)`` does for Wan (its time embedder, modulation tables,
+    norms and rotary embedding stay float32); a plain ``module.to(dtype)`` would cast those too.
+    """
+    keep = tuple(getattr(module, "_keep_in_fp32_modules", None) or ())
+    for name, param in module.named_parameters():
+        if not param.is_floating_point():
+            continue
+        target = torch.float32 if any(k in name.split(".") for k in keep) else dtype
+        if param.dtype != target:
+            param.data = param.data.to(target)
+    return module

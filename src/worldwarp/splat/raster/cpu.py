@@ -1,4 +1,4 @@
-"""The fast CPU compositor: tiled C++/OpenMP kernels, compiled at first use, called through ctypes.
+"""The fast CPU compositor: tiled, multi-threaded C++ kernels, compiled at first use, called through ctypes.
 
 ``cpu_kernels.cpp`` (next to this file) is plain C++ with a C ABI and no torch headers, so compiling it takes
 about a second. The first call of :func:`composite_cpu` builds it with the system C++ compiler (``$CXX``, else
@@ -31,7 +31,7 @@ from worldwarp.splat.raster.projection import T_STOP, Projected
 __all__ = ["KernelBuildError", "composite_cpu", "kernels_available", "load_kernels"]
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
-CXX_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-fopenmp"]
+CXX_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread"]
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None

@@ -1,4 +1,4 @@
-// Tiled front-to-back Gaussian compositing on the CPU (forward and backward), OpenMP over tiles.
+// Tiled front-to-back Gaussian compositing on the CPU (forward and backward), threads over tiles.
 //
 // Plain C++ with a C ABI (no torch headers, so it compiles in a second); worldwarp.splat.raster.cpu compiles
 // it at first use and calls it through ctypes with pointers to contiguous tensors. Semantics match
@@ -14,15 +14,32 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <atomic>
+#include <thread>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace {
 
-constexpr int TILE = 16;
+#ifndef WW_TILE
+#define WW_TILE 8
+#endif
+constexpr int TILE = WW_TILE;
+
+// Run fn(thread_id, tile) for every tile on n_threads std::threads that pull tiles from a shared counter
+// (dynamic scheduling without OpenMP, whose spinning barriers degrade badly on oversubscribed machines).
+template <typename Fn>
+void parallel_tiles(int n_tiles, int n_threads, Fn fn) {
+    n_threads = std::max(1, std::min(n_threads, n_tiles));
+    std::atomic<int> next{0};
+    auto worker = [&](int tid) {
+        for (int tile = next++; tile < n_tiles; tile = next++) fn(tid, tile);
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < n_threads; ++t) pool.emplace_back(worker, t);
+    worker(0);
+    for (auto& th : pool) th.join();
+}
 
 struct Bins {
     int tiles_x = 0, tiles_y = 0;
@@ -31,44 +48,76 @@ struct Bins {
 };
 
 template <typename T>
+int clamp_floor(T v, int lo, int hi) {
+    return (int)std::floor(std::max(T(lo), std::min(T(hi), v)));
+}
+
+// Tile rectangle [x0, x1] x [y0, y1] (inclusive; empty when x1 < x0) of Gaussian g's bounding box.
+template <typename T>
 void tile_range(const T* means2d, const T* extents, int64_t g, int tiles_x, int tiles_y, int& x0, int& x1, int& y0,
                 int& y1) {
     const T ex = extents[2 * g] + T(1), ey = extents[2 * g + 1] + T(1);
     const T mx = means2d[2 * g], my = means2d[2 * g + 1];
     // pixel centres of tile t span [t*TILE + 0.5, t*TILE + TILE - 0.5]
-    x0 = std::max(0, (int)std::floor((mx - ex) / TILE));
-    x1 = std::min(tiles_x - 1, (int)std::floor((mx + ex) / TILE));
-    y0 = std::max(0, (int)std::floor((my - ey) / TILE));
-    y1 = std::min(tiles_y - 1, (int)std::floor((my + ey) / TILE));
+    x0 = clamp_floor((mx - ex) / TILE, 0, tiles_x - 1);
+    x1 = clamp_floor((mx + ex) / TILE, 0, tiles_x - 1);
+    y0 = clamp_floor((my - ey) / TILE, 0, tiles_y - 1);
+    y1 = clamp_floor((my + ey) / TILE, 0, tiles_y - 1);
     if (!(mx + ex >= 0) || !(my + ey >= 0) || !(mx - ex <= T(tiles_x * TILE)) || !(my - ey <= T(tiles_y * TILE))) {
         x1 = x0 - 1;  // empty
     }
 }
 
+// Minimum over the rectangle [xa, xb] x [ya, yb] of offsets d of q(d) = a dx^2 + 2 b dx dy + c dy^2 (a, c > 0).
 template <typename T>
-void bin_gaussians(int64_t G, const T* means2d, const T* extents, int H, int W, Bins& b) {
+T min_quadratic_on_rect(T a, T b, T c, T xa, T xb, T ya, T yb) {
+    if (xa <= 0 && 0 <= xb && ya <= 0 && 0 <= yb) return T(0);
+    auto q = [&](T x, T y) { return a * x * x + T(2) * b * x * y + c * y * y; };
+    T best = std::numeric_limits<T>::infinity();
+    for (T y : {ya, yb}) best = std::min(best, q(std::max(xa, std::min(xb, -b * y / a)), y));
+    for (T x : {xa, xb}) best = std::min(best, q(x, std::max(ya, std::min(yb, -b * x / c))));
+    return best;
+}
+
+// Whether Gaussian g can reach alpha >= ALPHA_MIN at a pixel centre of tile (tx, ty): its ellipse
+// q(d) <= 2 ln(255 o) (widened by a relative 1e-3 and half a pixel) meets the tile's pixel-centre rectangle.
+template <typename T>
+bool touches_tile(const T* means2d, const T* conics, const T* opac, int64_t g, int tx, int ty) {
+    const T r2 = T(2) * std::log(T(255) * opac[g]) * T(1.001) + T(1e-3);
+    const T mx = means2d[2 * g], my = means2d[2 * g + 1];
+    const T xa = T(tx * TILE) - mx, xb = T(tx * TILE + TILE) - mx;  // centres +-0.5 px
+    const T ya = T(ty * TILE) - my, yb = T(ty * TILE + TILE) - my;
+    return min_quadratic_on_rect(conics[3 * g], conics[3 * g + 1], conics[3 * g + 2], xa, xb, ya, yb) <= r2;
+}
+
+// Per-tile lists of the Gaussians (input order = front to back) that can touch each tile.
+template <typename T>
+void bin_gaussians(int64_t G, const T* means2d, const T* conics, const T* opac, const T* extents, int H, int W,
+                   Bins& b) {
     b.tiles_x = (W + TILE - 1) / TILE;
     b.tiles_y = (H + TILE - 1) / TILE;
     const int n_tiles = b.tiles_x * b.tiles_y;
     b.offsets.assign(n_tiles + 1, 0);
+    std::vector<int32_t> hits;  // tile ids per Gaussian, recorded in the counting pass
+    std::vector<int64_t> start(G + 1, 0);
     for (int64_t g = 0; g < G; ++g) {
         int x0, x1, y0, y1;
         tile_range(means2d, extents, g, b.tiles_x, b.tiles_y, x0, x1, y0, y1);
         for (int ty = y0; ty <= y1; ++ty)
-            for (int tx = x0; tx <= x1; ++tx) b.offsets[ty * b.tiles_x + tx + 1]++;
+            for (int tx = x0; tx <= x1; ++tx)
+                if (touches_tile(means2d, conics, opac, g, tx, ty)) {
+                    hits.push_back(ty * b.tiles_x + tx);
+                    b.offsets[ty * b.tiles_x + tx + 1]++;
+                }
+        start[g + 1] = (int64_t)hits.size();
     }
     for (int t = 0; t < n_tiles; ++t) b.offsets[t + 1] += b.offsets[t];
     b.ids.resize(b.offsets[n_tiles]);
     std::vector<int64_t> fill(b.offsets.begin(), b.offsets.end() - 1);
-    for (int64_t g = 0; g < G; ++g) {
-        int x0, x1, y0, y1;
-        tile_range(means2d, extents, g, b.tiles_x, b.tiles_y, x0, x1, y0, y1);
-        for (int ty = y0; ty <= y1; ++ty)
-            for (int tx = x0; tx <= x1; ++tx) b.ids[fill[ty * b.tiles_x + tx]++] = (int32_t)g;
-    }
+    for (int64_t g = 0; g < G; ++g)
+        for (int64_t h = start[g]; h < start[g + 1]; ++h) b.ids[fill[hits[h]]++] = (int32_t)g;
 }
 
-// A tile's Gaussians copied into contiguous per-field arrays (structure of arrays).
 template <typename T>
 struct TileData {
     std::vector<T> mx, my, ca, cb, cc, op, lo, cr, cg, cbl, z;
@@ -100,14 +149,13 @@ void forward(int64_t G, const T* means2d, const T* conics, const T* opac, const 
              const T* extents, int H, int W, T t_stop, int n_threads, T* out_color, T* out_alpha, T* out_depth,
              T* out_T, int32_t* out_last) {
     Bins b;
-    bin_gaussians(G, means2d, extents, H, W, b);
+    bin_gaussians(G, means2d, conics, opac, extents, H, W, b);
     const int n_tiles = b.tiles_x * b.tiles_y;
     const T alpha_min = T(1.0 / 255.0), alpha_max = T(0.99);
-#pragma omp parallel num_threads(n_threads)
-    {
-        TileData<T> d;
-#pragma omp for schedule(dynamic, 1)
-        for (int tile = 0; tile < n_tiles; ++tile) {
+    std::vector<TileData<T>> data(std::max(1, n_threads));
+    parallel_tiles(n_tiles, n_threads, [&](int tid, int tile) {
+        {
+            TileData<T>& d = data[tid];
             d.load(b, tile, means2d, conics, opac, colors, depths);
             const int64_t s = b.offsets[tile];
             const int n = (int)(b.offsets[tile + 1] - s);
@@ -144,7 +192,7 @@ void forward(int64_t G, const T* means2d, const T* conics, const T* opac, const 
                 }
             }
         }
-    }
+    });
 }
 
 // Gradients w.r.t. means2d (G,2), conics (G,3), opacities (G), colors (G,3), depths (G); the outputs must be
@@ -155,26 +203,18 @@ void backward(int64_t G, const T* means2d, const T* conics, const T* opac, const
               const T* saved_T, const int32_t* saved_last, T* d_means2d, T* d_conics, T* d_opac, T* d_colors,
               T* d_depths) {
     Bins b;
-    bin_gaussians(G, means2d, extents, H, W, b);
+    bin_gaussians(G, means2d, conics, opac, extents, H, W, b);
     const int n_tiles = b.tiles_x * b.tiles_y;
     const T alpha_min = T(1.0 / 255.0), alpha_max = T(0.99);
     constexpr int NF = 10;  // per-Gaussian gradient fields: mean 2, conic 3, opacity 1, color 3, depth 1
-    int n_used = 1;
-#ifdef _OPENMP
-    n_used = std::max(1, n_threads);
-#endif
+    const int n_used = std::max(1, n_threads);
     std::vector<std::vector<T>> bufs(n_used);
-#pragma omp parallel num_threads(n_threads)
-    {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
+    std::vector<TileData<T>> data(n_used);
+    parallel_tiles(n_tiles, n_used, [&](int tid, int tile) {
         std::vector<T>& acc = bufs[tid];
-        acc.assign((size_t)G * NF, T(0));
-        TileData<T> d;
-#pragma omp for schedule(dynamic, 1)
-        for (int tile = 0; tile < n_tiles; ++tile) {
+        if (acc.empty()) acc.assign((size_t)G * NF, T(0));
+        TileData<T>& d = data[tid];
+        {
             d.load(b, tile, means2d, conics, opac, colors, depths);
             const int64_t s = b.offsets[tile];
             const int tx0 = (tile % b.tiles_x) * TILE, ty0 = (tile / b.tiles_x) * TILE;
@@ -217,7 +257,7 @@ void backward(int64_t G, const T* means2d, const T* conics, const T* opac, const
                 }
             }
         }
-    }
+    });
     for (const auto& acc : bufs) {
         if (acc.empty()) continue;
         for (int64_t g = 0; g < G; ++g) {
@@ -239,14 +279,6 @@ void backward(int64_t G, const T* means2d, const T* conics, const T* opac, const
 }  // namespace
 
 extern "C" {
-
-int ww_num_threads_max() {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
 
 #define WW_EXPORT(SUFFIX, T)                                                                                        \
     void ww_forward_##SUFFIX(int64_t G, const T* means2d, const T* conics, const T* opac, const T* colors,          \

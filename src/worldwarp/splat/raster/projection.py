@@ -157,9 +157,9 @@ def project_gaussians(
     tx = (p[:, 0] / z_safe).clamp(-(cx / fx + slack_x), (width - cx) / fx + slack_x)
     ty = (p[:, 1] / z_safe).clamp(-(cy / fy + slack_y), (height - cy) / fy + slack_y)
     zero = torch.zeros_like(z)
-    J = torch.stack(
-        [fx / z_safe, zero, -fx * tx / z_safe, zero, fy / z_safe, -fy * ty / z_safe], dim=-1
-    ).reshape(-1, 2, 3)  # (G, 2, 3)
+    # Jacobian of (fx x/z + cx, fy y/z + cy) w.r.t. (x, y, z), with tx = x/z and ty = y/z clamped
+    J_entries = [fx / z_safe, zero, -fx * tx / z_safe, zero, fy / z_safe, -fy * ty / z_safe]
+    J = torch.stack(J_entries, dim=-1).reshape(-1, 2, 3)  # (G, 2, 3)
     cov2d = J @ cov_cam @ J.transpose(1, 2)  # (G, 2, 2)
     a = cov2d[:, 0, 0] + LOWPASS
     b = cov2d[:, 0, 1]

@@ -119,9 +119,7 @@ def _read_text_model(folder: Path) -> tuple[dict[int, _Cam], list[_Img]]:
         loc = where(ipath, i + 1)
         toks = line.split()
         if len(toks) < 10:
-            raise InputError(
-                f"{loc}: expected IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME, found {len(toks)} fields"
-            )
+            raise InputError(f"{loc}: expected IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME, found {len(toks)} fields")
         nums = parse_numbers(toks[1:8], loc)
         try:
             cid = int(toks[8])
@@ -176,7 +174,7 @@ def _read_binary_model(folder: Path) -> tuple[dict[int, _Cam], list[_Img]]:
         raise InputError(f"{r.path}: file is empty")
     (n,) = r.take("Q")
     images: list[_Img] = []
-    for k in range(n):
+    for _ in range(n):
         _, *pose, cid = r.take("I" + "d" * 7 + "i")
         name = r.cstring()
         loc = where(r.path, item=f"image {name!r}")

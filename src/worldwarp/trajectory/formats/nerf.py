@@ -59,9 +59,7 @@ def _number(d: dict[str, Any], key: str, loc: str) -> float | None:
     return float(v)
 
 
-def read_transforms(
-    path: str | os.PathLike[str], *, height: int | None = None, width: int | None = None
-) -> Cameras:
+def read_transforms(path: str | os.PathLike[str], *, height: int | None = None, width: int | None = None) -> Cameras:
     """Cameras of a transforms.json file. ``height``/``width`` are used only when the file has no ``h``/``w``.
 
     All frames must share one image size.
@@ -126,7 +124,9 @@ def read_transforms(
     return make_cameras(torch.stack(c2ws), torch.stack(Ks), size[0], size[1], path)
 
 
-def write_transforms(path: str | os.PathLike[str], cameras: Cameras, *, image_pattern: str = "images/frame_{:05d}.png") -> None:
+def write_transforms(
+    path: str | os.PathLike[str], cameras: Cameras, *, image_pattern: str = "images/frame_{:05d}.png"
+) -> None:
     """Write nerfstudio-style transforms.json (OpenGL c2w; shared intrinsics at the top level, per-frame
     ``fl_x fl_y cx cy`` when they vary; ``camera_angle_x`` too, for the original NeRF loaders)."""
     cams = cameras.to("cpu", torch.float64)

@@ -23,9 +23,7 @@ from worldwarp.trajectory.formats._common import atomic_write_bytes, check_rotat
 __all__ = ["read_release_npz", "write_release_npz"]
 
 
-def read_release_npz(
-    path: str | os.PathLike[str], *, height: int | None = None, width: int | None = None
-) -> Cameras:
+def read_release_npz(path: str | os.PathLike[str], *, height: int | None = None, width: int | None = None) -> Cameras:
     """Cameras of a release ``.npz`` (see the module docstring for the image size)."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: file not found")

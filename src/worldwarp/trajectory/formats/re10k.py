@@ -63,9 +63,7 @@ def _looks_like_row(line: str) -> bool:
     return True
 
 
-def parse_re10k(
-    path: str | os.PathLike[str], *, height: int = DEFAULT_HEIGHT, width: int = DEFAULT_WIDTH
-) -> Re10kClip:
+def parse_re10k(path: str | os.PathLike[str], *, height: int = DEFAULT_HEIGHT, width: int = DEFAULT_WIDTH) -> Re10kClip:
     """Read a RealEstate10K file (see the module docstring); errors name the file and line."""
     text = read_text(path)
     lines = text.splitlines()
@@ -103,9 +101,7 @@ def parse_re10k(
     return Re10kClip(url, timestamps, make_cameras(torch.stack(c2ws), torch.stack(Ks), height, width, path))
 
 
-def read_re10k(
-    path: str | os.PathLike[str], *, height: int = DEFAULT_HEIGHT, width: int = DEFAULT_WIDTH
-) -> Cameras:
+def read_re10k(path: str | os.PathLike[str], *, height: int = DEFAULT_HEIGHT, width: int = DEFAULT_WIDTH) -> Cameras:
     """Cameras of a RealEstate10K file for images of ``(height, width)``."""
     return parse_re10k(path, height=height, width=width).cameras
 

@@ -1,0 +1,169 @@
+"""``worldwarp eval``: run the evaluation protocol, merge shard results, write a report.
+
+    worldwarp eval --dataset D [--root DIR] --split S --method NAME --frames 50,200 --out results.json
+                   [--shard i/n] [--size HxW] [--lpips DIR] [--fid FILE] [--cameras] [--save-frames DIR]
+    worldwarp eval merge A.json B.json ... --out results.json
+    worldwarp eval report A.json [B.json ...] --out DIR
+
+Under ``accelerate launch`` each process takes its shard of the scenes (round robin) unless --shard is given;
+each shard writes ``<out>.shard<i>of<n>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    return vals
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW (e.g. 480x720), got {text!r}") from None
+    return h, w
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n (e.g. 0/4), got {text!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise argparse.ArgumentTypeError(f"shard must satisfy 0 <= i < n, got {text!r}")
+    return i, n
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate a method on a dataset (PSNR, SSIM, LPIPS, FID, camera accuracy); merge; report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("action", nargs="*", metavar="[merge|report] FILES", help="merge or report results files")
+    p.add_argument("--dataset", help="re10k, dl3dv, transforms or procedural")
+    p.add_argument("--root", type=Path, help="dataset folder")
+    p.add_argument("--split", default="test", help="split folder or scene list name (default: test)")
+    p.add_argument("--list", dest="list_file", type=Path, help="scene list file (scene frames [start] per line)")
+    p.add_argument("--method", default="inpaint", help="registered method name (default: inpaint)")
+    p.add_argument("--frames", type=_int_list, help="frames to score, e.g. 50,200 (default: the list's/dataset's)")
+    p.add_argument("--size", type=_size, help="evaluation resolution HxW (default: the source size)")
+    p.add_argument("--stride", type=int, default=1, help="use every k-th source frame")
+    p.add_argument("--max-scenes", type=int, help="evaluate only the first N scenes")
+    p.add_argument("--shard", type=_shard, help="i/n: evaluate every n-th scene starting at i")
+    p.add_argument("--curve-stride", type=int, default=0, help="also score every k-th frame for the plots")
+    p.add_argument("--cameras", action="store_true", help="measure camera accuracy with pycolmap (slow)")
+    p.add_argument("--pose-stride", type=int, default=1, help="frame step of the pose estimation")
+    p.add_argument("--no-control", action="store_true", help="skip the pose estimator on ground-truth frames")
+    p.add_argument("--seeds", type=_int_list, default=(0, 1, 2), help="mapper seeds (default 0,1,2)")
+    p.add_argument("--lpips", type=Path, help="folder with LPIPS weights (alex.pth + alexnet*.pth)")
+    p.add_argument("--lpips-net", default="alex", choices=["alex", "vgg"])
+    p.add_argument("--fid", type=Path, help="TorchScript feature network for FID (e.g. inception-2015-12-05.pt)")
+    p.add_argument("--save-frames", type=Path, help="folder to save generated and ground-truth frames")
+    p.add_argument("--device", default="cpu", help="device of the metric networks (default: cpu)")
+    p.add_argument("--out", type=Path, help="results file (run, merge) or report folder (report)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldwarp.errors import InputError
+
+    if args.out is None:
+        raise InputError("--out is required")
+    if args.action:
+        verb, files = args.action[0], [Path(f) for f in args.action[1:]]
+        if verb not in ("merge", "report"):
+            raise InputError(f"unknown eval action {verb!r}: use 'merge' or 'report' (or no action to run)")
+        if not files:
+            raise InputError(f"eval {verb} needs results files")
+        return _merge(files, args.out) if verb == "merge" else _report(files, args.out)
+    return _run(args)
+
+
+def _merge(files: list[Path], out: Path) -> int:
+    from worldwarp.eval.benchmark import merge_results, read_results, write_results
+
+    doc, feats = merge_results([read_results(f) for f in files])
+    write_results(out, doc, feats)
+    print(f"merged {len(files)} files ({len(doc['scenes'])} scenes) into {out}")
+    return 0
+
+
+def _report(files: list[Path], out: Path) -> int:
+    from worldwarp.eval.benchmark import read_results
+    from worldwarp.eval.report import write_report
+
+    paths = write_report([read_results(f) for f in files], out)
+    print(f"wrote {paths[0]} and {len(paths) - 1} plots")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from worldwarp.errors import InputError
+    from worldwarp.eval.benchmark import (
+        METHODS,
+        BenchmarkConfig,
+        build_method,
+        run_benchmark,
+        shard_from_environment,
+        shard_output_path,
+        write_results,
+    )
+    from worldwarp.eval.datasets import DatasetConfig, load_dataset
+    from worldwarp.eval.fid import FIDConfig
+    from worldwarp.eval.lpips import LPIPSConfig
+    from worldwarp.eval.poses import PoseEstimatorConfig
+
+    if args.dataset is None:
+        raise InputError("--dataset is required (re10k, dl3dv, transforms or procedural)")
+    if args.method not in METHODS:
+        raise InputError(f"unknown method {args.method!r}: choose one of {', '.join(sorted(METHODS))}")
+    data = DatasetConfig(
+        name=args.dataset,
+        root=args.root,
+        split=args.split,
+        list_file=args.list_file,
+        frames=args.frames,
+        size=args.size,
+        stride=args.stride,
+        max_scenes=args.max_scenes,
+    )
+    bench = BenchmarkConfig(
+        curve_stride=args.curve_stride,
+        camera_accuracy=args.cameras,
+        pose_stride=args.pose_stride,
+        pose_control=not args.no_control,
+        pose=PoseEstimatorConfig(seeds=tuple(args.seeds)),
+        lpips=LPIPSConfig(args.lpips, args.lpips_net) if args.lpips else None,
+        fid=FIDConfig(args.fid) if args.fid else None,
+        save_frames=args.save_frames,
+        device=args.device,
+    )
+    shard = args.shard or shard_from_environment()
+    scenes = load_dataset(data)
+    method_config = METHODS[args.method].config_type()
+    doc, feats = run_benchmark(
+        scenes,
+        build_method(args.method, method_config),
+        args.method,
+        bench,
+        shard=shard,
+        dataset=args.dataset,
+        split=args.split,
+        method_config=method_config,
+        progress=not args.quiet,
+    )
+    out = shard_output_path(args.out, *shard)
+    write_results(out, doc, feats)
+    done = sum(1 for s in doc["scenes"] if not s.get("skipped"))
+    print(f"evaluated {done} of {len(doc['scenes'])} scenes (shard {shard[0]}/{shard[1]}) -> {out}")
+    return 0

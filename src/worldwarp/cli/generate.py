@@ -1,0 +1,64 @@
+"""``worldwarp generate IMAGE --trajectory SPEC_OR_FILE --frames N --out DIR``: the main job."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_common_generation_args(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``generate`` and ``demo``."""
+    g = p.add_argument_group("method")
+    g.add_argument("--preset", default="cpu", choices=["cpu", "paper"], help="settings preset (default: cpu)")
+    g.add_argument("--height", type=int, help="working height (preset default)")
+    g.add_argument("--width", type=int, help="working width (preset default)")
+    g.add_argument("--chunk", type=int, help="frames per chunk, history included")
+    g.add_argument("--overlap", type=int, help="history frames carried between chunks")
+    g.add_argument("--strength", type=float, help="revise strength tau of warped regions (0.5-0.8)")
+    g.add_argument("--steps", type=int, help="diffusion steps")
+    g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
+    g.add_argument("--cache-steps", type=int, help="Adam steps of the 3DGS cache per chunk")
+    g.add_argument("--cache", choices=["gaussians", "points", "none"], default="gaussians", help="cache (ablations)")
+    g.add_argument("--noise", choices=["spatiotemporal", "full", "spatial", "temporal"], default="spatiotemporal")
+    g.add_argument("--fill", choices=["diffusion", "inpaint"], default="diffusion")
+    g.add_argument("--prompt", default="", help="text prompt (wan only)")
+    g.add_argument("--seed", type=int, default=0)
+    m = p.add_argument_group("model")
+    m.add_argument("--denoiser", choices=["tiny", "wan"], default="tiny")
+    m.add_argument("--checkpoint", help="tiny: checkpoint folder; wan: the WorldWarp ST-Diff state dict")
+    m.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: base model folder or id")
+    m.add_argument("--offload", choices=["none", "model", "sequential"], default="none", help="wan: offloading")
+    m.add_argument("--vae-tiling", action="store_true", help="wan: tiled VAE")
+    m.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    o = p.add_argument_group("output")
+    o.add_argument("--out", required=True, help="output folder")
+    o.add_argument("--fps", type=float, default=16)
+    o.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    o.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "generate",
+        help="one image and a camera path in, a long consistent video out",
+        description="Generate a fly-through video from IMAGE along a camera path (preset spec or camera file).",
+    )
+    p.add_argument("image", help="start image (PNG, JPEG, ...; EXIF, alpha and 16-bit handled)")
+    p.add_argument("--trajectory", required=True, help="preset spec (e.g. orbit+zoom_in) or camera file")
+    p.add_argument("--frames", type=int, required=True, help="number of frames to generate (frame 0 = IMAGE)")
+    p.add_argument("--depth", help="depth of IMAGE: .npy, 16-bit PNG (mm), .exr, .pfm")
+    p.add_argument("--depth-model", help="transformers depth model folder or hub id (e.g. Depth Anything V2)")
+    p.add_argument("--fov", type=float, default=60.0, help="horizontal field of view of IMAGE for presets")
+    p.add_argument("--speed", type=float, default=1.0, help="trajectory speed")
+    p.add_argument("--scale", type=float, default=1.0, help="trajectory scale (relative to the scene)")
+    add_common_generation_args(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldwarp.runner import GenerationRequest, run_generation
+
+    req = GenerationRequest.from_args(args)
+    run_generation(req, image=args.image, trajectory=args.trajectory, frames=args.frames, depth=args.depth,
+                   depth_model=args.depth_model, fov=args.fov, speed=args.speed, scale=args.scale)  # fmt: skip
+    return 0

@@ -1,0 +1,177 @@
+"""``worldwarp train``: train an ST-Diff denoiser with the paper's recipe (docs/training.md).
+
+    worldwarp train --denoiser tiny --dataset procedural|transforms:DIR --steps N --out DIR [--resume]
+                    [--batch B --lr LR --frames T --height H --width W --seed S --save-every K]
+
+Runs as one process, or under ``accelerate launch [--num_processes N] [--cpu] -m worldwarp train ...``.
+``transforms:DIR`` is a nerfstudio ``transforms.json`` folder with ``depth_file_path`` entries (e.g. written by
+``worldwarp scenes render``), or a folder of such folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from worldwarp.cameras import Cameras
+from worldwarp.errors import InputError
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "train",
+        help="train an ST-Diff denoiser (tiny or wan) on clips with depth and cameras",
+        description="Train an ST-Diff denoiser with the paper's recipe (see docs/training.md).",
+    )
+    p.add_argument("--denoiser", choices=("tiny", "wan"), default="tiny")
+    p.add_argument("--dataset", required=True, help="'procedural' or 'transforms:DIR'")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder (checkpoints/, log.jsonl, model/)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/latest")
+    p.add_argument("--batch", type=int, default=1, help="clips per process and step")
+    p.add_argument("--lr", type=float, default=None, help="default: 3e-4 (tiny), 5e-5 (wan)")
+    p.add_argument("--warmup", type=int, default=None, help="default: 100 (tiny), 1000 (wan)")
+    p.add_argument("--frames", type=int, default=17, help="frames per clip (T - 1 divisible by the time factor)")
+    p.add_argument("--height", type=int, default=128)
+    p.add_argument("--width", type=int, default=192)
+    p.add_argument("--frame-stride", type=int, default=1, help="transforms: take every k-th frame")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=500)
+    p.add_argument("--mixed-precision", choices=("no", "fp16", "bf16"), default="no")
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
+    p.add_argument("--history-prob", type=float, default=0.0, help="chance of clean history latent frames")
+    p.add_argument("--init", default=None, help="tiny: start from this checkpoint folder; wan: ST-Diff weights")
+    p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width")
+    p.add_argument("--tiny-depth", type=int, default=None, help="tiny from scratch: number of blocks")
+    p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: local folder or hub id")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+class TransformsClips:
+    """Clips of T consecutive frames (with a stride) from transforms.json scenes with depth, resized to H x W.
+
+    ``clips[i]`` takes scene ``i % scenes`` and a window start drawn from a generator seeded with ``i``.
+    """
+
+    def __init__(self, root: Path, frames: int, height: int, width: int, stride: int = 1) -> None:
+        import torch
+
+        from worldwarp.eval.datasets import DatasetConfig, load_transforms_scene
+
+        root = Path(root)
+        if not root.is_dir():
+            raise InputError(f"{root}: dataset folder not found")
+        folders = (
+            [root] if (root / "transforms.json").is_file() else sorted(p.parent for p in root.glob("*/transforms.json"))
+        )
+        if not folders:
+            raise InputError(f"{root}: no transforms.json in it or in its sub-folders")
+        cfg = DatasetConfig(name="transforms", size=(height, width), frames=(1,))
+        self.scenes = []
+        for folder in folders:
+            scene = load_transforms_scene(folder, cfg)
+            if scene.load_depth is None:
+                raise InputError(f"{folder / 'transforms.json'}: frames have no depth_file_path; training needs depth")
+            if scene.num_frames < 1 + (frames - 1) * stride:
+                raise InputError(f"{folder}: {scene.num_frames} frames, a clip needs {1 + (frames - 1) * stride}")
+            self.scenes.append(scene)
+        self.frames, self.stride = frames, stride
+        self._torch = torch
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]:
+        torch = self._torch
+        scene = self.scenes[index % len(self.scenes)]
+        span = 1 + (self.frames - 1) * self.stride
+        g = torch.Generator().manual_seed(int(index))
+        start = int(torch.randint(scene.num_frames - span + 1, (1,), generator=g))
+        idx = list(range(start, start + span, self.stride))
+        frames = scene.frames(idx)
+        assert scene.load_depth is not None
+        depths = torch.stack([scene.load_depth(i) for i in idx])
+        return frames, depths, scene.cameras[idx]
+
+
+class ProceduralClips:
+    """Rendered procedural clips (:class:`worldwarp.scenes.dataset.ProceduralClipDataset`) as (frames, depths, cams).
+
+    The dataset's own source-frame choice is ignored: the trainer draws the source frame from its step generator.
+    """
+
+    LENGTH = 1_000_000
+
+    def __init__(self, frames: int, height: int, width: int, seed: int) -> None:
+        from worldwarp.scenes.dataset import ClipDatasetConfig, ProceduralClipDataset
+
+        cfg = ClipDatasetConfig(
+            seed=seed, length=self.LENGTH, clip_frames=frames, path_frames=max(60, frames), height=height, width=width
+        )
+        self.data = ProceduralClipDataset(cfg)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]:
+        item = self.data[index % len(self.data)]
+        return item["frames"], item["depths"], item["cameras"]
+
+
+def _dataset(spec: str, frames: int, height: int, width: int, stride: int, seed: int) -> Any:
+    if spec.startswith("transforms:"):
+        return TransformsClips(Path(spec.split(":", 1)[1]), frames, height, width, stride)
+    if spec == "procedural":
+        return ProceduralClips(frames, height, width, seed)
+    raise InputError(f"unknown dataset {spec!r}: use 'procedural' or 'transforms:DIR'")
+
+
+def _denoiser(args: argparse.Namespace) -> Any:
+    import torch
+
+    if args.denoiser == "tiny":
+        from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
+
+        if args.init:
+            return TinyDenoiser.from_pretrained(args.init)
+        overrides = {k: v for k, v in (("width", args.tiny_width), ("depth", args.tiny_depth)) if v is not None}
+        with torch.random.fork_rng():
+            torch.manual_seed(args.seed)
+            return TinyDenoiser(TinyDenoiserConfig(**overrides))
+    from worldwarp.diffusion.denoisers.wan import WanConfig, WanDenoiser
+
+    return WanDenoiser.from_config(WanConfig(model=args.wan_model, stdiff_weights=args.init))
+
+
+def run(args: argparse.Namespace) -> int:
+    from worldwarp.diffusion.training import DEFAULT_LR, TrainConfig, train
+
+    for name in ("steps", "batch", "frames", "height", "width", "frame_stride", "save_every"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    denoiser = _denoiser(args)
+    if (args.frames - 1) % denoiser.time_factor:
+        raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
+    cell = denoiser.space_factor * denoiser.patch_size
+    if args.height % cell or args.width % cell:
+        raise InputError(f"--height and --width must be multiples of {cell} for the {args.denoiser} denoiser")
+    dataset = _dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
+    config = TrainConfig(
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr if args.lr is not None else DEFAULT_LR[args.denoiser],
+        warmup=args.warmup if args.warmup is not None else (100 if args.denoiser == "tiny" else 1000),
+        seed=args.seed,
+        save_every=args.save_every,
+        out=args.out,
+        mixed_precision=args.mixed_precision,
+        cpu=args.cpu,
+        history_prob=args.history_prob,
+    )
+    result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
+    print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")
+    return 0

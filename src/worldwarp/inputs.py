@@ -1,0 +1,139 @@
+"""Turn what a user gives (an image file, optional depth, a preset spec or camera file) into pipeline inputs.
+
+Shared by the CLI and the web UI, so both validate and prepare inputs the same way: the image is read
+(EXIF, alpha, 16-bit, grayscale handled), cover-resized and centre-cropped to the working resolution; depth
+comes from the user's file, a transformers depth model, or (with a warning) a weight-free ground-plane prior;
+preset paths are scaled to the scene (translations in units of half the median start depth, looking at the
+median depth); camera files are read at the working resolution.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from worldwarp.cameras import Cameras
+from worldwarp.errors import InputError
+
+__all__ = ["PreparedInputs", "prepare_inputs", "trajectory_for_scene"]
+
+MAX_INPUT_SIDE = 4096
+
+
+@dataclass
+class PreparedInputs:
+    """Start image (3, H, W) in [0, 1], its z-depth (H, W), the N target cameras, and notes for the user."""
+
+    image: Tensor
+    depth: Tensor
+    cameras: Cameras
+    depth_source: str
+    notes: list[str] = field(default_factory=list)
+
+
+def trajectory_for_scene(
+    trajectory: str | os.PathLike[str],
+    frames: int,
+    height: int,
+    width: int,
+    median_depth: float,
+    *,
+    fov_x_deg: float = 60.0,
+    speed: float = 1.0,
+    scale: float = 1.0,
+    fit: str = "resample",
+) -> Cameras:
+    """Cameras for a preset spec (scaled to the scene) or a camera file (read at ``height`` x ``width``)."""
+    from worldwarp.trajectory.load import load_trajectory, looks_like_path
+
+    text = os.fspath(trajectory)
+    if isinstance(trajectory, Path) or looks_like_path(text):
+        return load_trajectory(text, frames, height=height, width=width, speed=speed, scale=scale, fit=fit)
+    return load_trajectory(
+        text,
+        frames,
+        height=height,
+        width=width,
+        fov_x_deg=fov_x_deg,
+        speed=speed,
+        scale=0.5 * median_depth * scale,
+        look_at_distance=median_depth,
+    )
+
+
+def _start_depth(
+    image: Tensor, depth_path: str | None, depth_model: str | None, prep: object, notes: list[str]
+) -> tuple[Tensor, str]:
+    """z-depth (H, W) of the prepared start image and where it came from."""
+    H, W = image.shape[-2:]
+    if depth_path is not None:
+        from worldwarp.io.depth import load_depth, prepare_depth
+
+        raw = load_depth(depth_path)
+        src = prep.source  # type: ignore[attr-defined]
+        if tuple(raw.shape) != tuple(src):
+            raise InputError(f"{depth_path}: depth is {raw.shape[1]}x{raw.shape[0]} but the image is {src[1]}x{src[0]}")
+        return prepare_depth(raw, prep), "given"  # type: ignore[arg-type]
+    from worldwarp.geometry import get_estimator
+
+    if depth_model is not None:
+        est = get_estimator("transformers", model=depth_model)
+        return est.estimate(image[None]).depth[0].float(), f"transformers:{depth_model}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est = get_estimator("prior")
+        depth = est.estimate(image[None]).depth[0].float()
+    notes.extend(str(w.message) for w in caught)
+    assert depth.shape == (H, W)
+    return depth, "prior"
+
+
+def prepare_inputs(
+    image_path: str | os.PathLike[str],
+    trajectory: str | os.PathLike[str],
+    frames: int,
+    height: int,
+    width: int,
+    *,
+    depth_path: str | None = None,
+    depth_model: str | None = None,
+    fov_x_deg: float = 60.0,
+    speed: float = 1.0,
+    scale: float = 1.0,
+) -> PreparedInputs:
+    """Read, validate and prepare everything the pipeline needs; every problem is an :class:`InputError`."""
+    from worldwarp.io.images import ImageResizedWarning, load_image, prepare_image
+
+    if frames < 2:
+        raise InputError(f"--frames must be at least 2, got {frames}")
+    notes: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageResizedWarning)
+        raw, info = load_image(image_path, max_side=MAX_INPUT_SIDE)
+    notes.extend(str(w.message) for w in caught if issubclass(w.category, ImageResizedWarning))
+    if info.resized and depth_path is not None:
+        raise InputError(
+            f"{image_path}: image is larger than {MAX_INPUT_SIDE} px; resize it and its depth map together first"
+        )
+    image, prep = prepare_image(raw, height, width)
+    if prep.source != (height, width):
+        notes.append(
+            f"image {prep.source[1]}x{prep.source[0]} resized to {prep.resized[1]}x{prep.resized[0]} and "
+            f"centre-cropped to {width}x{height}"
+        )
+    depth, source = _start_depth(image, depth_path, depth_model, prep, notes)
+    valid = depth[torch.isfinite(depth) & (depth > 0)]
+    if valid.numel() == 0:
+        raise InputError("the start depth has no valid (positive) value")
+    median = float(valid.median())
+    cameras = trajectory_for_scene(
+        trajectory, frames, height, width, median, fov_x_deg=fov_x_deg, speed=speed, scale=scale
+    )
+    if len(cameras) != frames:
+        raise InputError(f"the trajectory has {len(cameras)} cameras, expected {frames}")
+    return PreparedInputs(image=image.clamp(0, 1), depth=depth, cameras=cameras, depth_source=source, notes=notes)
