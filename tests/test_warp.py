@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
 
-from worldwarp.cameras import Cameras
+from worldwarp.cameras import Cameras, look_at
 from worldwarp.errors import InputError
+from worldwarp.splat.cache import CacheConfig, fit_cache
+from worldwarp.splat.gaussians import Gaussians
+from worldwarp.splat.raster import rasterize
 from worldwarp.warp import (
     WarpConfig,
     erode_mask,
     erosion_kernel_size,
+    forward_warp,
     mask_to_latent,
     point_cloud_warp,
     reprojection_mask,
@@ -181,3 +186,99 @@ def test_warp_config_validation() -> None:
     with pytest.raises(InputError):
         WarpConfig(batch_size=0)
     assert math.isclose(WarpConfig().depth_rel_tol, 0.1)
+
+
+# ---------------------------------------------------------------------------------------------- forward warp
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _scene() -> Gaussians:
+    """A wall of 12x12 large Gaussians at z = 4 and 40 random blobs in front (z in 2..3), random colours."""
+    g = torch.Generator().manual_seed(0)
+    s = torch.linspace(-2.0, 2.0, 12, dtype=torch.float64)
+    yy, xx = torch.meshgrid(s, s, indexing="ij")
+    wall = torch.stack([xx.flatten(), yy.flatten(), torch.full((144,), 4.0, dtype=torch.float64)], dim=1)
+    box = torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64)
+    blobs = torch.rand(40, 3, generator=g, dtype=torch.float64) * box + torch.tensor([-1.0, -1.0, 2.0]).double()
+    means = torch.cat([wall, blobs])
+    rgb = torch.rand(means.shape[0], 3, generator=g, dtype=torch.float64)
+    scales = torch.cat([torch.full((144,), 0.25), 0.08 + 0.1 * torch.rand(40, generator=g)]).double()
+    return Gaussians.from_rgb(means, rgb, scales, 0.97)
+
+
+@pytest.fixture(scope="module")
+def history() -> tuple[torch.Tensor, torch.Tensor, Cameras, Gaussians]:
+    """One 24x24 history view of the scene, its depth, its camera and a 60-step cache fitted to it."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    c2w = look_at(torch.zeros(3, dtype=torch.float64), torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64))
+    cam = _camera(24, 24, 21.6)
+    cam = Cameras(c2w, cam.K, 24, 24)
+    with torch.no_grad():
+        out = rasterize(_scene(), cam)
+    cache = fit_cache(out.rgb, out.depth, cam, CacheConfig(steps=60), progress=False)
+    torch.set_num_threads(n)
+    return out.rgb, out.depth, cam, cache
+
+
+def test_forward_warp_identity_reproduces_the_history_view(history) -> None:
+    image, depth, cam, cache = history
+    res = forward_warp(cache, cam, cam, depth, WarpConfig(erosion=0))
+    assert res.rgb.shape == (1, 3, 24, 24) and res.mask.dtype == torch.bool
+    with torch.no_grad():
+        ref = rasterize(cache, cam)
+    assert torch.equal(res.rgb, ref.rgb) and torch.equal(res.alpha, ref.alpha) and torch.equal(res.depth, ref.depth)
+    m = res.mask[0]
+    assert m.float().mean() > 0.95  # the history view sees itself almost everywhere
+    assert torch.equal(m, (ref.alpha[0] > 0.5) & ((ref.depth[0] - depth[0]).abs() < 0.1 * depth[0]))
+    err = (res.rgb[0] - image[0]).abs().mean(dim=0)[m]
+    mse = ((res.rgb[0] - image[0]) ** 2).mean(dim=0)[m].mean()
+    # measured on this scene: PSNR ~26 dB on the valid pixels, mean error ~0.03
+    assert -10 * torch.log10(mse) > 23.0 and err.mean() < 0.05
+
+
+def test_forward_warp_rejects_pixels_no_history_view_confirms(history) -> None:
+    image, depth, cam, cache = history
+    # history depth unknown on the left half: those pixels have no view to confirm them
+    holes = depth.clone()
+    holes[..., :12] = 0.0
+    res = forward_warp(cache, cam, cam, holes, WarpConfig(erosion=0))
+    assert not res.mask[0, :, :12].any() and res.mask[0, :, 12:].float().mean() > 0.95
+    # a history camera that looks elsewhere sees none of the rendered points: nothing is valid ...
+    away = Cameras(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, -3.0])), cam.K, 24, 24)
+    res = forward_warp(cache, cam, away, depth, WarpConfig(erosion=0))
+    assert not res.mask.any()
+    # ... unless the reprojection check is off (alpha alone); adding the real view back restores validity
+    assert forward_warp(cache, cam, None, None, WarpConfig(erosion=0, reprojection=False)).mask.float().mean() > 0.95
+    both = forward_warp(cache, cam, Cameras.cat([away, cam]), torch.cat([depth, depth]), WarpConfig(erosion=0))
+    assert both.mask.float().mean() > 0.95
+    with pytest.raises(InputError):
+        forward_warp(cache, cam, None, None, WarpConfig())
+
+
+def test_forward_warp_erosion_batches_and_new_views(history) -> None:
+    image, depth, cam, cache = history
+    moved = Cameras(
+        look_at(torch.tensor([[0.0, 0, 0], [0.4, 0, 0], [0, 0.3, 0], [-0.8, 0, 0.2]]), torch.tensor([0.0, 0.0, 3.0])),
+        cam.K.expand(4, 3, 3),
+        24,
+        24,
+    )
+    raw = forward_warp(cache, moved, cam, depth, WarpConfig(erosion=0, batch_size=3))
+    ero = forward_warp(cache, moved, cam, depth, WarpConfig(erosion=15, erosion_reference=72, batch_size=1))
+    assert erosion_kernel_size(24, 24, WarpConfig(erosion=15, erosion_reference=72)) == 5
+    assert torch.equal(ero.rgb, raw.rgb) and torch.equal(ero.depth, raw.depth)
+    assert torch.equal(ero.mask, erode_mask(raw.mask, 5))
+    # moving the camera sideways uncovers pixels the history never saw: the valid share drops, monotonically
+    share = raw.mask.flatten(1).float().mean(dim=1)
+    assert share[0] > 0.95 and share[3] < share[1] < share[0]
+    # the mask implies alpha > 0.5 and depth agreement with the history view
+    pts = moved.unproject(raw.depth)
+    for k in range(4):
+        ok = reprojection_mask(pts[k].reshape(-1, 3), cam, depth[:1].expand(1, 24, 24)).view(24, 24)
+        assert torch.equal(raw.mask[k], ok & (raw.alpha[k] > 0.5) & (raw.depth[k] > 0.01))

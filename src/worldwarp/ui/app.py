@@ -19,6 +19,7 @@ __all__ = ["CSS", "build_app", "launch_app"]
 
 CSS = """
 #status { min-height: 2.4em; }
+#compose-row { align-items: flex-end; }
 #chunk-panel img, #path-preview img { image-rendering: pixelated; }
 .ww-note { color: var(--body-text-color-subdued); font-size: 0.9em; }
 """
@@ -93,7 +94,7 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
                     value=cfg.default_trajectory, label="Preset spec ('+' together, ',' one after another)",
                     elem_id="trajectory",
                 )  # fmt: skip
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=False, elem_id="compose-row"):
                     preset = gr.Dropdown(
                         choices=preset_names(), value="pan_left", label="Preset", elem_id="preset", scale=3
                     )
@@ -130,19 +131,25 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
         )
         status = gr.Markdown("nothing generated yet", elem_id="status")
         with gr.Row(equal_height=False):
-            video = gr.Video(label="Video so far", interactive=False, loop=True, autoplay=True, elem_id="result-video")
-            panel = gr.Image(
-                label="Latest chunk: warped prior | valid mask | result", interactive=False, elem_id="chunk-panel"
-            )
-        with gr.Row(equal_height=True):
-            keep = gr.Slider(
-                0, 1, value=0, step=1, label="Keep the first k chunks", interactive=False, elem_id="rollback-k", scale=3
-            )
-            rollback = gr.Button("Roll back", elem_id="rollback", scale=1)
-        with gr.Row():
-            dl_video = gr.DownloadButton("Video (.mp4)", interactive=False, elem_id="download-video")
-            dl_cams = gr.DownloadButton("Cameras (.json)", interactive=False, elem_id="download-cameras")
-            dl_ply = gr.DownloadButton("3DGS cache (.ply)", interactive=False, elem_id="download-ply")
+            video = gr.Video(
+                label="Video so far", interactive=False, loop=True, autoplay=True, height=330, scale=2,
+                elem_id="result-video",
+            )  # fmt: skip
+            with gr.Column(scale=3):
+                panel = gr.Image(
+                    label="Latest chunk: warped prior | valid mask | result", show_label=False, interactive=False,
+                    height=210, elem_id="chunk-panel",
+                )  # fmt: skip
+                with gr.Row(equal_height=True):
+                    keep = gr.Slider(
+                        0, 1, value=0, step=1, label="Keep the first k chunks", interactive=False, scale=3,
+                        elem_id="rollback-k",
+                    )  # fmt: skip
+                    rollback = gr.Button("Roll back", elem_id="rollback", scale=1)
+                with gr.Row():
+                    dl_video = gr.DownloadButton("Video (.mp4)", interactive=False, elem_id="download-video")
+                    dl_cams = gr.DownloadButton("Cameras (.json)", interactive=False, elem_id="download-cameras")
+                    dl_ply = gr.DownloadButton("3DGS cache (.ply)", interactive=False, elem_id="download-ply")
 
         spec_inputs = [image, depth, trajectory, camera_file, frames, fov, speed, scale]
         view_outputs = [status, video, panel, dl_video, dl_cams, dl_ply, keep]

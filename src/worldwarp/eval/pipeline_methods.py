@@ -1,0 +1,209 @@
+"""Evaluation methods built on :class:`worldwarp.pipeline.WorldWarpPipeline`: the method and its ablations.
+
+Importing this module registers, in :data:`worldwarp.eval.benchmark.METHODS`:
+
+============== ============ ========= ================ ==========================================
+name           cache        fill      noise mode       what it measures
+============== ============ ========= ================ ==========================================
+worldwarp      3DGS         ST-Diff   spatiotemporal   the full method
+point-cache    point cloud  ST-Diff   spatiotemporal   3DGS cache vs plain point splatting
+no-cache       none         ST-Diff   spatiotemporal   generation without any geometric prior
+full-noise     3DGS         ST-Diff   full             one noise level for every token
+spatial-noise  3DGS         ST-Diff   spatial          per-position levels only
+temporal-noise 3DGS         ST-Diff   temporal         per-frame levels only
+inpaint-cache  3DGS         cv2       (none)           classical inpainting of the warped prior
+============== ============ ========= ================ ==========================================
+
+Every method runs the pipeline from the scene's start frame with its start depth along the scene's cameras
+(at the scene's resolution) and returns the requested frames. Scenes without start depth are skipped
+(:class:`~worldwarp.eval.benchmark.SkipScene`): the benchmark compares fill strategies on the same geometry.
+The settings are one typed :class:`PipelineMethodConfig`; the variant of each name is fixed (:data:`VARIANTS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from worldwarp.diffusion.denoisers.registry import DenoiserSpec
+from worldwarp.errors import InputError
+from worldwarp.eval.benchmark import Method, SkipScene, register_method
+from worldwarp.eval.datasets import EvalScene
+
+__all__ = [
+    "PIPELINE_METHODS",
+    "VARIANTS",
+    "PipelineMethodConfig",
+    "Variant",
+    "make_pipeline_config",
+    "pipeline_method",
+]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """What distinguishes one registered pipeline method from another.
+
+    Attributes:
+        cache_mode: ``"gaussians"``, ``"points"`` or ``"none"`` (:class:`~worldwarp.pipeline.PipelineConfig`).
+        fill: ``"diffusion"`` or ``"inpaint"``.
+        noise_mode: the sampler's noise mode (``"spatiotemporal"``, ``"full"``, ``"spatial"``, ``"temporal"``).
+        description: one line for the method list.
+    """
+
+    cache_mode: Literal["gaussians", "points", "none"]
+    fill: Literal["diffusion", "inpaint"]
+    noise_mode: Literal["spatiotemporal", "full", "spatial", "temporal"]
+    description: str
+
+
+VARIANTS: dict[str, Variant] = {
+    "worldwarp": Variant("gaussians", "diffusion", "spatiotemporal", "the method: 3DGS cache + ST-Diff"),
+    "point-cache": Variant("points", "diffusion", "spatiotemporal", "ablation: point-cloud cache + ST-Diff"),
+    "no-cache": Variant("none", "diffusion", "spatiotemporal", "ablation: no geometric cache, ST-Diff only"),
+    "full-noise": Variant("gaussians", "diffusion", "full", "ablation: one noise level for all tokens"),
+    "spatial-noise": Variant("gaussians", "diffusion", "spatial", "ablation: spatial-only noise levels"),
+    "temporal-noise": Variant("gaussians", "diffusion", "temporal", "ablation: temporal-only noise levels"),
+    "inpaint-cache": Variant("gaussians", "inpaint", "spatiotemporal", "3DGS cache warp + cv2.inpaint, no revision"),
+}
+PIPELINE_METHODS = tuple(VARIANTS)
+
+
+@dataclass
+class PipelineMethodConfig:
+    """Settings shared by every pipeline-based method (the variant is fixed by the method's name).
+
+    Attributes:
+        denoiser: which ST-Diff model (default: the embedded tiny model shipped with the package).
+        preset: base pipeline settings, ``"cpu"`` (embedded: 25-frame chunks, 20 steps) or ``"paper"``.
+        chunk_frames: override the preset's frames per chunk (history included), or None.
+        overlap: override the preset's history frames per chunk, or None.
+        steps: override the sampler's Euler steps, or None.
+        strength: override the sampler's strength tau, or None.
+        guidance_scale: override the sampler's CFG scale, or None.
+        cache_steps: override the 3DGS cache's Adam steps, or None.
+        seed: the pipeline's seed (every chunk's noise and cache fit derive from it).
+        device: where the denoiser, the cache and the sampler run (the caller's choice).
+        progress: show the pipeline's progress bars.
+    """
+
+    denoiser: DenoiserSpec = field(default_factory=DenoiserSpec)
+    preset: Literal["cpu", "paper"] = "cpu"
+    chunk_frames: int | None = None
+    overlap: int | None = None
+    steps: int | None = None
+    strength: float | None = None
+    guidance_scale: float | None = None
+    cache_steps: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("cpu", "paper"):
+            raise InputError(f"unknown pipeline preset {self.preset!r}; choose cpu or paper")
+        for name in ("chunk_frames", "overlap", "steps", "cache_steps"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise InputError(f"PipelineMethodConfig.{name} must be >= 1, got {v}")
+        if self.strength is not None and not 0.0 <= self.strength <= 1.0:
+            raise InputError(f"PipelineMethodConfig.strength must lie in [0, 1], got {self.strength}")
+
+
+def make_pipeline_config(variant: Variant, config: PipelineMethodConfig, height: int, width: int) -> Any:
+    """The :class:`~worldwarp.pipeline.PipelineConfig` of ``variant`` at ``height x width`` under ``config``."""
+    from worldwarp.pipeline import PipelineConfig
+
+    base = PipelineConfig.preset(config.preset)
+    sampler_over: dict[str, Any] = {"noise_mode": variant.noise_mode}
+    for name in ("steps", "strength", "guidance_scale"):
+        if getattr(config, name) is not None:
+            sampler_over[name] = getattr(config, name)
+    cache = base.cache if config.cache_steps is None else replace(base.cache, steps=config.cache_steps)
+    over: dict[str, Any] = {
+        "height": height,
+        "width": width,
+        "sampler": replace(base.sampler, **sampler_over),
+        "cache": cache,
+        "cache_mode": variant.cache_mode,
+        "fill": variant.fill,
+        "seed": config.seed,
+        "progress": config.progress,
+    }
+    if config.chunk_frames is not None:
+        over["chunk_frames"] = config.chunk_frames
+    if config.overlap is not None:
+        over["overlap"] = config.overlap
+    return replace(base, **over)
+
+
+def pipeline_method(variant: Variant, config: PipelineMethodConfig, denoiser: Any | None = None) -> Method:
+    """A :data:`~worldwarp.eval.benchmark.Method` running the pipeline in ``variant``.
+
+    Args:
+        variant: cache / fill / noise mode of the method.
+        config: shared settings.
+        denoiser: an already built denoiser to use instead of loading ``config.denoiser`` (tests, or to share
+            one model between methods); loaded lazily on the first scene otherwise (never for ``inpaint`` fill).
+    """
+    device = torch.device(config.device)
+    holder: dict[str, Any] = {"denoiser": denoiser}
+
+    def get_denoiser() -> Any:
+        if holder["denoiser"] is None:
+            if variant.fill == "inpaint":
+                from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
+
+                # inpainting never calls it; any denoiser with the grid factors satisfies the pipeline checks
+                holder["denoiser"] = TinyDenoiser(TinyDenoiserConfig(width=8, depth=1, heads=1, freq_dim=8))
+            else:
+                from worldwarp.diffusion.denoisers.registry import load_denoiser
+
+                holder["denoiser"] = load_denoiser(config.denoiser, device)
+        return holder["denoiser"]
+
+    def method(scene: EvalScene, indices: list[int]) -> Tensor:
+        from worldwarp.pipeline import WorldWarpPipeline
+
+        depth = scene.start_depth
+        if depth is None:
+            raise SkipScene(f"scene {scene.name} has no start depth (the pipeline methods need it)")
+        den = get_denoiser()
+        grid = den.space_factor * den.patch_size
+        if scene.height % grid or scene.width % grid:
+            raise InputError(
+                f"scene {scene.name}: {scene.height}x{scene.width} is not a multiple of {grid}; "
+                f"evaluate at a size that is (e.g. --size 128x192)"
+            )
+        if max(indices) >= scene.num_frames:
+            raise InputError(f"scene {scene.name}: frame {max(indices)} requested, the scene has {scene.num_frames}")
+        pcfg = make_pipeline_config(variant, config, scene.height, scene.width)
+        pipe = WorldWarpPipeline(den, pcfg, device=device)
+        image = scene.start_image.to(device, torch.float32)  # (3, H, W)
+        d = depth.to(device, torch.float32)  # (H, W)
+        d = torch.where(torch.isfinite(d) & (d > 0), d, torch.zeros_like(d))
+        out = pipe(image, scene.cameras, d)
+        return out.frames[list(indices)].float().cpu()  # (len(indices), 3, H, W)
+
+    return method
+
+
+def _factory(name: str) -> Any:
+    variant = VARIANTS[name]
+
+    def factory(config: PipelineMethodConfig) -> Method:
+        return pipeline_method(variant, config)
+
+    return factory
+
+
+def register_all() -> None:
+    """Register every pipeline method (done once on import; calling it again re-registers the same entries)."""
+    for name, variant in VARIANTS.items():
+        register_method(name, _factory(name), PipelineMethodConfig, variant.description)
+
+
+register_all()
