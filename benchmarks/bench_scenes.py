@@ -80,6 +80,7 @@ def main() -> None:
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".md")
     with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines))
+    os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     print(f"wrote {out}")
 

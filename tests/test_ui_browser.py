@@ -8,6 +8,7 @@ random-weight model, downloads the video, rolls back, downloads the cameras, and
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from test_ui_session import FRAMES, H, W, make_ui_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(170)]
@@ -136,3 +138,51 @@ def test_ui_in_chromium(browser, app_url: str, tmp_path: Path) -> None:
     finally:
         page.close()
     assert time.perf_counter() - t0 < 90
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_docs_screenshot(browser, tmp_path: Path) -> None:
+    """The screenshot of docs/ui.md: the bundled room example at the CPU resolution, one chunk.
+
+    Uses the packaged tiny checkpoint when it exists, else the classical inpainting fill (a random model would
+    show noise). Writes ``test-artifacts/ui_docs.png``; copy it to ``docs/images/ui.png``.
+    """
+    from playwright.sync_api import expect
+
+    from worldwarp.diffusion.denoisers.tiny import DEFAULT_CHECKPOINT, TinyDenoiser, TinyDenoiserConfig
+    from worldwarp.pipeline import PipelineConfig
+    from worldwarp.splat.cache import CacheConfig
+    from worldwarp.ui.app import build_app, launch_app
+    from worldwarp.ui.session import UIConfig, default_examples_dir, list_examples
+
+    if "room" not in list_examples(default_examples_dir()):
+        pytest.skip("the bundled room example is missing")
+    trained = (DEFAULT_CHECKPOINT / "model.safetensors").is_file()
+    checkpoint = None
+    if not trained:  # the pipeline still needs a denoiser for its shapes; the inpainting fill does not call it
+        checkpoint = str(tmp_path / "random_tiny")
+        TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8)).save_pretrained(checkpoint)
+    pipeline = PipelineConfig.cpu(
+        chunk_frames=13, cache=CacheConfig(steps=60), fill="diffusion" if trained else "inpaint", progress=False
+    )
+    demo = build_app(UIConfig(checkpoint=checkpoint, pipeline=pipeline, work_dir=tmp_path, default_frames=37))
+    port = _free_port()
+    launch_app(demo, host="127.0.0.1", port=port, block=False)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.locator("#example input").click()
+        page.get_by_role("option", name="room").click()
+        expect(page.locator("#image img")).to_be_visible(timeout=20_000)
+        expect(page.locator("#preview-message")).to_contain_text("37 cameras", timeout=60_000)
+        page.locator("#generate").click()
+        expect(page.locator("#status")).to_contain_text(re.compile("chunk 1 of 3 done|Error"), timeout=800_000)
+        assert "Error" not in page.locator("#status").inner_text()
+        expect(page.locator("#chunk-panel img")).to_be_visible(timeout=10_000)
+        page.wait_for_timeout(1500)  # let the video's first frame paint
+        page.screenshot(path=str(ARTIFACTS / "ui_docs.png"), full_page=True)
+    finally:
+        page.close()
+        demo.close()

@@ -121,6 +121,14 @@ def test_preview_is_the_cli_preview(ui_config: UIConfig) -> None:
     q = preview_path(_spec(ui_config, image=None, depth=None, trajectory="orbit", frames=7), H, W)
     ref = render_preview_array(trajectory_for_scene("orbit", 7, H, W, 1.0), "orbit  (7 frames)")
     assert q.image is not None and np.array_equal(q.image, ref)
+    # a camera file replaces the spec (read at the working resolution, brought to the frame count)
+    from worldwarp.trajectory.io import write_cameras
+
+    cam_file = ui_config.work_dir / "path_cameras.json"
+    write_cameras(cam_file, trajectory_for_scene("pan_right", 7, H, W, 1.0), "cameras")
+    c = preview_path(_spec(ui_config, camera_file=str(cam_file), frames=7), H, W)
+    ref = render_preview_array(trajectory_for_scene(str(cam_file), 7, H, W, 1.0), "path_cameras.json  (7 frames)")
+    assert c.error is None and c.image is not None and np.array_equal(c.image, ref)
     bad = preview_path(_spec(ui_config, trajectory="orbit+wobble"), H, W)
     assert bad.image is None and bad.error is not None and bad.error.startswith("unknown camera preset 'wobble'")
 
@@ -148,9 +156,10 @@ def test_generate_one_chunk_and_exports(session: UISession, ui_config: UIConfig)
     assert calls[0] == (0.0, "preparing inputs") and calls[1] == (0.0, "chunk 1 of 3") and calls[-1] == (1.0, "done")
     state = session.state
     assert state is not None and state.frames.shape == (5, 3, H, W)
-    assert session.config.pipeline.sampler.strength == 0.8  # the app's config is untouched ...
-    # ... the UI's strength went into this generation's pipeline (one chunk per step, 8-bit frames)
-    assert torch.equal(state.frames, (state.frames * 255).round() / 255)
+    # the page's strength and seed go into the generation's settings; the app's config is untouched
+    cfg = session.pipeline_config(0.35, 7)
+    assert (cfg.sampler.strength, cfg.seed, cfg.sampler.steps) == (0.35, 7, 2)
+    assert session.config.pipeline.sampler.strength == 0.8 and session.config.pipeline.seed == 0
 
     # video: every frame so far, in order, at the working resolution (H.264 yuv420 blurs colour at 48x32)
     video = read_video(v.video)

@@ -197,33 +197,21 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(n)
 
 
-def _scene() -> Gaussians:
-    """A wall of 12x12 large Gaussians at z = 4 and 40 random blobs in front (z in 2..3), random colours."""
-    g = torch.Generator().manual_seed(0)
-    s = torch.linspace(-2.0, 2.0, 12, dtype=torch.float64)
-    yy, xx = torch.meshgrid(s, s, indexing="ij")
-    wall = torch.stack([xx.flatten(), yy.flatten(), torch.full((144,), 4.0, dtype=torch.float64)], dim=1)
-    box = torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64)
-    blobs = torch.rand(40, 3, generator=g, dtype=torch.float64) * box + torch.tensor([-1.0, -1.0, 2.0]).double()
-    means = torch.cat([wall, blobs])
-    rgb = torch.rand(means.shape[0], 3, generator=g, dtype=torch.float64)
-    scales = torch.cat([torch.full((144,), 0.25), 0.08 + 0.1 * torch.rand(40, generator=g)]).double()
-    return Gaussians.from_rgb(means, rgb, scales, 0.97)
-
-
 @pytest.fixture(scope="module")
 def history() -> tuple[torch.Tensor, torch.Tensor, Cameras, Gaussians]:
-    """One 24x24 history view of the scene, its depth, its camera and a 60-step cache fitted to it."""
+    """One 24x24 history view (a wall at z = 4 with a square at z = 2.5 in front, smooth random colours), its
+    depth, its camera (identity pose) and a 60-step cache fitted to it."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    c2w = look_at(torch.zeros(3, dtype=torch.float64), torch.tensor([0.0, 0.0, 3.0], dtype=torch.float64))
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(1, 3, 6, 6, generator=g, dtype=torch.float64)
+    image = torch.nn.functional.interpolate(coarse, size=(24, 24), mode="bilinear", align_corners=False)
+    depth = torch.full((1, 24, 24), 4.0, dtype=torch.float64)
+    depth[0, 8:16, 6:14] = 2.5
     cam = _camera(24, 24, 21.6)
-    cam = Cameras(c2w, cam.K, 24, 24)
-    with torch.no_grad():
-        out = rasterize(_scene(), cam)
-    cache = fit_cache(out.rgb, out.depth, cam, CacheConfig(steps=60), progress=False)
+    cache = fit_cache(image, depth, cam, CacheConfig(steps=60), progress=False)
     torch.set_num_threads(n)
-    return out.rgb, out.depth, cam, cache
+    return image, depth, cam, cache
 
 
 def test_forward_warp_identity_reproduces_the_history_view(history) -> None:
@@ -234,12 +222,14 @@ def test_forward_warp_identity_reproduces_the_history_view(history) -> None:
         ref = rasterize(cache, cam)
     assert torch.equal(res.rgb, ref.rgb) and torch.equal(res.alpha, ref.alpha) and torch.equal(res.depth, ref.depth)
     m = res.mask[0]
-    assert m.float().mean() > 0.95  # the history view sees itself almost everywhere
+    # the history view confirms itself everywhere but near the square's depth edge (blended depth there)
+    flat = erode_mask(depth[0] == 4.0, 5) | erode_mask(depth[0] == 2.5, 5)
+    assert m[flat].all() and m.float().mean() > 0.85
     assert torch.equal(m, (ref.alpha[0] > 0.5) & ((ref.depth[0] - depth[0]).abs() < 0.1 * depth[0]))
     err = (res.rgb[0] - image[0]).abs().mean(dim=0)[m]
     mse = ((res.rgb[0] - image[0]) ** 2).mean(dim=0)[m].mean()
-    # measured on this scene: PSNR ~26 dB on the valid pixels, mean error ~0.03
-    assert -10 * torch.log10(mse) > 23.0 and err.mean() < 0.05
+    # measured on this scene: PSNR 30.0 dB on the valid pixels, mean error 0.021
+    assert -10 * torch.log10(mse) > 27.0 and err.mean() < 0.03
 
 
 def test_forward_warp_rejects_pixels_no_history_view_confirms(history) -> None:
@@ -248,15 +238,15 @@ def test_forward_warp_rejects_pixels_no_history_view_confirms(history) -> None:
     holes = depth.clone()
     holes[..., :12] = 0.0
     res = forward_warp(cache, cam, cam, holes, WarpConfig(erosion=0))
-    assert not res.mask[0, :, :12].any() and res.mask[0, :, 12:].float().mean() > 0.95
+    assert not res.mask[0, :, :12].any() and res.mask[0, :, 12:].float().mean() > 0.85
     # a history camera that looks elsewhere sees none of the rendered points: nothing is valid ...
     away = Cameras(look_at(torch.zeros(3), torch.tensor([0.0, 0.0, -3.0])), cam.K, 24, 24)
     res = forward_warp(cache, cam, away, depth, WarpConfig(erosion=0))
     assert not res.mask.any()
     # ... unless the reprojection check is off (alpha alone); adding the real view back restores validity
-    assert forward_warp(cache, cam, None, None, WarpConfig(erosion=0, reprojection=False)).mask.float().mean() > 0.95
+    assert forward_warp(cache, cam, None, None, WarpConfig(erosion=0, reprojection=False)).mask.all()
     both = forward_warp(cache, cam, Cameras.cat([away, cam]), torch.cat([depth, depth]), WarpConfig(erosion=0))
-    assert both.mask.float().mean() > 0.95
+    assert torch.equal(both.mask, forward_warp(cache, cam, cam, depth, WarpConfig(erosion=0)).mask)
     with pytest.raises(InputError):
         forward_warp(cache, cam, None, None, WarpConfig())
 
@@ -276,7 +266,7 @@ def test_forward_warp_erosion_batches_and_new_views(history) -> None:
     assert torch.equal(ero.mask, erode_mask(raw.mask, 5))
     # moving the camera sideways uncovers pixels the history never saw: the valid share drops, monotonically
     share = raw.mask.flatten(1).float().mean(dim=1)
-    assert share[0] > 0.95 and share[3] < share[1] < share[0]
+    assert share[0] > 0.85 and share[3] < share[1] < share[0]
     # the mask implies alpha > 0.5 and depth agreement with the history view
     pts = moved.unproject(raw.depth)
     for k in range(4):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +28,8 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
-
-if TYPE_CHECKING:
-    from worldwarp.splat.gaussians import Gaussians
+from worldwarp.splat.gaussians import Gaussians
+from worldwarp.splat.raster import rasterize
 
 __all__ = [
     "WarpConfig",
@@ -226,10 +225,15 @@ def reprojection_mask(
     cams = history_cameras.to(points.device, points.dtype)
     depths = history_depths.to(points.device, points.dtype)
     ok = torch.zeros(points.shape[0], dtype=torch.bool, device=points.device)
+    todo = torch.arange(points.shape[0], device=points.device)  # points no view has accepted yet
     for v in range(len(cams)):
-        uv, z = cams[v].project(points)  # (1, P, 2), (1, P)
+        if todo.numel() == 0:
+            break
+        uv, z = cams[v].project(points[todo])  # (1, P', 2), (1, P')
         d, valid = _sample_depth(depths[v], uv[0], near, sampling)
-        ok |= valid & (z[0] > near) & ((z[0] - d).abs() < rel_tol * d)
+        hit = valid & (z[0] > near) & ((z[0] - d).abs() < rel_tol * d)
+        ok[todo[hit]] = True
+        todo = todo[~hit]
     return ok
 
 
@@ -253,8 +257,6 @@ def forward_warp(
     Returns:
         :class:`WarpResult` with rgb (N, 3, H, W), depth/alpha (N, H, W) and mask (N, H, W) bool.
     """
-    from worldwarp.splat.raster import rasterize
-
     config = config or WarpConfig()
     if config.reprojection and (history_cameras is None or history_depths is None):
         raise InputError("forward_warp: the reprojection check needs history_cameras and history_depths")
@@ -270,17 +272,18 @@ def forward_warp(
         valid = out.alpha.detach() > config.alpha_threshold
         if config.reprojection:
             assert history_cameras is not None and history_depths is not None
+            valid &= depth > config.near
             pts = batch.unproject(depth)  # (n, H, W, 3)
             for k in range(len(batch)):
-                ok = reprojection_mask(
-                    pts[k].reshape(-1, 3),
+                cand = valid[k].clone()  # only pixels that pass the alpha test need the check
+                valid[k][cand] = reprojection_mask(
+                    pts[k][cand],
                     history_cameras,
                     history_depths,
                     rel_tol=config.depth_rel_tol,
                     near=config.near,
                     sampling=config.depth_sampling,
                 )
-                valid[k] &= ok.view(batch.height, batch.width) & (depth[k] > config.near)
         rgbs.append(out.rgb.detach())
         depths.append(depth)
         alphas.append(out.alpha.detach())
@@ -315,7 +318,8 @@ def point_cloud_warp(
     pixel it falls in (pixel j spans [j, j + 1)) and its ``point_radius`` disk of neighbours; the nearest point
     wins each pixel (``scatter_reduce`` amin on depth, then the winning point's colour). Depths within a relative
     1e-6 of the nearest count as a tie, won by the point that lands closest to the pixel centre (then by the
-    larger index), so a fronto-parallel plane seen at the same scale is reproduced exactly. mask = covered, eroded like :func:`forward_warp`; alpha = coverage (0/1).
+    larger index), so a fronto-parallel plane seen at the same scale is reproduced exactly.
+    mask = covered, eroded like :func:`forward_warp`; alpha = coverage (0/1).
 
     Args:
         images: (V, 3, Hh, Wh) history frames in [0, 1]; the computation runs in their dtype and device.

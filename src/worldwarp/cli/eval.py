@@ -109,6 +109,7 @@ def _report(files: list[Path], out: Path) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from worldwarp.errors import InputError
+    from worldwarp.eval import pipeline_methods  # noqa: F401  (registers worldwarp, no-cache, point-cache, ...)
     from worldwarp.eval.benchmark import (
         METHODS,
         BenchmarkConfig,

@@ -88,6 +88,7 @@ def _sheet(args: argparse.Namespace) -> int:
     os.close(fd)
     try:
         Image.fromarray(img).save(tmp, format="PNG", optimize=True)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -37,6 +37,7 @@ def _atomic_write(path: Path, write: object) -> None:
     os.close(fd)
     try:
         write(tmp)  # type: ignore[operator]
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -29,6 +29,7 @@ from torch import Tensor
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
 from worldwarp.splat.gaussians import Gaussians, num_sh_coeffs, rgb_to_sh
+from worldwarp.splat.raster import rasterize
 from worldwarp.splat.ssim import ssim
 
 __all__ = ["CacheConfig", "cache_loss", "fit_cache", "init_gaussians", "sample_pixels", "scene_extent"]
@@ -235,8 +236,6 @@ def cache_loss(
         gaussians: the cache.
         image: (3, H, W) target frame; depth: (H, W) its z-depth; camera: one camera of size (H, W).
     """
-    from worldwarp.splat.raster import rasterize
-
     config = config or CacheConfig()
     dtype, device = gaussians.dtype, gaussians.device
     background = torch.tensor(config.background, dtype=dtype, device=device)

@@ -35,9 +35,7 @@ def _filter(x: Tensor, taps: Tensor) -> Tensor:
     return F.conv2d(F.conv2d(x, kh, groups=c), kw, groups=c)
 
 
-def ssim_map(
-    a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
-) -> Tensor:
+def ssim_map(a: Tensor, b: Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0) -> Tensor:
     """Local SSIM of two image batches.
 
     Args:
@@ -49,7 +47,9 @@ def ssim_map(
         (N, C, H - window + 1, W - window + 1) SSIM of every fully-inside window, differentiable in both inputs.
     """
     if a.shape != b.shape or a.ndim != 4:
-        raise ValueError(f"ssim expects two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+        raise ValueError(
+            f"ssim expects two (N, C, H, W) tensors of one shape, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
     if min(a.shape[-2:]) < window:
         raise ValueError(f"images of size {tuple(a.shape[-2:])} are smaller than the SSIM window {window}")
     taps = gaussian_window(window, sigma, dtype=a.dtype, device=a.device)

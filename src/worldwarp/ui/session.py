@@ -337,10 +337,13 @@ class UISession:
         depth = Path(shutil.copy2(ex.depth, dest / ex.depth.name)) if ex.depth is not None else None
         return replace(ex, image=image, depth=depth)
 
-    def _pipeline(self, strength: float, seed: int) -> WorldWarpPipeline:
+    def pipeline_config(self, strength: float, seed: int) -> PipelineConfig:
+        """The app's pipeline settings with the page's strength and seed."""
         cfg = self.config.pipeline
-        cfg = replace(cfg, seed=int(seed), sampler=replace(cfg.sampler, strength=float(strength)))
-        return WorldWarpPipeline(self.model.get(), cfg, device=self.config.device)
+        return replace(cfg, seed=int(seed), sampler=replace(cfg.sampler, strength=float(strength)))
+
+    def _pipeline(self, strength: float, seed: int) -> WorldWarpPipeline:
+        return WorldWarpPipeline(self.model.get(), self.pipeline_config(strength, seed), device=self.config.device)
 
     # ------------------------------------------------------------------ actions
     def generate(

@@ -3,7 +3,8 @@
 ``rasterize(gaussians, cameras)`` renders RGB, alpha and expected z-depth for a batch of cameras:
 
 * ``"torch"``: the plain-torch reference (:mod:`.reference`), every pixel against every Gaussian;
-* ``"cpu"``: tiled C++/OpenMP compositor (:mod:`.cpu`), compiled at first use, with a pure-torch fallback;
+* ``"cpu"``: multi-threaded C++ kernels doing projection, sorting, binning and compositing (:mod:`.cpu`), compiled
+  at first use, with a pure-torch fallback;
 * ``"gsplat"``: gsplat's CUDA rasteriser (:mod:`.gsplat_backend`), CUDA tensors only;
 * ``"auto"``: ``"gsplat"`` for CUDA tensors when gsplat imports, otherwise ``"cpu"``.
 
@@ -108,17 +109,19 @@ def rasterize(
         from worldwarp.splat.raster.gsplat_backend import composite_gsplat
 
         color, alpha, depth_acc = composite_gsplat(gaussians, cams, near=near)
+    elif backend == "cpu":
+        from worldwarp.splat.raster.cpu import render_cpu
+
+        outs = [render_cpu(gaussians, cams.c2w[i], cams.K[i], h, w, near) for i in range(n)]
     else:
         from worldwarp.splat.raster.projection import project_gaussians, sorted_visible
+        from worldwarp.splat.raster.reference import composite_reference
 
-        if backend == "torch":
-            from worldwarp.splat.raster.reference import composite_reference as composite
-        else:
-            from worldwarp.splat.raster.cpu import composite_cpu as composite
         outs = []
         for i in range(n):
             proj = sorted_visible(project_gaussians(gaussians, cams.c2w[i], cams.K[i], h, w, near))
-            outs.append(composite(proj, h, w))
+            outs.append(composite_reference(proj, h, w))
+    if backend != "gsplat":
         color = torch.stack([o[0] for o in outs])  # (N, H, W, 3)
         alpha = torch.stack([o[1] for o in outs])  # (N, H, W)
         depth_acc = torch.stack([o[2] for o in outs])  # (N, H, W)

@@ -1,13 +1,17 @@
-"""The fast CPU compositor: tiled, multi-threaded C++ kernels, compiled at first use, called through ctypes.
+"""The fast CPU rasteriser: one multi-threaded C++ call per camera and pass, compiled at first use, via ctypes.
 
-``cpu_kernels.cpp`` (next to this file) is plain C++ with a C ABI and no torch headers, so compiling it takes
-about a second. The first call of :func:`composite_cpu` builds it with the system C++ compiler (``$CXX``, else
-``c++`` / ``g++``) into ``$WORLDWARP_CACHE`` (default ``~/.cache/worldwarp``)/kernels, keyed by a hash of the
-source and flags; later calls and processes reuse the library. Nothing is compiled at import or install. When
-no compiler works, :func:`composite_cpu` warns once and falls back to the pure-torch reference compositor.
+``cpu_kernels.cpp`` (next to this file) is plain C++ with a C ABI and no torch headers, so compiling it takes a few
+seconds. The first call of :func:`render_cpu` builds it with the system C++ compiler (``$CXX``, else ``c++`` /
+``g++`` / ``clang++``) with ``-O3 -march=native`` (retrying without ``-march=native`` when the compiler rejects it)
+into ``$WORLDWARP_CACHE`` (default ``~/.cache/worldwarp``)/kernels, keyed by a hash of the source, the flags and the
+CPU model; later calls and processes reuse the library. Nothing is compiled at import or install. When no compiler
+works, :func:`render_cpu` warns once and falls back to the pure-torch reference.
 
-Semantics are those of :mod:`.reference` (the shared footprint rule of :mod:`.projection`); the backward
-pass is hand-written in C++ and walks each pixel's list back to front, recovering transmittance by division.
+The forward call does the whole per-camera pipeline of :mod:`.projection` + :mod:`.reference` (EWA projection,
+culling, stable depth sort, tile binning, compositing); the backward call walks each tile's list back to front
+(recovering transmittance by division) and then differentiates the projection, returning gradients w.r.t. the
+means, quaternions, log-scales, opacity logits and colours directly. Spherical-harmonic colours are evaluated in
+torch (:func:`view_colors`), so their autograd stays there. Threads: ``torch.get_num_threads()``.
 """
 
 from __future__ import annotations
@@ -26,12 +30,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from worldwarp.splat.raster.projection import T_STOP, Projected
+from worldwarp.splat.gaussians import Gaussians
+from worldwarp.splat.raster.projection import T_STOP, eval_sh
 
-__all__ = ["KernelBuildError", "composite_cpu", "kernels_available", "load_kernels"]
+__all__ = ["KernelBuildError", "camera_array", "kernels_available", "load_kernels", "render_cpu", "view_colors"]
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
-CXX_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread"]
+BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-Wno-psabi"]
+NATIVE_FLAGS = ["-march=native"]
+SH_C0 = 0.28209479177387814
 
 _lock = threading.Lock()
 _lib: ctypes.CDLL | None = None
@@ -57,12 +64,22 @@ def _compiler() -> str:
     raise KernelBuildError("no C++ compiler found (set $CXX)")
 
 
-def _build(path: Path, cxx: str) -> None:
+def _cpu_model() -> str:
+    """CPU model and feature flags (a -march=native library is only valid on the CPU it was built for)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    keep = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+    return "\n".join(keep)
+
+
+def _build(path: Path, cxx: str, flags: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".build-", suffix=".so", dir=path.parent)
     os.close(fd)
     try:
-        res = subprocess.run([cxx, *CXX_FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True)
+        res = subprocess.run([cxx, *flags, str(SOURCE), "-o", tmp], capture_output=True, text=True)
         if res.returncode != 0:
             raise KernelBuildError(f"compiling {SOURCE.name} failed:\n{res.stderr.strip()[-2000:]}")
         os.replace(tmp, path)
@@ -71,14 +88,29 @@ def _build(path: Path, cxx: str) -> None:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    p, i32, i64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64
-    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+    p, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
+    for suffix in ("f32", "f64"):
         fwd = getattr(lib, f"ww_forward_{suffix}")
-        fwd.argtypes = [i64, p, p, p, p, p, p, i32, i32, real, i32, p, p, p, p, p]
-        fwd.restype = None
+        fwd.argtypes = [i64, p, p, p, p, p, p, i32, i32, f64, f64, i32, p, p, p, p]
+        fwd.restype = p
         bwd = getattr(lib, f"ww_backward_{suffix}")
-        bwd.argtypes = [i64, p, p, p, p, p, p, i32, i32, i32, p, p, p, p, p, p, p, p, p, p]
+        bwd.argtypes = [p, p, p, p, p, p, p, p, i32, p, p, p, p, p]
         bwd.restype = None
+        free = getattr(lib, f"ww_free_{suffix}")
+        free.argtypes = [p]
+        free.restype = None
+
+
+def _load_built(cxx: str, flags: list[str]) -> ctypes.CDLL:
+    key = hashlib.sha256(
+        SOURCE.read_bytes() + "\n".join([cxx, *flags, platform.machine(), _cpu_model()]).encode()
+    ).hexdigest()[:16]
+    path = _cache_dir() / f"worldwarp_raster_{key}.so"
+    if not path.exists():
+        _build(path, cxx, flags)
+    lib = ctypes.CDLL(str(path))
+    _declare(lib)
+    return lib
 
 
 def load_kernels() -> ctypes.CDLL:
@@ -91,14 +123,10 @@ def load_kernels() -> ctypes.CDLL:
             raise KernelBuildError(_failed)
         try:
             cxx = _compiler()
-            key = hashlib.sha256(
-                SOURCE.read_bytes() + " ".join([cxx, *CXX_FLAGS, platform.machine()]).encode()
-            ).hexdigest()[:16]
-            path = _cache_dir() / f"worldwarp_raster_{key}.so"
-            if not path.exists():
-                _build(path, cxx)
-            lib = ctypes.CDLL(str(path))
-            _declare(lib)
+            try:
+                lib = _load_built(cxx, BASE_FLAGS + NATIVE_FLAGS)
+            except (OSError, KernelBuildError):
+                lib = _load_built(cxx, BASE_FLAGS)  # compilers without -march=native
         except (OSError, KernelBuildError) as e:
             _failed = str(e)
             raise KernelBuildError(_failed) from None
@@ -115,39 +143,84 @@ def kernels_available() -> bool:
     return True
 
 
+def camera_array(c2w: Tensor, K: Tensor, dtype: torch.dtype) -> Tensor:
+    """(16,) ``R_wc`` (row-major), ``t_wc``, fx, fy, cx, cy of one camera, computed in ``dtype`` on the CPU.
+
+    Same arithmetic as :func:`~worldwarp.splat.raster.projection.project_gaussians` (c2w converted first).
+    """
+    c2w = c2w.to("cpu", dtype)
+    K = K.to("cpu", dtype)
+    R_wc = c2w[:3, :3].T
+    t_wc = -R_wc @ c2w[:3, 3]
+    intr = torch.stack([K[0, 0], K[1, 1], K[0, 2], K[1, 2]])
+    return torch.cat([R_wc.reshape(9), t_wc, intr]).contiguous()
+
+
+def view_colors(gaussians: Gaussians, campos: Tensor) -> Tensor:
+    """SH colours (G, 3) seen from the camera centre ``campos`` (3,), as in ``project_gaussians``.
+
+    Degree 0 skips the view directions (the DC basis is a constant).
+    """
+    if gaussians.sh.shape[1] == 1:
+        return (gaussians.sh[:, 0] * SH_C0 + 0.5).clamp_min(0.0)
+    dirs = gaussians.means - campos.to(gaussians.means)
+    dirs = dirs / dirs.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return eval_sh(gaussians.sh, dirs)
+
+
+class _Context:
+    """Owns one C++ forward context; freed when the autograd graph that holds it goes away."""
+
+    def __init__(self, lib: ctypes.CDLL, suffix: str, handle: int) -> None:
+        self.free_fn = getattr(lib, f"ww_free_{suffix}")
+        self.handle: int | None = handle
+
+    def free(self) -> None:
+        if self.handle is not None:
+            self.free_fn(self.handle)
+            self.handle = None
+
+    def __del__(self) -> None:
+        self.free()
+
+
 def _ptr(t: Tensor) -> int:
     return t.data_ptr()
 
 
-class _CompositeCPU(torch.autograd.Function):
+class _RenderCPU(torch.autograd.Function):
     @staticmethod
     def forward(  # type: ignore[override]
         ctx: torch.autograd.function.FunctionCtx,
-        means2d: Tensor,
-        conics: Tensor,
-        opacities: Tensor,
+        means: Tensor,
+        quats: Tensor,
+        log_scales: Tensor,
+        logits: Tensor,
         colors: Tensor,
-        depths: Tensor,
-        extents: Tensor,
+        cam: Tensor,
         height: int,
         width: int,
+        near: float,
+        keep: bool,
     ) -> tuple[Tensor, Tensor, Tensor]:
         lib = load_kernels()
-        suffix = "f64" if means2d.dtype == torch.float64 else "f32"
-        ins = [t.detach().contiguous() for t in (means2d, conics, opacities, colors, depths, extents)]
-        g = ins[0].shape[0]
-        kw = {"dtype": means2d.dtype}
+        suffix = "f64" if means.dtype == torch.float64 else "f32"
+        ins = [t.detach().contiguous() for t in (means, quats, log_scales, logits, colors, cam)]
+        kw = {"dtype": means.dtype}
         color = torch.empty(height, width, 3, **kw)
         alpha = torch.empty(height, width, **kw)
         depth = torch.empty(height, width, **kw)
-        trans = torch.empty(height, width, **kw)
-        last = torch.empty(height, width, dtype=torch.int32)
-        getattr(lib, f"ww_forward_{suffix}")(
-            g, *map(_ptr, ins), height, width, T_STOP, torch.get_num_threads(),
-            *map(_ptr, (color, alpha, depth, trans, last)),
+        stats = torch.zeros(2, dtype=torch.int64)
+        handle = getattr(lib, f"ww_forward_{suffix}")(
+            means.shape[0], *map(_ptr, ins), height, width, near, T_STOP, torch.get_num_threads(),
+            *map(_ptr, (color, alpha, depth, stats)),
         )  # fmt: skip
-        ctx.save_for_backward(*ins, trans, last)
-        ctx.hw = (height, width)
+        state = _Context(lib, suffix, handle)
+        if keep:
+            ctx.state = state
+            ctx.save_for_backward(*ins[:4])
+        else:
+            state.free()
         return color, alpha, depth
 
     @staticmethod
@@ -156,39 +229,55 @@ class _CompositeCPU(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, g_color: Tensor, g_alpha: Tensor, g_depth: Tensor
     ) -> tuple[Tensor | None, ...]:
         lib = load_kernels()
-        means2d, conics, opacities, colors, depths, extents, trans, last = ctx.saved_tensors
-        height, width = ctx.hw
-        suffix = "f64" if means2d.dtype == torch.float64 else "f32"
-        grads_in = [
-            torch.zeros(s, dtype=means2d.dtype) if gr is None else gr.contiguous()
-            for gr, s in ((g_color, (height, width, 3)), (g_alpha, (height, width)), (g_depth, (height, width)))
-        ]
-        outs = [torch.zeros_like(t) for t in (means2d, conics, opacities, colors, depths)]
+        means, quats, log_scales, logits = ctx.saved_tensors
+        state: _Context = ctx.state
+        if state.handle is None:
+            raise RuntimeError("the cpu rasteriser's saved state was already freed")
+        suffix = "f64" if means.dtype == torch.float64 else "f32"
+        grads_in = [gr.contiguous() for gr in (g_color, g_alpha, g_depth)]
+        outs = [torch.zeros_like(t) for t in (means, quats, log_scales, logits)]
+        outs.append(torch.zeros(means.shape[0], 3, dtype=means.dtype))
         getattr(lib, f"ww_backward_{suffix}")(
-            means2d.shape[0], *map(_ptr, (means2d, conics, opacities, colors, depths, extents)),
-            height, width, torch.get_num_threads(), *map(_ptr, grads_in), _ptr(trans), _ptr(last),
-            *map(_ptr, outs),
+            state.handle, *map(_ptr, (means, quats, log_scales, logits)), *map(_ptr, grads_in),
+            torch.get_num_threads(), *map(_ptr, outs),
         )  # fmt: skip
-        return (*outs, None, None, None)
+        return (*outs, None, None, None, None, None)
 
 
-def composite_cpu(proj: Projected, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
-    """Tiled compositing of depth-sorted visible Gaussians; same contract as ``composite_reference``.
+def _reference(
+    gaussians: Gaussians, c2w: Tensor, K: Tensor, height: int, width: int, near: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    from worldwarp.splat.raster.projection import project_gaussians, sorted_visible
+    from worldwarp.splat.raster.reference import composite_reference
 
-    Inputs on another device are moved to the CPU and the outputs moved back (differentiably). float32 and
-    float64 run natively; other dtypes run in float32.
+    return composite_reference(sorted_visible(project_gaussians(gaussians, c2w, K, height, width, near)), height, width)
+
+
+def render_cpu(
+    gaussians: Gaussians, c2w: Tensor, K: Tensor, height: int, width: int, near: float = 0.01
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Render one camera (``c2w`` (4, 4) OpenCV, ``K`` (3, 3)) with the C++ kernels.
+
+    Returns ``color`` (H, W, 3) = sum_i w_i c_i, ``alpha`` (H, W) and ``depth`` (H, W) = sum_i w_i z_i (not divided
+    by alpha), like ``composite_reference(sorted_visible(project_gaussians(...)))`` and differentiable w.r.t. all
+    Gaussian parameters. Inputs on another device are moved to the CPU and the outputs moved back; float32 and
+    float64 run natively, other dtypes in float32. Falls back to the torch reference (with a warning) when the
+    kernels cannot be built.
     """
     try:
         load_kernels()
     except KernelBuildError as e:
         warnings.warn(f"fast CPU rasteriser unavailable ({e}); using the torch reference", stacklevel=2)
-        from worldwarp.splat.raster.reference import composite_reference
-
-        return composite_reference(proj, height, width)
-    device, dtype = proj.means2d.device, proj.means2d.dtype
+        return _reference(gaussians, c2w, K, height, width, near)
+    device, dtype = gaussians.device, gaussians.dtype
     work = dtype if dtype in (torch.float32, torch.float64) else torch.float32
-    args = [
-        t.to("cpu", work) for t in (proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths, proj.extents)
-    ]
-    color, alpha, depth = _CompositeCPU.apply(*args, height, width)
-    return color.to(device, dtype), alpha.to(device, dtype), depth.to(device, dtype)
+    g = gaussians if (device.type == "cpu" and dtype == work) else gaussians.to("cpu", work)
+    c2w = c2w.to("cpu", work)
+    colors = view_colors(g, c2w[:3, 3])
+    params = (g.means, g.quats, g.log_scales, g.opacity_logits, colors)
+    keep = torch.is_grad_enabled() and any(t.requires_grad for t in params)
+    cam = camera_array(c2w, K, work)
+    color, alpha, depth = _RenderCPU.apply(*params, cam, height, width, float(near), keep)
+    if device.type != "cpu" or dtype != work:
+        return color.to(device, dtype), alpha.to(device, dtype), depth.to(device, dtype)
+    return color, alpha, depth
