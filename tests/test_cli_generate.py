@@ -111,7 +111,7 @@ def test_bad_input_is_one_line_exit_2(
 
 def test_resume_after_sigkill_matches_uninterrupted(tmp_path: Path, image: str, depth: str, checkpoint: str) -> None:
     args = ["generate", image, "--trajectory", "orbit", "--frames", "24", "--depth", depth, "--checkpoint",
-            checkpoint, "--quiet", *TINY[:-1], "25"]  # fmt: skip
+            checkpoint, "--quiet", *TINY]  # fmt: skip
     full = tmp_path / "full"
     assert main([*args, "--out", str(full)]) == 0
 

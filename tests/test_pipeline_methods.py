@@ -82,7 +82,9 @@ def test_all_methods_registered_with_their_variant() -> None:
     }
     for name in PIPELINE_METHODS:
         assert METHODS[name].config_type is PipelineMethodConfig
-    assert VARIANTS["worldwarp"] == Variant("gaussians", "diffusion", "spatiotemporal", VARIANTS["worldwarp"].description)
+    assert VARIANTS["worldwarp"] == Variant(
+        "gaussians", "diffusion", "spatiotemporal", VARIANTS["worldwarp"].description
+    )
     assert (VARIANTS["point-cache"].cache_mode, VARIANTS["no-cache"].cache_mode) == ("points", "none")
     assert [VARIANTS[n].noise_mode for n in ("full-noise", "spatial-noise", "temporal-noise")] == [
         "full",

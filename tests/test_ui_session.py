@@ -177,7 +177,7 @@ def test_generate_one_chunk_and_exports(session: UISession, ui_config: UIConfig)
     assert torch.allclose(g.means, ref.means.detach().float(), atol=1e-6)
     # panel: prior | mask | result of the chunk's last frame, each enlarged 8x (nearest) under a label band
     assert v.panel is not None and v.panel.dtype == np.uint8
-    f, band, gap = 8, 21, 6
+    f, band, gap = 8, 32, 6
     assert v.panel.shape == (band + H * f, 3 * W * f + 2 * gap, 3)
     mask = state.chunks[0].mask[-1].numpy()
     mask_panel = v.panel[band:, W * f + gap : 2 * W * f + gap, 0]

@@ -9,7 +9,7 @@ from typing import Any
 
 from worldwarp.cli.generate import add_common_generation_args
 
-DEMO_TRAJECTORY = "move_forward+pan_left,move_forward+pan_right"
+DEMO_TRAJECTORY = "move_forward*0.7+pan_left,move_backward*0.7+pan_right"
 DEMO_FRAMES = 200
 
 

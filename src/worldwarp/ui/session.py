@@ -486,5 +486,5 @@ class UISession:
         up = [F.interpolate(x, scale_factor=f, mode="nearest") for x in (prior, mask, result)]
         frame = rec.new_indices[-1]
         labels = ["warped prior", "valid mask", f"result (frame {frame})"]
-        panel = side_by_side(*up, labels=labels, gap=6, label_height=max(18, up[0].shape[-2] // 12))
+        panel = side_by_side(*up, labels=labels, gap=6, label_height=max(28, up[0].shape[-2] // 8))
         return to_uint8_frames(panel)[0]

@@ -36,7 +36,7 @@ from worldwarp.splat.raster.projection import T_STOP, eval_sh
 __all__ = ["KernelBuildError", "camera_array", "kernels_available", "load_kernels", "render_cpu", "view_colors"]
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
-BASE_FLAGS = ["-O3", "-std=c++17", "-shared", "-fPIC", "-pthread", "-Wno-psabi"]
+BASE_FLAGS = ["-O3", "-std=c++17", "-fno-math-errno", "-shared", "-fPIC", "-pthread", "-Wno-psabi"]
 NATIVE_FLAGS = ["-march=native"]
 SH_C0 = 0.28209479177387814
 
@@ -91,7 +91,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     p, i32, i64, f64 = ctypes.c_void_p, ctypes.c_int, ctypes.c_int64, ctypes.c_double
     for suffix in ("f32", "f64"):
         fwd = getattr(lib, f"ww_forward_{suffix}")
-        fwd.argtypes = [i64, p, p, p, p, p, p, i32, i32, f64, f64, i32, p, p, p, p]
+        fwd.argtypes = [i64, p, p, p, p, p, p, i32, i32, f64, f64, i32, i32, p, p, p, p]
         fwd.restype = p
         bwd = getattr(lib, f"ww_backward_{suffix}")
         bwd.argtypes = [p, p, p, p, p, p, p, p, i32, p, p, p, p, p]
@@ -212,7 +212,7 @@ class _RenderCPU(torch.autograd.Function):
         depth = torch.empty(height, width, **kw)
         stats = torch.zeros(2, dtype=torch.int64)
         handle = getattr(lib, f"ww_forward_{suffix}")(
-            means.shape[0], *map(_ptr, ins), height, width, near, T_STOP, torch.get_num_threads(),
+            means.shape[0], *map(_ptr, ins), height, width, near, T_STOP, torch.get_num_threads(), int(keep),
             *map(_ptr, (color, alpha, depth, stats)),
         )  # fmt: skip
         state = _Context(lib, suffix, handle)

@@ -139,19 +139,11 @@ void parallel_dynamic(int n, int n_threads, Fn fn) {
 
 // Packed per-Gaussian data in depth order (one cache line for float).
 enum { PK_MX, PK_MY, PK_CA, PK_CB, PK_CC, PK_OP, PK_R, PK_G, PK_B, PK_Z, PK_EY, PK_R2, PK_N = 16 };
-
 template <typename T>
-struct Context {
-    int64_t G = 0;
-    int H = 0, W = 0, tiles_x = 0, tiles_y = 0;
-    T cam[16];                     // R_wc (9, row-major), t_wc (3), fx, fy, cx, cy
-    std::vector<int32_t> order;    // visible Gaussian ids, front to back (rank -> id)
-    std::vector<T> pk;             // (V, PK_N) packed projected data by rank
-    std::vector<int64_t> offsets;  // (n_tiles + 1) into entries
-    std::vector<int32_t> entries;  // ranks, per tile in depth order
-    std::vector<T> final_T;        // (H * W) transmittance after compositing
-    std::vector<int32_t> last;     // (H * W) 1 + list position of the last Gaussian taken (0: none)
+struct alignas(64) Row {  // one cache line (two for double)
+    T v[PK_N];
 };
+
 
 template <typename T>
 int floor_clamped(T v, int lo, int hi) {
@@ -197,6 +189,20 @@ struct Proj {
 };
 
 template <typename T>
+struct Context {
+    int64_t G = 0;
+    int H = 0, W = 0, tiles_x = 0, tiles_y = 0;
+    T cam[16];                     // R_wc (9, row-major), t_wc (3), fx, fy, cx, cy
+    std::vector<int32_t> order;    // visible Gaussian ids, front to back (rank -> id)
+    std::vector<Row<T>> pk;        // (V, PK_N) packed projected data by rank
+    std::vector<int64_t> offsets;  // (n_tiles + 1) into entries
+    std::vector<int32_t> entries;  // ranks, per tile in depth order
+    std::vector<T> final_T;        // (H * W) transmittance after compositing
+    std::vector<int32_t> last;     // (H * W) 1 + list position of the last Gaussian taken (0: none)
+    std::vector<Proj<T>> proj;     // (G) projection intermediates for the backward pass (when kept)
+};
+
+template <typename T>
 void project_one(const T* cam, int H, int W, T near, const T* m, const T* q, const T* ls, T logit, Proj<T>& P) {
     const T* R = cam;
     const T* t = cam + 9;
@@ -236,8 +242,8 @@ void project_one(const T* cam, int H, int W, T near, const T* m, const T* q, con
 
 template <typename T>
 Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scales, const T* logits, const T* colors,
-                    const T* cam, int H, int W, T near, T t_stop, int n_threads, T* out_color, T* out_alpha,
-                    T* out_depth) {
+                    const T* cam, int H, int W, T near, T t_stop, int n_threads, bool keep, T* out_color,
+                    T* out_alpha, T* out_depth) {
     typedef typename Vec<T>::type V;
     typedef typename Vec<T>::itype I;
     auto* ctx = new Context<T>();
@@ -247,9 +253,11 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
     ctx->tiles_x = tiles_x, ctx->tiles_y = tiles_y;
 
     // 1. project every Gaussian (parallel); per Gaussian: packed data, tile rectangle, visibility
-    std::unique_ptr<T[]> pk_all(new T[(size_t)G * PK_N]);  // uninitialised: every row is written below
+    std::unique_ptr<Row<T>[]> rows(new Row<T>[G]);  // uninitialised: every row is written below
+    T* pk_all = rows[0].v;
     std::unique_ptr<int32_t[]> rect(new int32_t[(size_t)G * 4]);
     std::unique_ptr<uint8_t[]> vis(new uint8_t[G]);
+    if (keep) ctx->proj.resize(G);
     parallel_range(G, n_threads, 4096, [&](int64_t g0, int64_t g1) {
         Proj<T> P;
         for (int64_t g = g0; g < g1; ++g) {
@@ -277,6 +285,7 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
                 rc[3] = floor_clamped((P.v + by) / TILE, 0, tiles_y - 1);
             }
             vis[g] = v;
+            if (keep) ctx->proj[g] = P;
         }
     });
 
@@ -311,12 +320,12 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
             order.swap(tmp);
         }
     }
-    ctx->pk.resize((size_t)nv * PK_N);
+    ctx->pk.resize((size_t)nv);
     parallel_range(nv, n_threads, 8192, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i)
-            std::memcpy(&ctx->pk[(size_t)i * PK_N], &pk_all[(size_t)order[i] * PK_N], sizeof(T) * PK_N);
+            ctx->pk[i] = rows[order[i]];
     });
-    const T* pk = ctx->pk.data();
+    const T* pk = ctx->pk.data()->v;
 
     // 3. tile lists in depth order: each thread takes a contiguous range of ranks and records its (tile, rank)
     // hits with per-tile counts; the lists are then filled thread by thread, which keeps the depth order
@@ -388,6 +397,7 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
         const V zero = splat<V>(T(0));
         const int64_t s = ctx->offsets[tile], e = ctx->offsets[tile + 1];
         for (int64_t j = s; j < e; ++j) {
+            if (j + 4 < e) __builtin_prefetch(pk + (size_t)ctx->entries[j + 4] * PK_N);
             const T* k = pk + (size_t)ctx->entries[j] * PK_N;
             const T mx = k[PK_MX], my = k[PK_MY], ca = k[PK_CA], cbb = k[PK_CB], cc = k[PK_CC], op = k[PK_OP];
             const T ey = k[PK_EY];
@@ -444,7 +454,7 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
     typedef typename Vec<T>::itype I;
     const int H = ctx->H, W = ctx->W, tiles_x = ctx->tiles_x, n_tiles = ctx->tiles_x * ctx->tiles_y;
     const int64_t nv = (int64_t)ctx->order.size();
-    const T* pk = ctx->pk.data();
+    const T* pk = ctx->pk.data()->v;
     constexpr int NF = 10;  // mean2d 2, conic 3, opacity 1, colour 3, depth 1
     const int nt = std::max(1, std::min(n_threads, n_tiles));
     std::vector<std::vector<T>> bufs(nt);
@@ -476,6 +486,10 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
         const int64_t s = ctx->offsets[tile];
         for (int64_t j = s + kmax - 1; j >= s; --j) {
             const int32_t rank = ctx->entries[j];
+            if (j - 4 >= s) {
+                __builtin_prefetch(pk + (size_t)ctx->entries[j - 4] * PK_N);
+                __builtin_prefetch(&buf[(size_t)ctx->entries[j - 4] * NF], 1);
+            }
             const T* k = pk + (size_t)rank * PK_N;
             const T mx = k[PK_MX], my = k[PK_MY], ca = k[PK_CA], cbb = k[PK_CB], cc = k[PK_CC], op = k[PK_OP];
             const T fr = k[PK_R], fg = k[PK_G], fb = k[PK_B], fz = k[PK_Z], ey = k[PK_EY];
@@ -528,7 +542,6 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
     // projection backward per visible Gaussian
     const T* cam = ctx->cam;
     parallel_range(nv, n_threads, 4096, [&](int64_t i0, int64_t i1) {
-        Proj<T> P;
         T gsum[NF];
         for (int64_t i = i0; i < i1; ++i) {
             for (int f = 0; f < NF; ++f) gsum[f] = 0;
@@ -536,7 +549,7 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
                 if (!buf.empty())
                     for (int f = 0; f < NF; ++f) gsum[f] += buf[(size_t)i * NF + f];
             const int64_t g = ctx->order[i];
-            project_one(cam, H, W, T(0), means + 3 * g, quats + 4 * g, log_scales + 3 * g, logits[g], P);
+            const Proj<T>& P = ctx->proj[g];
             const T* R = cam;
             const T fx = cam[12], fy = cam[13];
             const T du = gsum[0], dv = gsum[1], gC0 = gsum[2], gC1 = gsum[3], gC2 = gsum[4];
@@ -634,9 +647,10 @@ extern "C" {
 #define WW_EXPORT(SUFFIX, T)                                                                                       \
     void* ww_forward_##SUFFIX(int64_t G, const T* means, const T* quats, const T* log_scales, const T* logits,     \
                               const T* colors, const T* cam, int H, int W, double near, double t_stop,             \
-                              int n_threads, T* out_color, T* out_alpha, T* out_depth, int64_t* n_visible) {       \
+                              int n_threads, int keep, T* out_color, T* out_alpha, T* out_depth,                   \
+                              int64_t* n_visible) {                                                                \
         Context<T>* ctx = forward<T>(G, means, quats, log_scales, logits, colors, cam, H, W, T(near), T(t_stop),  \
-                                     n_threads, out_color, out_alpha, out_depth);                                  \
+                                     n_threads, keep != 0, out_color, out_alpha, out_depth);                       \
         n_visible[0] = (int64_t)ctx->order.size();                                                                \
         n_visible[1] = (int64_t)ctx->entries.size();                                                              \
         return ctx;                                                                                                \
