@@ -23,11 +23,20 @@ import torch
 DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "demo.md"
 
 
+def write_strip(video: Path, out: Path, n: int = 6) -> None:
+    """Frames 0, ..., last (n evenly spaced) of ``video`` side by side, as a PNG."""
+    from worldwarp.io.images import save_image
+    from worldwarp.io.video import frame_strip, read_video
+
+    save_image(out, frame_strip(read_video(video), n, gap=4))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--checkpoint", default=None, help="tiny checkpoint folder (default: the packaged one)")
     ap.add_argument("--out", type=Path, default=DOC)
+    ap.add_argument("--strip", type=Path, default=None, help="also write a strip of 6 frames (the README's)")
     args = ap.parse_args()
     load0 = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
@@ -39,6 +48,8 @@ def main() -> None:
         wall = time.perf_counter() - t0
         peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2
         run = json.loads((Path(tmp) / "run.json").read_text())
+        if args.strip is not None:
+            write_strip(Path(tmp) / "video.mp4", args.strip)
     stages: dict[str, float] = {}
     for chunk in run["chunks"]:
         for k, v in chunk["timings"].items():

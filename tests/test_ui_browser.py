@@ -14,6 +14,7 @@ import socket
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -138,6 +139,31 @@ def test_ui_in_chromium(browser, app_url: str, tmp_path: Path) -> None:
     finally:
         page.close()
     assert time.perf_counter() - t0 < 90
+
+
+def test_ui_upload_own_image_in_chromium(browser, app_url: str, tmp_path: Path) -> None:
+    """Upload an image of one's own (no depth: the ground-plane prior is used) and generate one chunk."""
+    from PIL import Image
+    from playwright.sync_api import expect
+
+    rng = np.random.default_rng(0)
+    upload = tmp_path / "mine.png"
+    Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(upload)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(app_url)
+        expect(page.locator("#generate")).to_be_visible(timeout=30_000)
+        page.locator("#image input[type=file]").set_input_files(str(upload))
+        expect(page.locator("#image img")).to_be_visible(timeout=20_000)
+        page.locator("#trajectory textarea").fill("move_forward")
+        page.locator("#generate").click()
+        expect(page.locator("#status")).to_contain_text("chunk 1 of", timeout=60_000)
+        expect(page.locator("#chunk-panel img")).to_be_visible(timeout=10_000)
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "ui_upload_failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
 
 
 @pytest.mark.slow
