@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,7 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def configure_runtime() -> None:
+    """Settings that must precede torch's import: OpenMP workers sleep instead of spinning while they wait, which
+    keeps a CPU run from slowing itself (and everything else) down several times on a busy machine. Users can
+    override it by setting OMP_WAIT_POLICY themselves."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    configure_runtime()
     from worldwarp.cameras import CameraError
     from worldwarp.errors import WorldWarpError
 
