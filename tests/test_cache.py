@@ -219,3 +219,41 @@ def test_fit_sh_degree_one_and_float32(training_views) -> None:
     fit = fit_cache(images.float(), depths.float(), cams, CacheConfig(steps=5, sh_degree=1), progress=False)
     assert fit.dtype == torch.float32 and fit.sh.shape[1:] == (4, 3)
     assert fit.sh[:, 1:].abs().max() > 0  # higher-order coefficients are optimised too
+
+
+@pytest.mark.parametrize("w_ssim, w_depth", [(0.2, 0.01), (0.0, 0.5)])
+def test_fit_loss_with_precomputed_targets_matches_cache_loss(training_views, w_ssim: float, w_depth: float) -> None:
+    # fit_cache's fast loss (target SSIM statistics and inverse depth computed once per view) against the public
+    # cache_loss, value and gradient, with invalid ground-truth depths in the view
+    from worldwarp.splat.cache import _fit_loss, _view_target
+    from worldwarp.splat.ssim import gaussian_window
+
+    images, depths, cams = training_views
+    depths = depths.clone()
+    depths[1, :3] = 0.0
+    depths[1, 5, 5] = math.inf
+    cfg = CacheConfig(w_ssim=w_ssim, w_depth=w_depth, background=(0.2, 0.1, 0.0))
+    init = init_gaussians(images, depths, cams, cfg)
+    gen = torch.Generator().manual_seed(3)
+    g0 = Gaussians(
+        init.means + 0.01 * torch.randn(init.means.shape, generator=gen, dtype=torch.float64),
+        init.quats + 0.2 * torch.randn(init.quats.shape, generator=gen, dtype=torch.float64),
+        init.log_scales + 0.3 * torch.randn(init.log_scales.shape, generator=gen, dtype=torch.float64),  # anisotropic
+        init.opacity_logits - 1.0,
+        init.sh + 0.1 * torch.randn(init.sh.shape, generator=gen, dtype=torch.float64),
+    )
+    taps = gaussian_window(cfg.ssim_window, 1.5, dtype=torch.float64, device=torch.device("cpu")) if w_ssim else None
+    bg = torch.tensor(cfg.background, dtype=torch.float64)
+    for v in (0, 1):
+        ref_g, fast_g = g0.clone().requires_grad_(), g0.clone().requires_grad_()
+        ref = cache_loss(ref_g, images[v], depths[v], cams[v], cfg)
+        ref.backward()
+        out = rasterize(fast_g, cams[v], background=bg, near=cfg.near)
+        fast = _fit_loss(out.rgb, out.depth, _view_target(images[v], depths[v], cfg, taps), cfg, taps)
+        fast.backward()
+        assert float(ref.detach()) > 0.01
+        torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
+        for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+            a, b = getattr(fast_g, name).grad, getattr(ref_g, name).grad
+            assert b.abs().max() > 0, name
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12 * float(b.abs().max()), msg=name)

@@ -97,6 +97,20 @@ def test_erode_mask_matches_brute_force() -> None:
     assert int((~erode_mask(m, 7)).sum()) == 49
 
 
+def test_erode_mask_large_kernels_match_max_pool() -> None:
+    # kernels that are not 2^k - 1 and kernels larger than the image (the doubling window test's edge cases)
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(2)
+    mask = torch.rand(3, 21, 34, generator=g) > 0.02
+    for k in (7, 9, 11, 15, 17, 31, 45, 71):
+        r = k // 2
+        hole = (~mask)[:, None].float()
+        hole = F.max_pool2d(hole, (1, k), stride=1, padding=(0, r))
+        hole = F.max_pool2d(hole, (k, 1), stride=1, padding=(r, 0))
+        assert torch.equal(erode_mask(mask, k), hole[:, 0] == 0), k
+
+
 # ---------------------------------------------------------------------------------------------- reprojection
 def test_reprojection_mask_accepts_consistent_and_rejects_outside_or_occluded() -> None:
     h, w, f = 12, 16, 16.0
@@ -272,3 +286,41 @@ def test_forward_warp_erosion_batches_and_new_views(history) -> None:
     for k in range(4):
         ok = reprojection_mask(pts[k].reshape(-1, 3), cam, depth[:1].expand(1, 24, 24)).view(24, 24)
         assert torch.equal(raw.mask[k], ok & (raw.alpha[k] > 0.5) & (raw.depth[k] > 0.01))
+
+
+@pytest.mark.parametrize("sampling", ["nearest", "bilinear"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_fused_cpu_reprojection_matches_reprojection_mask(sampling: str, dtype: torch.dtype) -> None:
+    # the C++ check forward_warp uses on CPU against the torch reprojection_mask, pixel for pixel: a plane at z = 3
+    # seen by shifted history cameras (so some pixels fall outside), holes in the history depth, noisy target depth
+    from worldwarp.splat.raster.cpu import reprojection_mask_cpu
+
+    gen = torch.Generator().manual_seed(5)
+    h, w, f = 18, 26, 20.0
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
+    shifts = torch.tensor([[0.4, 0.0, 0.0], [-0.5, 0.3, 0.2], [0.0, -0.6, -0.3]], dtype=torch.float64)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    c2w[:, :3, 3] = shifts
+    hist = Cameras(c2w, K.expand(3, 3, 3), h, w)
+    hdepth = (3.0 - shifts[:, 2]).view(3, 1, 1).expand(3, h, w).clone()
+    hdepth[torch.rand(3, h, w, generator=gen) < 0.15] = 0.0  # holes
+    target = _cam_at([0.1, -0.05, 0.0], h, w, f)
+    depth = torch.full((h, w), 3.0, dtype=torch.float64) * (1 + 0.2 * (torch.rand(h, w, generator=gen) - 0.5))
+    valid = torch.rand(h, w, generator=gen) < 0.9
+    depth, hdepth = depth.to(dtype), hdepth.to(dtype)
+    pts = target.to(dtype=dtype).unproject(depth[None])[0]  # (H, W, 3)
+    expect = valid.clone()
+    expect[valid] = reprojection_mask(pts[valid], hist, hdepth, rel_tol=0.05, near=0.01, sampling=sampling)
+    got = reprojection_mask_cpu(
+        depth, valid, target.c2w[0], target.K[0], hist.w2c, hist.K, hdepth, rel_tol=0.05, near=0.01, sampling=sampling
+    )
+    assert 0.2 < float(expect.float().mean()) < 0.8  # both outcomes occur
+    mismatch = int((got != expect).sum())
+    assert mismatch == 0 if dtype == torch.float64 else mismatch <= 2, mismatch  # float32: rounding at the tolerance
+
+
+def _cam_at(pos: list[float], h: int, w: int, f: float) -> Cameras:
+    c2w = torch.eye(4, dtype=torch.float64)
+    c2w[:3, 3] = torch.tensor(pos, dtype=torch.float64)
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
+    return Cameras(c2w, K, h, w)

@@ -19,6 +19,7 @@ eroded the same way). :func:`mask_to_latent` reduces a pixel mask to the diffusi
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -131,18 +132,34 @@ def erode_mask(mask: Tensor, kernel: int) -> Tensor:
     """Erode a boolean mask (..., H, W) with a ``kernel`` x ``kernel`` square (odd).
 
     A pixel stays True only if every pixel of its kernel neighbourhood inside the image is True; the image
-    border itself does not erode (outside pixels count as True). Separable max filter, O(kernel) per pixel.
+    border itself does not erode (outside pixels count as True). Separable: a hole anywhere in the row window,
+    then in the column window; each window test is O(log kernel) boolean ORs per pixel.
     """
     if kernel <= 1:
         return mask.clone()
     if kernel % 2 == 0:
         raise ValueError(f"erosion kernel must be odd, got {kernel}")
-    shape = mask.shape
-    hole = (~mask).reshape(-1, 1, *shape[-2:]).to(torch.float32)  # (B, 1, H, W)
-    r = kernel // 2
-    hole = F.max_pool2d(hole, (1, kernel), stride=1, padding=(0, r))
-    hole = F.max_pool2d(hole, (kernel, 1), stride=1, padding=(r, 0))
-    return (hole == 0).reshape(shape)
+    hole = ~mask.bool()
+    for dim in (-1, -2):
+        hole = _window_any(hole, kernel // 2, dim)
+    return ~hole
+
+
+def _window_any(x: Tensor, r: int, dim: int) -> Tensor:
+    """True where ``x`` (bool) is True anywhere within +-r along ``dim`` (outside the image counts as False).
+
+    Doubling: after the loop ``s[i]`` is the OR of the ``span`` values from i (span the largest power of two
+    <= 2r + 1), so the window [i - r, i + r] is ``s[i] | s[i + 2r + 1 - span]`` in padded coordinates.
+    """
+    n = x.shape[dim]
+    pad = [0, 0] * (-dim - 1) + [r, r]
+    s = F.pad(x, pad)  # (..., n + 2r)
+    span = 1
+    while 2 * span <= 2 * r + 1:
+        m = s.shape[dim] - span
+        s = s.narrow(dim, 0, m) | s.narrow(dim, span, m)
+        span *= 2
+    return s.narrow(dim, 0, n) | s.narrow(dim, 2 * r + 1 - span, n)
 
 
 def mask_to_latent(mask: Tensor, time_factor: int, space_factor: int) -> Tensor:
@@ -237,6 +254,39 @@ def reprojection_mask(
     return ok
 
 
+def _fused_reprojection(
+    history_cameras: Cameras | None,
+    history_depths: Tensor | None,
+    config: WarpConfig,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None:
+    """The C++ reprojection check (same rule as :func:`reprojection_mask`) bound to the history views, or None
+    when it does not apply (backend "torch", non-CPU tensors, other dtypes, no compiler); None means torch."""
+    if history_cameras is None or history_depths is None or config.backend == "torch" or device.type != "cpu":
+        return None
+    if dtype not in (torch.float32, torch.float64):
+        return None
+    if history_depths.shape != (len(history_cameras), history_cameras.height, history_cameras.width):
+        return None  # reprojection_mask raises the error
+    from worldwarp.splat.raster.cpu import KernelBuildError, load_kernels, reprojection_mask_cpu
+
+    try:
+        load_kernels()
+    except KernelBuildError:
+        return None
+    hist = history_cameras.to("cpu", dtype)
+    w2c, K, depths = hist.w2c, hist.K, history_depths.to("cpu", dtype)
+
+    def check(depth: Tensor, valid: Tensor, c2w: Tensor, k: Tensor) -> Tensor:
+        return reprojection_mask_cpu(
+            depth, valid, c2w, k, w2c, K, depths, rel_tol=config.depth_rel_tol, near=config.near,
+            sampling=config.depth_sampling,
+        )  # fmt: skip
+
+    return check
+
+
 # ---------------------------------------------------------------------------------------------- warps
 def forward_warp(
     gaussians: Gaussians,
@@ -263,16 +313,29 @@ def forward_warp(
     dtype, device = gaussians.means.dtype, gaussians.means.device
     cams = targets.to(device, dtype)
     background = torch.tensor(config.background, dtype=dtype, device=device)
-    rgbs, depths, alphas, masks = [], [], [], []
-    for s in range(0, len(cams), config.batch_size):
+    n, h, w = len(cams), cams.height, cams.width
+    rgb_all = torch.empty(n, 3, h, w, dtype=dtype, device=device)  # filled batch by batch (no final cat)
+    depth_all = torch.empty(n, h, w, dtype=dtype, device=device)
+    alpha_all = torch.empty(n, h, w, dtype=dtype, device=device)
+    mask = torch.empty(n, h, w, dtype=torch.bool, device=device)
+    fused = _fused_reprojection(history_cameras, history_depths, config, dtype, device) if config.reprojection else None
+    for s in range(0, n, config.batch_size):
         batch = cams[s : s + config.batch_size]
         with torch.no_grad():
             out = rasterize(gaussians, batch, backend=config.backend, background=background, near=config.near)
-        depth = out.depth.detach()  # (n, H, W)
-        valid = out.alpha.detach() > config.alpha_threshold
+        depth = out.depth  # (n, H, W)
+        valid = out.alpha > config.alpha_threshold
         if config.reprojection:
             assert history_cameras is not None and history_depths is not None
             valid &= depth > config.near
+            if fused is not None:  # one C++ pass per view: lift, project into every history view, compare
+                for k in range(len(batch)):
+                    valid[k] = fused(depth[k], valid[k], batch.c2w[k], batch.K[k])
+                fused_done = True
+            else:
+                fused_done = False
+        if config.reprojection and not fused_done:
+            assert history_cameras is not None and history_depths is not None
             pts = batch.unproject(depth)  # (n, H, W, 3)
             for k in range(len(batch)):
                 cand = valid[k].clone()  # only pixels that pass the alpha test need the check
@@ -284,13 +347,12 @@ def forward_warp(
                     near=config.near,
                     sampling=config.depth_sampling,
                 )
-        rgbs.append(out.rgb.detach())
-        depths.append(depth)
-        alphas.append(out.alpha.detach())
-        masks.append(valid)
-    mask = torch.cat(masks)
-    mask = erode_mask(mask, erosion_kernel_size(cams.height, cams.width, config))
-    return WarpResult(rgb=torch.cat(rgbs), depth=torch.cat(depths), alpha=torch.cat(alphas), mask=mask)
+        rgb_all[s : s + len(batch)] = out.rgb
+        depth_all[s : s + len(batch)] = depth
+        alpha_all[s : s + len(batch)] = out.alpha
+        mask[s : s + len(batch)] = valid
+    mask = erode_mask(mask, erosion_kernel_size(h, w, config))
+    return WarpResult(rgb=rgb_all, depth=depth_all, alpha=alpha_all, mask=mask)
 
 
 _TIE = 1e-6

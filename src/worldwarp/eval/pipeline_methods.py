@@ -158,7 +158,9 @@ def pipeline_method(variant: Variant, config: PipelineMethodConfig, denoiser: An
                 from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
 
                 # inpainting never calls it; any denoiser with the grid factors satisfies the pipeline checks
-                holder["denoiser"] = TinyDenoiser(TinyDenoiserConfig(width=8, depth=1, heads=1, freq_dim=8))
+                holder["denoiser"] = TinyDenoiser(
+                    TinyDenoiserConfig(patch_size=1, width=8, depth=1, heads=1, freq_dim=8)
+                )
             else:
                 from worldwarp.diffusion.denoisers.registry import load_denoiser
 

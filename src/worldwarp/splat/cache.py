@@ -24,13 +24,14 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
 from worldwarp.splat.gaussians import Gaussians, num_sh_coeffs, rgb_to_sh
 from worldwarp.splat.raster import rasterize
-from worldwarp.splat.ssim import ssim
+from worldwarp.splat.ssim import gaussian_window, ssim
 
 __all__ = ["CacheConfig", "cache_loss", "fit_cache", "init_gaussians", "sample_pixels", "scene_extent"]
 
@@ -256,6 +257,75 @@ def cache_loss(
     return loss
 
 
+@dataclass
+class _ViewTarget:
+    """What the loss needs of one history view that does not change during the fit (computed once per view).
+
+    Attributes:
+        image: (1, 3, H, W) target frame.
+        depth_ok: (H, W) bool, valid ground-truth depth (finite, > near).
+        inv_depth: (H, W) 1 / depth where valid, else 0.
+        mu, den, var: SSIM terms of the target: its filtered mean, ``mu^2 + c1`` and filtered variance
+            (None when ``w_ssim`` is 0).
+    """
+
+    image: Tensor
+    depth_ok: Tensor
+    inv_depth: Tensor
+    mu: Tensor | None
+    den: Tensor | None
+    var: Tensor | None
+
+
+_SSIM_C1, _SSIM_C2 = 0.01**2, 0.03**2  # worldwarp.splat.ssim's constants for data_range 1
+
+
+def _ssim_filter(x: Tensor, taps: Tensor) -> Tensor:
+    """Separable valid Gaussian filtering of (1, C, H, W), as in :mod:`worldwarp.splat.ssim`."""
+    c, w = x.shape[1], taps.numel()
+    return F.conv2d(
+        F.conv2d(x, taps.view(1, 1, w, 1).expand(c, 1, w, 1), groups=c),
+        taps.view(1, 1, 1, w).expand(c, 1, 1, w),
+        groups=c,
+    )
+
+
+def _view_target(image: Tensor, depth: Tensor, config: CacheConfig, taps: Tensor | None) -> _ViewTarget:
+    target = image[None]
+    ok = torch.isfinite(depth) & (depth > config.near)
+    inv = torch.where(ok, 1.0 / torch.where(ok, depth, torch.ones_like(depth)), torch.zeros_like(depth))
+    mu = den = var = None
+    if taps is not None:
+        mu = _ssim_filter(target, taps)
+        den = mu * mu + _SSIM_C1
+        var = _ssim_filter(target * target, taps) - mu * mu
+    return _ViewTarget(target, ok, inv, mu, den, var)
+
+
+def _fit_loss(out_rgb: Tensor, out_depth: Tensor, t: _ViewTarget, config: CacheConfig, taps: Tensor | None) -> Tensor:
+    """:func:`cache_loss` on a rendered view (rgb (1, 3, H, W), depth (1, H, W)) with the target's constant terms
+    precomputed; equal to it up to float rounding (the depth term is a masked sum instead of a gathered mean)."""
+    pred = out_rgb
+    loss = config.w_l1 * (pred - t.image).abs().mean()
+    if taps is not None:
+        assert t.mu is not None and t.den is not None and t.var is not None
+        mu_a = _ssim_filter(pred, taps)
+        var_a = _ssim_filter(pred * pred, taps) - mu_a * mu_a
+        cov = _ssim_filter(pred * t.image, taps) - mu_a * t.mu
+        num = (2 * mu_a * t.mu + _SSIM_C1) * (2 * cov + _SSIM_C2)
+        den = (mu_a * mu_a + t.den) * (var_a + t.var + _SSIM_C2)
+        loss = loss + config.w_ssim * (1 - (num / den).mean())
+    if config.w_depth > 0:
+        rd = out_depth[0]
+        ok = t.depth_ok & (rd > config.near)
+        n = int(ok.sum())
+        if n > 0:
+            inv_pred = 1.0 / torch.where(ok, rd, torch.ones_like(rd))
+            err = torch.where(ok, (inv_pred - t.inv_depth).abs(), torch.zeros_like(rd))
+            loss = loss + config.w_depth * (err.sum() / n)
+    return loss
+
+
 def fit_cache(
     images: Tensor,
     depths: Tensor,
@@ -307,12 +377,23 @@ def fit_cache(
     ]
     if sh_rest.shape[1] > 0:
         groups.append({"params": [sh_rest], "lr": config.lr_color / 20})
-    optimizer = torch.optim.Adam(groups, lr=config.lr_color, eps=1e-15)
+    # the fused kernel does the whole update in one pass per tensor (about 3x faster than the default on CPU)
+    optimizer = torch.optim.Adam(groups, lr=config.lr_color, eps=1e-15, fused=device.type in ("cpu", "cuda"))
+    # per-view constants of the loss (target SSIM statistics, inverse depth), computed on first use
+    images = images.to(device, dtype)
+    taps = gaussian_window(config.ssim_window, 1.5, dtype=dtype, device=device) if config.w_ssim > 0 else None
+    targets: dict[int, _ViewTarget] = {}
+    background = torch.tensor(config.background, dtype=dtype, device=device)
+    near = max(config.near, 1e-6)
     bar = tqdm(range(config.steps), desc="3DGS cache", disable=not progress, leave=False)
     for _ in bar:
         v = int(torch.randint(len(views), (1,), generator=generator))
-        gaussians = Gaussians(means, quats, log_scales, opacity_logits, torch.cat([sh_dc, sh_rest], dim=1))
-        loss = cache_loss(gaussians, images[v], depths[v], views[v], config)
+        if v not in targets:
+            targets[v] = _view_target(images[v], depths[v], config, taps)
+        sh = sh_dc if sh_rest.shape[1] == 0 else torch.cat([sh_dc, sh_rest], dim=1)
+        gaussians = Gaussians(means, quats, log_scales, opacity_logits, sh)
+        out = rasterize(gaussians, views[v], backend=config.backend, background=background, near=near)
+        loss = _fit_loss(out.rgb, out.depth, targets[v], config, taps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -8,8 +8,9 @@
 * ``"gsplat"``: gsplat's CUDA rasteriser (:mod:`.gsplat_backend`), CUDA tensors only;
 * ``"auto"``: ``"gsplat"`` for CUDA tensors when gsplat imports, otherwise ``"cpu"``.
 
-The CPU backends share the preprocessing of :mod:`.projection` (EWA projection, 0.3 px low-pass dilation,
-SH colours, culling) and its footprint rule, so they agree to rounding. Compositing is front to back by camera
+The CPU backends implement the preprocessing of :mod:`.projection` (EWA projection, 0.3 px low-pass dilation,
+SH colours, culling) and its footprint rule (the ``"cpu"`` one in C++, tested against it forward and backward),
+so they agree to rounding. Compositing is front to back by camera
 depth, alpha clamped to 0.99, alphas below 1/255 skipped, a pixel stops once its transmittance is below 1e-5.
 """
 

@@ -33,7 +33,15 @@ from torch import Tensor
 from worldwarp.splat.gaussians import Gaussians
 from worldwarp.splat.raster.projection import T_STOP, eval_sh
 
-__all__ = ["KernelBuildError", "camera_array", "kernels_available", "load_kernels", "render_cpu", "view_colors"]
+__all__ = [
+    "KernelBuildError",
+    "camera_array",
+    "kernels_available",
+    "load_kernels",
+    "render_cpu",
+    "reprojection_mask_cpu",
+    "view_colors",
+]
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cpp")
 BASE_FLAGS = ["-O3", "-std=c++17", "-fno-math-errno", "-shared", "-fPIC", "-pthread", "-Wno-psabi"]
@@ -94,11 +102,14 @@ def _declare(lib: ctypes.CDLL) -> None:
         fwd.argtypes = [i64, p, p, p, p, p, p, i32, i32, f64, f64, i32, i32, p, p, p, p]
         fwd.restype = p
         bwd = getattr(lib, f"ww_backward_{suffix}")
-        bwd.argtypes = [p, p, p, p, p, p, p, p, i32, p, p, p, p, p]
+        bwd.argtypes = [p, p, p, p, p, i32, p, p, p, p, p]
         bwd.restype = None
         free = getattr(lib, f"ww_free_{suffix}")
         free.argtypes = [p]
         free.restype = None
+        rep = getattr(lib, f"ww_reproject_{suffix}")
+        rep.argtypes = [i32, i32, p, p, p, i32, p, i32, i32, p, f64, f64, i32, i32]
+        rep.restype = None
 
 
 def _load_built(cxx: str, flags: list[str]) -> ctypes.CDLL:
@@ -238,8 +249,7 @@ class _RenderCPU(torch.autograd.Function):
         outs = [torch.zeros_like(t) for t in (means, quats, log_scales, logits)]
         outs.append(torch.zeros(means.shape[0], 3, dtype=means.dtype))
         getattr(lib, f"ww_backward_{suffix}")(
-            state.handle, *map(_ptr, (means, quats, log_scales, logits)), *map(_ptr, grads_in),
-            torch.get_num_threads(), *map(_ptr, outs),
+            state.handle, _ptr(quats), *map(_ptr, grads_in), torch.get_num_threads(), *map(_ptr, outs),
         )  # fmt: skip
         return (*outs, None, None, None, None, None)
 
@@ -281,3 +291,50 @@ def render_cpu(
     if device.type != "cpu" or dtype != work:
         return color.to(device, dtype), alpha.to(device, dtype), depth.to(device, dtype)
     return color, alpha, depth
+
+
+def reprojection_mask_cpu(
+    depth: Tensor,
+    valid: Tensor,
+    c2w: Tensor,
+    K: Tensor,
+    history_w2c: Tensor,
+    history_K: Tensor,
+    history_depths: Tensor,
+    *,
+    rel_tol: float,
+    near: float,
+    sampling: str,
+) -> Tensor:
+    """Fused reprojection check of one rendered view (see :func:`worldwarp.warp.reprojection_mask`).
+
+    Args:
+        depth: (H, W) rendered z-depth of the target view (float32 or float64, CPU); the check runs in its dtype.
+        valid: (H, W) bool, the pixels to check (others stay False).
+        c2w, K: the target camera (4, 4) and (3, 3).
+        history_w2c, history_K: (V, 4, 4) world-to-camera and (V, 3, 3) intrinsics of the history views.
+        history_depths: (V, Hh, Wh) their z-depth.
+        rel_tol, near, sampling: as in ``reprojection_mask`` (``"nearest"`` or ``"bilinear"``).
+
+    Returns:
+        (H, W) bool: ``valid`` and the pixel's 3D point agrees with at least one history depth.
+        Raises :class:`KernelBuildError` when the kernels cannot be built (callers fall back to torch).
+    """
+    lib = load_kernels()
+    dtype = depth.dtype
+    suffix = "f64" if dtype == torch.float64 else "f32"
+    h, w = depth.shape
+    c2w, K = c2w.to("cpu", dtype), K.to("cpu", dtype)
+    intr_t = torch.stack([K[0, 0], K[1, 1], K[0, 2], K[1, 2]])
+    tcam = torch.cat([c2w[:3, :3].reshape(9), c2w[:3, 3], intr_t]).contiguous()
+    hw, hK = history_w2c.to("cpu", dtype), history_K.to("cpu", dtype)
+    intr = torch.stack([hK[:, 0, 0], hK[:, 1, 1], hK[:, 0, 2], hK[:, 1, 2]], dim=1)
+    hcams = torch.cat([hw[:, :3, :3].reshape(-1, 9), hw[:, :3, 3], intr], dim=1).contiguous()  # (V, 16)
+    hd = history_depths.to("cpu", dtype).contiguous()
+    out = valid.to("cpu", torch.uint8).contiguous().clone()
+    d = depth.to("cpu").contiguous()
+    getattr(lib, f"ww_reproject_{suffix}")(
+        h, w, _ptr(d), _ptr(out), _ptr(tcam), hcams.shape[0], _ptr(hcams), hd.shape[1], hd.shape[2],
+        _ptr(hd), float(rel_tol), float(near), int(sampling == "bilinear"), torch.get_num_threads(),
+    )  # fmt: skip
+    return out.bool()

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -95,31 +96,48 @@ inline Vec<double>::type vexp(Vec<double>::type x) {
     return out;
 }
 
-template <typename V>
-inline bool any_lane(V m) {
-    for (int l = 0; l < LANES; ++l)
-        if (m[l]) return true;
-    return false;
+// Whether any lane of a comparison mask is set (OR of its 64-bit words: no per-lane branches).
+template <typename M>
+inline bool any_lane(M m) {
+    uint64_t w[sizeof(M) / 8];
+    std::memcpy(w, &m, sizeof(M));
+    uint64_t o = 0;
+    for (size_t i = 0; i < sizeof(M) / 8; ++i) o |= w[i];
+    return o != 0;
 }
 
-template <typename V>
-inline typename std::remove_reference<decltype(std::declval<V>()[0])>::type hsum(V v) {
-    auto s = v[0];
-    for (int l = 1; l < LANES; ++l) s += v[l];
-    return s;
+// Sum of the lanes, as a tree (halves added as vectors first).
+inline float hsum(Vec<float>::type v) {
+    typedef float H __attribute__((vector_size(16)));
+    H lo, hi;
+    std::memcpy(&lo, &v, sizeof(H));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(H), sizeof(H));
+    const H q = lo + hi;
+    return (q[0] + q[2]) + (q[1] + q[3]);
 }
 
-// Run fn(begin, end) over [0, n) split into contiguous chunks on up to n_threads std::threads.
+inline double hsum(Vec<double>::type v) {
+    typedef double H __attribute__((vector_size(32)));
+    H lo, hi;
+    std::memcpy(&lo, &v, sizeof(H));
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(H), sizeof(H));
+    const H q = lo + hi;
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+// Run fn(begin, end) over [0, n) in blocks of `block` items pulled dynamically by up to n_threads std::threads
+// (no static split: on a busy machine a descheduled thread does not hold the others up).
 template <typename Fn>
-void parallel_range(int64_t n, int n_threads, int64_t min_chunk, Fn fn) {
-    int nt = (int)std::max<int64_t>(1, std::min<int64_t>(n_threads, n / std::max<int64_t>(1, min_chunk)));
-    if (nt <= 1) {
-        fn(int64_t(0), n);
-        return;
-    }
+void parallel_range(int64_t n, int n_threads, int64_t block, Fn fn) {
+    const int64_t n_blocks = (n + block - 1) / block;
+    const int nt = (int)std::max<int64_t>(1, std::min<int64_t>(n_threads, n_blocks));
+    std::atomic<int64_t> next{0};
+    auto worker = [&] {
+        for (int64_t b = next++; b < n_blocks; b = next++) fn(b * block, std::min(n, (b + 1) * block));
+    };
     std::vector<std::thread> pool;
-    for (int t = 1; t < nt; ++t) pool.emplace_back([&, t] { fn(n * t / nt, n * (t + 1) / nt); });
-    fn(int64_t(0), n / nt);
+    for (int t = 1; t < nt; ++t) pool.emplace_back(worker);
+    worker();
     for (auto& th : pool) th.join();
 }
 
@@ -184,7 +202,7 @@ void quat_to_rot(const T* q, T* R, T& norm) {
 // Everything the projection of one Gaussian computes (shared by forward and backward).
 template <typename T>
 struct Proj {
-    T p[3], zs, u, v, tx, ty, txr, tyr, Rq[9], qn, s[3], M[9], S[6], a, b, c, det, op;
+    T p[3], zs, u, v, tx, ty, txr, tyr, qn, s[3], M[9], S[6], a, b, c, det, op;
     bool ok;
 };
 
@@ -194,13 +212,48 @@ struct Context {
     int H = 0, W = 0, tiles_x = 0, tiles_y = 0;
     T cam[16];                     // R_wc (9, row-major), t_wc (3), fx, fy, cx, cy
     std::vector<int32_t> order;    // visible Gaussian ids, front to back (rank -> id)
+    std::vector<int32_t> rank_of;  // (G) id -> rank, -1 for culled Gaussians (kept for the backward pass)
     std::vector<Row<T>> pk;        // (V, PK_N) packed projected data by rank
     std::vector<int64_t> offsets;  // (n_tiles + 1) into entries
     std::vector<int32_t> entries;  // ranks, per tile in depth order
     std::vector<T> final_T;        // (H * W) transmittance after compositing
     std::vector<int32_t> last;     // (H * W) 1 + list position of the last Gaussian taken (0: none)
     std::vector<Proj<T>> proj;     // (G) projection intermediates for the backward pass (when kept)
+    // scratch reused between calls (contexts are recycled, so big buffers are not page-faulted in every call)
+    std::vector<Row<T>> rows;               // (G) packed data by id
+    std::vector<int32_t> rect;              // (G, 4) tile rectangle
+    std::vector<uint8_t> vis;               // (G) visible
+    std::vector<std::vector<int32_t>> hits;  // per binning thread, in rank order: entry positions, -1 ends a rank
+    std::vector<T> egrad;                   // (entries, NF) backward: gradient sums per tile entry
+    std::vector<T> gsum;                    // (V, NF) backward: their per-Gaussian totals
 };
+
+// A small pool of finished contexts whose buffers (with their pages) are reused by the next calls.
+template <typename T>
+struct Pool {
+    std::mutex mu;
+    std::vector<Context<T>*> free;
+    Context<T>* get() {
+        std::lock_guard<std::mutex> lock(mu);
+        if (free.empty()) return new Context<T>();
+        Context<T>* c = free.back();
+        free.pop_back();
+        c->order.clear();
+        return c;
+    }
+    void put(Context<T>* c) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (free.size() < 2)
+            free.push_back(c);
+        else
+            delete c;
+    }
+};
+template <typename T>
+Pool<T>& pool() {
+    static Pool<T>* p = new Pool<T>();  // never destroyed: contexts may be returned during interpreter shutdown
+    return *p;
+}
 
 template <typename T>
 void project_one(const T* cam, int H, int W, T near, const T* m, const T* q, const T* ls, T logit, Proj<T>& P) {
@@ -213,12 +266,13 @@ void project_one(const T* cam, int H, int W, T near, const T* m, const T* q, con
     P.zs = in_front ? z : T(1);
     P.u = fx * P.p[0] / P.zs + cx;
     P.v = fy * P.p[1] / P.zs + cy;
-    quat_to_rot(q, P.Rq, P.qn);
+    T Rq[9];
+    quat_to_rot(q, Rq, P.qn);
     for (int j = 0; j < 3; ++j) P.s[j] = std::exp(ls[j]);
     // M = R_wc Rq diag(s); S = M M^T (upper triangle 00 01 02 11 12 22)
     for (int i = 0; i < 3; ++i)
         for (int j = 0; j < 3; ++j)
-            P.M[3 * i + j] = (R[3 * i] * P.Rq[j] + R[3 * i + 1] * P.Rq[3 + j] + R[3 * i + 2] * P.Rq[6 + j]) * P.s[j];
+            P.M[3 * i + j] = (R[3 * i] * Rq[j] + R[3 * i + 1] * Rq[3 + j] + R[3 * i + 2] * Rq[6 + j]) * P.s[j];
     auto dot = [&](int i, int k) {
         return P.M[3 * i] * P.M[3 * k] + P.M[3 * i + 1] * P.M[3 * k + 1] + P.M[3 * i + 2] * P.M[3 * k + 2];
     };
@@ -246,17 +300,20 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
                     T* out_alpha, T* out_depth) {
     typedef typename Vec<T>::type V;
     typedef typename Vec<T>::itype I;
-    auto* ctx = new Context<T>();
+    Context<T>* ctx = pool<T>().get();
     ctx->G = G, ctx->H = H, ctx->W = W;
     std::memcpy(ctx->cam, cam, sizeof(ctx->cam));
     const int tiles_x = (W + TILE - 1) / TILE, tiles_y = (H + TILE - 1) / TILE, n_tiles = tiles_x * tiles_y;
     ctx->tiles_x = tiles_x, ctx->tiles_y = tiles_y;
 
     // 1. project every Gaussian (parallel); per Gaussian: packed data, tile rectangle, visibility
-    std::unique_ptr<Row<T>[]> rows(new Row<T>[G]);  // uninitialised: every row is written below
-    T* pk_all = rows[0].v;
-    std::unique_ptr<int32_t[]> rect(new int32_t[(size_t)G * 4]);
-    std::unique_ptr<uint8_t[]> vis(new uint8_t[G]);
+    std::vector<Row<T>>& rows = ctx->rows;
+    rows.resize(G);
+    T* pk_all = reinterpret_cast<T*>(rows.data());
+    std::vector<int32_t>& rect = ctx->rect;
+    rect.resize((size_t)G * 4);
+    std::vector<uint8_t>& vis = ctx->vis;
+    vis.resize(G);
     if (keep) ctx->proj.resize(G);
     parallel_range(G, n_threads, 4096, [&](int64_t g0, int64_t g1) {
         Proj<T> P;
@@ -278,7 +335,7 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
                      P.v - ey <= T(H);
             int32_t* rc = &rect[(size_t)g * 4];
             if (v) {
-                const T bx = ex + T(1), by = ey + T(1);
+                const T bx = ex * T(1.001) + T(1e-3), by = ey * T(1.001) + T(1e-3);  // rounding slack
                 rc[0] = floor_clamped((P.u - bx) / TILE, 0, tiles_x - 1);
                 rc[1] = floor_clamped((P.u + bx) / TILE, 0, tiles_x - 1);
                 rc[2] = floor_clamped((P.v - by) / TILE, 0, tiles_y - 1);
@@ -320,18 +377,24 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
             order.swap(tmp);
         }
     }
+    if (keep) {
+        ctx->rank_of.assign(G, -1);
+        for (int64_t i = 0; i < nv; ++i) ctx->rank_of[order[i]] = (int32_t)i;
+    }
     ctx->pk.resize((size_t)nv);
     parallel_range(nv, n_threads, 8192, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i)
             ctx->pk[i] = rows[order[i]];
     });
-    const T* pk = ctx->pk.data()->v;
+    const T* pk = reinterpret_cast<const T*>(ctx->pk.data());
 
     // 3. tile lists in depth order: each thread takes a contiguous range of ranks and records its (tile, rank)
     // hits with per-tile counts; the lists are then filled thread by thread, which keeps the depth order
     const int nt = (int)std::max<int64_t>(1, std::min<int64_t>(n_threads, nv / 4096));
     std::vector<std::vector<int64_t>> cnt(nt, std::vector<int64_t>(n_tiles + 1, 0));
-    std::vector<std::vector<int32_t>> hits(nt);  // tile ids, in rank order, per thread
+    std::vector<std::vector<int32_t>>& hits = ctx->hits;  // tile ids, in rank order, per thread
+    hits.resize(nt);
+    for (auto& h : hits) h.clear();
     parallel_dynamic(nt, nt, [&](int, int t) {
         const int64_t i0 = nv * t / nt, i1 = nv * (t + 1) / nt;
         std::vector<int64_t>& c = cnt[t];
@@ -371,11 +434,14 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
     parallel_dynamic(nt, nt, [&](int, int t) {
         int64_t i = nv * t / nt;
         std::vector<int64_t>& c = cnt[t];
-        for (const int32_t tile : hits[t]) {
-            if (tile < 0)
+        for (int32_t& h : hits[t]) {
+            if (h < 0) {
                 ++i;
-            else
-                ctx->entries[c[tile]++] = (int32_t)i;
+            } else {
+                const int64_t pos = c[h]++;
+                ctx->entries[pos] = (int32_t)i;
+                h = (int32_t)pos;  // the backward pass sums each Gaussian's entries in this fixed order
+            }
         }
     });
 
@@ -407,11 +473,13 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
             int r0, r1;
             row_range(my, ey, ty0, r0, r1);
             for (int r = r0; r <= r1; ++r) {
+                const auto live = Tr[r] >= tstop;
+                if (!any_lane(live)) continue;  // the whole row is saturated
                 const T dy = T(ty0 + r) + T(0.5) - my;
                 const V power = hdx2 + (T(-0.5) * cc * dy * dy) - (cbb * dy) * dx;
                 V alpha = op * vexp(power);
                 alpha = alpha < amax ? alpha : amax;
-                const auto ok = (alpha >= amin) & (Tr[r] >= tstop);
+                const auto ok = (alpha >= amin) & live;
                 const V a = ok ? alpha : zero;
                 const V w = a * Tr[r];
                 cr[r] += w * k[PK_R];
@@ -447,21 +515,21 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
 // Gradients w.r.t. means (G,3), quats (G,4), log_scales (G,3), opacity logits (G), colors (G,3); outputs must be
 // zero-initialised by the caller (invisible Gaussians keep zeros).
 template <typename T>
-void backward(const Context<T>* ctx, const T* means, const T* quats, const T* log_scales, const T* logits,
-              const T* g_color, const T* g_alpha, const T* g_depth, int n_threads, T* d_means, T* d_quats,
-              T* d_log_scales, T* d_logits, T* d_colors) {
+void backward(Context<T>* ctx, const T* quats, const T* g_color, const T* g_alpha, const T* g_depth, int n_threads,
+              T* d_means, T* d_quats, T* d_log_scales, T* d_logits, T* d_colors) {
     typedef typename Vec<T>::type V;
     typedef typename Vec<T>::itype I;
     const int H = ctx->H, W = ctx->W, tiles_x = ctx->tiles_x, n_tiles = ctx->tiles_x * ctx->tiles_y;
     const int64_t nv = (int64_t)ctx->order.size();
-    const T* pk = ctx->pk.data()->v;
+    const T* pk = reinterpret_cast<const T*>(ctx->pk.data());
     constexpr int NF = 10;  // mean2d 2, conic 3, opacity 1, colour 3, depth 1
     const int nt = std::max(1, std::min(n_threads, n_tiles));
-    std::vector<std::vector<T>> bufs(nt);
+    // every tile entry gets its own gradient row (no races, no per-thread buffers); each Gaussian's rows are then
+    // summed in a fixed order, so results do not depend on the number of threads or on scheduling
+    std::vector<T>& egrad = ctx->egrad;
+    egrad.resize(ctx->entries.size() * NF);
 
-    parallel_dynamic(n_tiles, nt, [&](int tid, int tile) {
-        std::vector<T>& buf = bufs[tid];
-        if (buf.empty()) buf.assign((size_t)nv * NF, T(0));
+    parallel_dynamic(n_tiles, nt, [&](int, int tile) {
         const int tx0 = (tile % tiles_x) * TILE, ty0 = (tile / tiles_x) * TILE;
         V px;
         for (int l = 0; l < LANES; ++l) px[l] = T(tx0 + l) + T(0.5);
@@ -483,12 +551,12 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
             }
         }
         const V amin = splat<V>(T(ALPHA_MIN)), amax = splat<V>(T(ALPHA_MAX)), zero = splat<V>(T(0));
-        const int64_t s = ctx->offsets[tile];
+        const int64_t s = ctx->offsets[tile], e = ctx->offsets[tile + 1];
+        std::fill(egrad.begin() + (s + kmax) * NF, egrad.begin() + e * NF, T(0));  // never reached
         for (int64_t j = s + kmax - 1; j >= s; --j) {
             const int32_t rank = ctx->entries[j];
             if (j - 4 >= s) {
                 __builtin_prefetch(pk + (size_t)ctx->entries[j - 4] * PK_N);
-                __builtin_prefetch(&buf[(size_t)ctx->entries[j - 4] * NF], 1);
             }
             const T* k = pk + (size_t)rank * PK_N;
             const T mx = k[PK_MX], my = k[PK_MY], ca = k[PK_CA], cbb = k[PK_CB], cc = k[PK_CC], op = k[PK_OP];
@@ -502,12 +570,14 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
             V s_ca = zero, s_cb = zero, s_cc = zero;
             bool any = false;
             for (int r = r0; r <= r1; ++r) {
+                const auto live = splat<I>(kk) < lst[r];
+                if (!any_lane(live)) continue;  // every pixel of the row stopped before this Gaussian
                 const T dy = T(ty0 + r) + T(0.5) - my;
                 const V power = hdx2 + (T(-0.5) * cc * dy * dy) - (cbb * dy) * dx;
                 const V gauss = vexp(power);
                 const V raw = op * gauss;
                 const V alpha = raw < amax ? raw : amax;
-                const auto ok = (alpha >= amin) & (splat<I>(kk) < lst[r]);
+                const auto ok = (alpha >= amin) & live;
                 if (!any_lane(ok)) continue;
                 any = true;
                 const V a = ok ? alpha : zero;
@@ -532,23 +602,46 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
                 s_cb -= dp * dx * dyv;
                 s_cc += (T(-0.5) * dyv * dyv) * dp;
             }
-            if (!any) continue;
-            T* b = &buf[(size_t)rank * NF];
-            b[0] += hsum(s_mx), b[1] += hsum(s_my), b[2] += hsum(s_ca), b[3] += hsum(s_cb), b[4] += hsum(s_cc);
-            b[5] += hsum(s_op), b[6] += hsum(s_r), b[7] += hsum(s_g), b[8] += hsum(s_b), b[9] += hsum(s_z);
+            T* b = &egrad[(size_t)j * NF];
+            if (!any) {
+                std::fill(b, b + NF, T(0));
+                continue;
+            }
+            b[0] = hsum(s_mx), b[1] = hsum(s_my), b[2] = hsum(s_ca), b[3] = hsum(s_cb), b[4] = hsum(s_cc);
+            b[5] = hsum(s_op), b[6] = hsum(s_r), b[7] = hsum(s_g), b[8] = hsum(s_b), b[9] = hsum(s_z);
+        }
+    });
+
+    // per-Gaussian totals, ranks in order, each Gaussian's entries in tile order
+    std::vector<T>& gsum_all = ctx->gsum;
+    gsum_all.resize((size_t)nv * NF);
+    const int n_bin = (int)ctx->hits.size();
+    parallel_dynamic(n_bin, n_threads, [&](int, int t) {
+        int64_t i = nv * t / n_bin;
+        T acc[NF] = {};
+        for (const int32_t h : ctx->hits[t]) {
+            if (h < 0) {
+                std::copy(acc, acc + NF, &gsum_all[(size_t)i * NF]);
+                std::fill(acc, acc + NF, T(0));
+                ++i;
+            } else {
+                const T* b = &egrad[(size_t)h * NF];
+                for (int f = 0; f < NF; ++f) acc[f] += b[f];
+            }
         }
     });
 
     // projection backward per visible Gaussian
     const T* cam = ctx->cam;
-    parallel_range(nv, n_threads, 4096, [&](int64_t i0, int64_t i1) {
+    // in id order, so the per-Gaussian inputs and outputs stream; the rank-indexed sums are prefetched
+    const int32_t* rank_of = ctx->rank_of.data();
+    parallel_range(ctx->G, n_threads, 4096, [&](int64_t g0, int64_t g1) {
         T gsum[NF];
-        for (int64_t i = i0; i < i1; ++i) {
-            for (int f = 0; f < NF; ++f) gsum[f] = 0;
-            for (const auto& buf : bufs)
-                if (!buf.empty())
-                    for (int f = 0; f < NF; ++f) gsum[f] += buf[(size_t)i * NF + f];
-            const int64_t g = ctx->order[i];
+        for (int64_t g = g0; g < g1; ++g) {
+            const int32_t i = rank_of[g];
+            if (g + 16 < g1 && rank_of[g + 16] >= 0) __builtin_prefetch(&gsum_all[(size_t)rank_of[g + 16] * NF]);
+            if (i < 0) continue;
+            std::copy(&gsum_all[(size_t)i * NF], &gsum_all[(size_t)i * NF] + NF, gsum);
             const Proj<T>& P = ctx->proj[g];
             const T* R = cam;
             const T fx = cam[12], fy = cam[13];
@@ -623,7 +716,7 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
             dp[0] += fx / z * du;
             dp[1] += fy / z * dv;
             dz += -fx * P.p[0] / (z * z) * du - fy * P.p[1] / (z * z) * dv;
-            dz += -fx / (z * z) * dJ[0] + fx * P.tx / (z * z) * dJ[2] - fy / (z * z) * dJ[4] + fy * P.ty / (z * z) * dJ[5];
+            dz += (-fx * dJ[0] + fx * P.tx * dJ[2] - fy * dJ[4] + fy * P.ty * dJ[5]) / (z * z);
             const T dtx = -fx / z * dJ[2], dty = -fy / z * dJ[5];
             if (P.tx == P.txr) {
                 dp[0] += dtx / z;
@@ -636,6 +729,63 @@ void backward(const Context<T>* ctx, const T* means, const T* quats, const T* lo
             dp[2] += dz;
             for (int col = 0; col < 3; ++col)
                 d_means[3 * g + col] = R[col] * dp[0] + R[3 + col] * dp[1] + R[6 + col] * dp[2];
+        }
+    });
+}
+
+// Reprojection check of forward warping (worldwarp.warp.reprojection_mask, fused over pixels): each pixel with
+// valid[p] set is lifted to 3D with its rendered depth (target camera c2w R, t and fx, fy, cx, cy) and projected
+// into the V history cameras (w2c R, t and intrinsics, 16 numbers each); it stays valid when some view holds a valid
+// history depth d there (> near; nearest pixel, or all four bilinear neighbours) with |z - d| < rel_tol * d.
+template <typename T>
+void reproject(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int V, const T* hcams, int Hh, int Wh,
+               const T* hdepth, T rel_tol, T near, int bilinear, int n_threads) {
+    const T* R = tcam;
+    const T* t = tcam + 9;
+    const T fx = tcam[12], fy = tcam[13], cx = tcam[14], cy = tcam[15];
+    parallel_range(H, n_threads, 8, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+            for (int j = 0; j < W; ++j) {
+                const int64_t p = i * W + j;
+                if (!valid[p]) continue;
+                const T d = depth[p];
+                const T pc[3] = {(T(j) + T(0.5) - cx) / fx * d, (T(i) + T(0.5) - cy) / fy * d, d};
+                T w[3];
+                for (int a = 0; a < 3; ++a)
+                    w[a] = R[3 * a] * pc[0] + R[3 * a + 1] * pc[1] + R[3 * a + 2] * pc[2] + t[a];
+                bool ok = false;
+                for (int v = 0; v < V && !ok; ++v) {
+                    const T* c = hcams + 16 * v;
+                    T q[3];
+                    for (int a = 0; a < 3; ++a)
+                        q[a] = c[3 * a] * w[0] + c[3 * a + 1] * w[1] + c[3 * a + 2] * w[2] + c[9 + a];
+                    const T z = q[2];
+                    const T zs = std::abs(z) < T(1e-12) ? T(1e-12) : z;
+                    const T u = c[12] * q[0] / zs + c[14], vv = c[13] * q[1] / zs + c[15];
+                    if (!(u >= 0 && u < T(Wh) && vv >= 0 && vv < T(Hh))) continue;
+                    const T* hd = hdepth + (int64_t)v * Hh * Wh;
+                    T dh;
+                    if (!bilinear) {
+                        const int jj = std::min(std::max((int)std::floor(u), 0), Wh - 1);
+                        const int ii = std::min(std::max((int)std::floor(vv), 0), Hh - 1);
+                        dh = hd[(int64_t)ii * Wh + jj];
+                        if (!(dh > near)) continue;
+                    } else {
+                        const T x = std::min(std::max(u - T(0.5), T(0)), T(Wh - 1));
+                        const T y = std::min(std::max(vv - T(0.5), T(0)), T(Hh - 1));
+                        const int x0 = std::min(std::max((int)std::floor(x), 0), Wh - 1);
+                        const int y0 = std::min(std::max((int)std::floor(y), 0), Hh - 1);
+                        const int x1 = std::min(x0 + 1, Wh - 1), y1 = std::min(y0 + 1, Hh - 1);
+                        const T ffx = x - T(x0), ffy = y - T(y0);
+                        const T d00 = hd[(int64_t)y0 * Wh + x0], d01 = hd[(int64_t)y0 * Wh + x1];
+                        const T d10 = hd[(int64_t)y1 * Wh + x0], d11 = hd[(int64_t)y1 * Wh + x1];
+                        if (!(d00 > near && d01 > near && d10 > near && d11 > near)) continue;
+                        dh = (d00 * (1 - ffx) + d01 * ffx) * (1 - ffy) + (d10 * (1 - ffx) + d11 * ffx) * ffy;
+                    }
+                    ok = z > near && std::abs(z - dh) < rel_tol * dh;
+                }
+                valid[p] = ok;
+            }
         }
     });
 }
@@ -655,13 +805,17 @@ extern "C" {
         n_visible[1] = (int64_t)ctx->entries.size();                                                              \
         return ctx;                                                                                                \
     }                                                                                                              \
-    void ww_backward_##SUFFIX(void* ctx, const T* means, const T* quats, const T* log_scales, const T* logits,     \
-                              const T* g_color, const T* g_alpha, const T* g_depth, int n_threads, T* d_means,     \
-                              T* d_quats, T* d_log_scales, T* d_logits, T* d_colors) {                             \
-        backward<T>(static_cast<Context<T>*>(ctx), means, quats, log_scales, logits, g_color, g_alpha, g_depth,    \
-                    n_threads, d_means, d_quats, d_log_scales, d_logits, d_colors);                                \
+    void ww_backward_##SUFFIX(void* ctx, const T* quats, const T* g_color, const T* g_alpha, const T* g_depth,    \
+                              int n_threads, T* d_means, T* d_quats, T* d_log_scales, T* d_logits, T* d_colors) {  \
+        backward<T>(static_cast<Context<T>*>(ctx), quats, g_color, g_alpha, g_depth, n_threads, d_means, d_quats,  \
+                    d_log_scales, d_logits, d_colors);                                                             \
     }                                                                                                              \
-    void ww_free_##SUFFIX(void* ctx) { delete static_cast<Context<T>*>(ctx); }
+    void ww_free_##SUFFIX(void* ctx) { pool<T>().put(static_cast<Context<T>*>(ctx)); }                       \
+    void ww_reproject_##SUFFIX(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int V, const T* hcams,  \
+                               int Hh, int Wh, const T* hdepth, double rel_tol, double near, int bilinear,         \
+                               int n_threads) {                                                                    \
+        reproject<T>(H, W, depth, valid, tcam, V, hcams, Hh, Wh, hdepth, T(rel_tol), T(near), bilinear, n_threads); \
+    }
 
 WW_EXPORT(f32, float)
 WW_EXPORT(f64, double)
