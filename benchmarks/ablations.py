@@ -226,7 +226,7 @@ def main() -> int:
         "Metrics: mean over the scored scenes; PSNR / SSIM against the real frame; 'PSNR holes' = PSNR over the",
         "pixels the start frame's point warp does not reach (what must be invented). The paper's numbers",
         "(DESIGN.md section 2: frame-200 PSNR on RealEstate10K, Wan 1.3B at 480x720) are not comparable in absolute",
-        "value: this is a 0.37 M-parameter toy transformer trained for 400 steps (18 min) on two CPU cores.",
+        "value: this is a 0.37 M-parameter toy transformer trained for 400 + 300 steps (26 min) on two CPU cores.",
         "",
     ]
     summary = []
