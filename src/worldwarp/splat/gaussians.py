@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -335,15 +334,9 @@ def _fmt_shape(shape: tuple[int, ...]) -> str:
 
 
 def _atomic_write(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from worldwarp.io.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, blob)
 
 
 _PLY_TYPES = {
