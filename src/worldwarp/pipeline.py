@@ -49,6 +49,7 @@ __all__ = [
     "WorldWarpPipeline",
     "chunk_layout",
     "fill_depth",
+    "inpaint_holes",
     "quantize",
 ]
 
@@ -354,7 +355,7 @@ class WorldWarpPipeline:
         # 5. ST-Diff: fill the holes and revise the warped regions (or the inpainting baseline).
         t = time.perf_counter()
         if c.fill == "inpaint":
-            new_frames = _inpaint(warp.rgb, warp.mask)
+            new_frames = inpaint_holes(warp.rgb, warp.mask)
         else:
             new_frames = self._diffuse(k, hist_frames, warp)
         new_frames = quantize(new_frames)
@@ -579,18 +580,25 @@ def asdict_shallow(record: ChunkRecord) -> dict[str, Any]:
     return {f: getattr(record, f) for f in record.__dataclass_fields__}
 
 
-def _inpaint(rgb: Tensor, mask: Tensor) -> Tensor:
-    """Classical hole filling: OpenCV Telea inpainting of the warped prior, frame by frame (no revision)."""
+def inpaint_holes(rgb: Tensor, mask: Tensor, radius: int = 3, algorithm: str = "telea") -> Tensor:
+    """Classical hole filling: OpenCV inpainting (``"telea"`` or ``"ns"``) of frames (N, 3, H, W) where ``mask``
+    (N, H, W) is False, frame by frame, no revision of the rest. A frame with no valid pixel becomes mid-grey."""
     try:
         import cv2
     except ImportError as e:  # pragma: no cover - depends on the install
         raise InputError("the inpaint baseline needs OpenCV: pip install 'worldwarp[eval]'") from e
     import numpy as np
 
+    if algorithm not in ("telea", "ns"):
+        raise InputError(f"inpaint algorithm must be 'telea' or 'ns', got {algorithm!r}")
+    flag = cv2.INPAINT_TELEA if algorithm == "telea" else cv2.INPAINT_NS
     out = []
     for i in range(rgb.shape[0]):
-        img = (rgb[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8)
-        holes = (~mask[i]).cpu().numpy().astype(np.uint8)
-        filled = cv2.inpaint(img, holes, 3, cv2.INPAINT_TELEA) if holes.any() else img
+        img = np.ascontiguousarray((rgb[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
+        holes = np.ascontiguousarray((~mask[i]).cpu().numpy().astype(np.uint8) * 255)
+        if holes.all():  # nothing is visible: cv2 has nothing to propagate
+            filled = np.full_like(img, 127)
+        else:
+            filled = cv2.inpaint(img, holes, radius, flag) if holes.any() else img
         out.append(torch.from_numpy(filled).permute(2, 0, 1).to(rgb) / 255)
     return torch.stack(out)

@@ -166,22 +166,10 @@ def _inpaint(config: InpaintConfig) -> Method:
         raise InputError(f"inpaint algorithm must be 'telea' or 'ns', got {config.algorithm!r}")
 
     def method(scene: EvalScene, indices: list[int]) -> Tensor:
-        import cv2
-
-        from worldwarp.io.images import to_uint8
+        from worldwarp.pipeline import inpaint_holes
 
         warp = warp_start_frame(scene, indices, config.point_radius, config.near)
-        flag = cv2.INPAINT_TELEA if config.algorithm == "telea" else cv2.INPAINT_NS
-        out = []
-        for rgb, cover in zip(warp.rgb, warp.mask, strict=True):
-            img = np.ascontiguousarray(to_uint8(rgb))
-            holes = np.ascontiguousarray((~cover).cpu().numpy().astype(np.uint8) * 255)
-            if holes.all():  # nothing of the start frame is visible: cv2 has nothing to propagate
-                filled = np.full_like(img, 127)
-            else:
-                filled = cv2.inpaint(img, holes, config.inpaint_radius, flag)
-            out.append(torch.from_numpy(filled).permute(2, 0, 1).float() / 255)
-        return torch.stack(out)
+        return inpaint_holes(warp.rgb.float(), warp.mask, config.inpaint_radius, config.algorithm)
 
     return method
 
