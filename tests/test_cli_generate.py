@@ -25,7 +25,7 @@ TINY = ["--height", "32", "--width", "48", "--chunk", "5", "--overlap", "2", "--
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny")
-    TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8)).save_pretrained(path)
+    TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16))).save_pretrained(path)
     return str(path)
 
 

@@ -20,7 +20,7 @@ def _inputs(n: int = 12) -> tuple[torch.Tensor, Cameras, torch.Tensor]:
 
 def _pipe(**kw) -> WorldWarpPipeline:
     torch.manual_seed(0)
-    den = TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8))
+    den = TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16)))
     cfg = PipelineConfig.cpu(
         height=H,
         width=W,

@@ -24,7 +24,7 @@ H, W = 32, 48
 
 def _tiny_denoiser(seed: int = 0) -> TinyDenoiser:
     torch.manual_seed(seed)
-    den = TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=16))
+    den = TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=16, widths=(8, 16, 16)))
     # a fresh model predicts v = 0 (zero-initialised output); perturb every weight so the sampler really moves
     with torch.no_grad():
         g = torch.Generator().manual_seed(seed)
@@ -166,8 +166,8 @@ def test_skip_without_depth_and_size_check() -> None:
     with pytest.raises(SkipScene):
         method(_scene(5, 1 / 6, depth=False), [4])
     bad = _scene(5, 1 / 6)
-    bad.cameras = bad.cameras.resize(28, 44)
-    with pytest.raises(InputError, match="not a multiple of 8"):
+    bad.cameras = bad.cameras.resize(26, 42)
+    with pytest.raises(InputError, match="not a multiple of 4"):
         method(bad, [4])
 
 

@@ -9,10 +9,25 @@ import torch
 
 from worldwarp.diffusion.denoisers.base import Denoiser
 from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
+from worldwarp.diffusion.denoisers.tiny_unet import velocity_skip
 from worldwarp.diffusion.sampler import SamplerConfig, sample
 from worldwarp.errors import InputError
 
-SMALL = TinyDenoiserConfig(space_factor=2, time_factor=1, patch_size=2, width=32, depth=2, heads=2, freq_dim=16)
+SMALL = TinyDenoiserConfig(
+    arch="transformer", space_factor=2, time_factor=1, patch_size=2, width=32, depth=2, heads=2, freq_dim=16
+)
+SMALL_UNET = TinyDenoiserConfig(
+    arch="unet",
+    space_factor=2,
+    time_factor=1,
+    patch_size=2,
+    width=16,
+    depth=1,
+    heads=2,
+    freq_dim=16,
+    widths=(8, 16, 16),
+)
+ARCHS = pytest.mark.parametrize("config", [SMALL, SMALL_UNET], ids=["transformer", "unet"])
 
 
 def _random_model(config: TinyDenoiserConfig = SMALL, seed: int = 0) -> TinyDenoiser:
@@ -50,14 +65,42 @@ def test_autoencoder_rejects_bad_sizes() -> None:
 def test_protocol_attributes() -> None:
     model = TinyDenoiser(TinyDenoiserConfig())
     assert isinstance(model, Denoiser)
-    assert (model.time_factor, model.space_factor, model.patch_size, model.latent_channels) == (1, 4, 2, 48)
-    # freshly initialised: adaLN-Zero output layer predicts zero velocity
+    assert model.config.arch == "unet"
+    assert (model.time_factor, model.space_factor, model.patch_size, model.latent_channels) == (1, 4, 1, 48)
+    # freshly initialised, the zero-initialised output layer leaves only the linear input skip c_skip(sigma) z_t
     z = torch.randn(1, 48, 2, 4, 4)
-    assert torch.equal(model.velocity(z, torch.rand(1, 2, 2, 2)), torch.zeros_like(z))
+    sig = torch.rand(1, 2, 4, 4)
+    torch.testing.assert_close(model.velocity(z, sig), velocity_skip(sig, 0.5)[:, None] * z)
+    plain = TinyDenoiser(TinyDenoiserConfig(skip_std=0.0))
+    assert torch.equal(plain.velocity(z, sig), torch.zeros_like(z))
+    tr = TinyDenoiser(TinyDenoiserConfig(arch="transformer", patch_size=2))
+    assert torch.equal(tr.velocity(z, torch.rand(1, 2, 2, 2)), torch.zeros_like(z))
 
 
-def test_velocity_shapes_batch_independence_and_sigma_dependence() -> None:
-    model = _random_model()
+def test_velocity_skip_golden_values() -> None:
+    # c_skip = (sigma - (1 - sigma) s^2) / ((1 - sigma)^2 s^2 + sigma^2): 1 at pure noise, -1 on clean data
+    sig = torch.tensor([0.0, 0.2, 0.5, 1.0])
+    want = torch.tensor([-1.0, (0.2 - 0.8 * 0.25) / (0.64 * 0.25 + 0.04), (0.5 - 0.125) / (0.0625 + 0.25), 1.0])
+    torch.testing.assert_close(velocity_skip(sig, 0.5), want)
+    # it is the least-squares coefficient: it minimises E|eps - z - c z_t|^2 on synthetic data of std s
+    g = torch.Generator().manual_seed(0)
+    z, eps = 0.5 * torch.randn(200_000, generator=g), torch.randn(200_000, generator=g)
+    zt = 0.7 * z + 0.3 * eps
+    best = ((eps - z) * zt).mean() / (zt * zt).mean()
+    assert abs(best.item() - velocity_skip(torch.tensor(0.3), 0.5).item()) < 0.01
+
+
+@pytest.mark.parametrize(
+    "bad", [{"arch": "mlp"}, {"widths": (8, 16)}, {"widths": (8, 12, 16)}, {"width": 12}, {"skip_std": -1.0}]
+)
+def test_config_rejects_bad_values(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        TinyDenoiserConfig(**bad)
+
+
+@ARCHS
+def test_velocity_shapes_batch_independence_and_sigma_dependence(config: TinyDenoiserConfig) -> None:
+    model = _random_model(config)
     g = torch.Generator().manual_seed(1)
     z = torch.randn(2, model.latent_channels, 3, 4, 6, generator=g)
     s = torch.rand(2, 3, 2, 3, generator=g)
@@ -76,8 +119,9 @@ def test_velocity_shapes_batch_independence_and_sigma_dependence() -> None:
         model.velocity(z, s[:, :, :1])
 
 
-def test_guidance_formula_and_prompt_mapping() -> None:
-    model = _random_model()
+@ARCHS
+def test_guidance_formula_and_prompt_mapping(config: TinyDenoiserConfig) -> None:
+    model = _random_model(config)
     assert model.encode_prompt("", "").positive == 1 and model.encode_prompt("x", "").positive == 0
     g = torch.Generator().manual_seed(2)
     z = torch.randn(1, model.latent_channels, 2, 4, 4, generator=g)
@@ -92,13 +136,14 @@ def test_guidance_formula_and_prompt_mapping() -> None:
     torch.testing.assert_close(same, vp)
 
 
-def test_save_load_round_trip(tmp_path) -> None:
-    model = _random_model()
+@ARCHS
+def test_save_load_round_trip(tmp_path, config: TinyDenoiserConfig) -> None:
+    model = _random_model(config)
     model.save_pretrained(tmp_path / "ckpt")
     cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
-    assert cfg["width"] == 32 and cfg["model"] == "tiny_stdiff"
+    assert cfg["width"] == config.width and cfg["model"] == "tiny_stdiff" and cfg["arch"] == config.arch
     loaded = TinyDenoiser.from_pretrained(tmp_path / "ckpt").eval()
-    assert loaded.config == SMALL
+    assert loaded.config == config
     for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert k == k2 and torch.equal(a, b)
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["config.json", "model.safetensors"]
@@ -116,8 +161,40 @@ def test_from_pretrained_errors(tmp_path) -> None:
         TinyDenoiser.from_pretrained(tmp_path)
 
 
-def test_sampling_end_to_end_keeps_history() -> None:
-    model = _random_model()
+def test_legacy_transformer_checkpoint_loads(tmp_path) -> None:
+    """Checkpoints written before the U-Net (no "arch", keys without "net.") load as the transformer."""
+    from safetensors.torch import save_file
+
+    model = _random_model(SMALL)
+    legacy = {k.removeprefix("net.").removeprefix("level."): v for k, v in model.state_dict().items()}
+    assert "sigma_mlp.0.weight" in legacy and "blocks.0.qkv_s.weight" in legacy
+    save_file(legacy, str(tmp_path / "model.safetensors"))
+    cfg = {k: v for k, v in json.loads(json.dumps(SMALL.__dict__)).items() if k not in ("arch", "widths")}
+    (tmp_path / "config.json").write_text(json.dumps({"model": "tiny_stdiff", **cfg}))
+    loaded = TinyDenoiser.from_pretrained(tmp_path).eval()
+    assert loaded.config.arch == "transformer"
+    z, s = torch.randn(1, model.latent_channels, 2, 4, 4), torch.rand(1, 2, 2, 2)
+    with torch.no_grad():
+        assert torch.equal(loaded.forward(z, s, torch.tensor([0])), model.forward(z, s, torch.tensor([0])))
+
+
+def test_unet_pads_odd_sizes_and_mixes_time() -> None:
+    model = _random_model(SMALL_UNET)
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(1, model.latent_channels, 3, 6, 10, generator=g)  # 6 x 10 cells: not multiples of 4
+    s = torch.rand(1, 3, 3, 5, generator=g)
+    with torch.no_grad():
+        v = model.velocity(z, s)
+        z2 = z.clone()
+        z2[:, :, 0] += 1.0  # change only the first latent frame
+        v2 = model.velocity(z2, s)
+    assert v.shape == z.shape and bool(torch.isfinite(v).all())
+    assert not torch.allclose(v2[:, :, 2], v[:, :, 2])  # the last frame sees the first (temporal attention)
+
+
+@ARCHS
+def test_sampling_end_to_end_keeps_history(config: TinyDenoiserConfig) -> None:
+    model = _random_model(config)
     g = torch.Generator().manual_seed(3)
     video = torch.rand(1, 3, 4, 8, 8, generator=g)
     prior = model.encode(video)

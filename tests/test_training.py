@@ -25,7 +25,9 @@ from worldwarp.diffusion.training import (
     warp_source_into_clip,
 )
 
-TINY = TinyDenoiserConfig(space_factor=2, time_factor=1, patch_size=2, width=16, depth=1, heads=2, freq_dim=8)
+TINY = TinyDenoiserConfig(
+    space_factor=2, time_factor=1, patch_size=2, width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16)
+)
 PLANE_Z = 2.0
 
 
@@ -144,7 +146,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
     train(resumed, data, _config(tmp_path / "b", 4), resume=True, progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    assert not torch.equal(straight.final.weight, _model().final.weight)  # training did change the weights
+    assert not torch.equal(straight.net.out.weight, _model().net.out.weight)  # training did change the weights
     log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     ref = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -157,7 +159,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
         "step_0000004",
     ]
     loaded = TinyDenoiser.from_pretrained(tmp_path / "b" / "model")
-    assert torch.equal(loaded.final.weight, resumed.final.weight)
+    assert torch.equal(loaded.net.out.weight, resumed.net.out.weight)
 
 
 _LAUNCH_SCRIPT = """
@@ -203,8 +205,8 @@ def test_cli_train_bad_input_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
     assert "missing: dataset folder not found" in capsys.readouterr().err
     assert main([*base, "--dataset", "bogus"]) == 2
     assert "unknown dataset 'bogus'" in capsys.readouterr().err
-    assert main([*base, "--dataset", "procedural", "--height", "20"]) == 2
-    assert "multiples of 8" in capsys.readouterr().err
+    assert main([*base, "--dataset", "procedural", "--height", "18"]) == 2
+    assert "multiples of 4" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -188,7 +188,9 @@ def test_docs_screenshot(browser, tmp_path: Path) -> None:
     checkpoint = None
     if not trained:  # the pipeline still needs a denoiser for its shapes; the inpainting fill does not call it
         checkpoint = str(tmp_path / "random_tiny")
-        TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8)).save_pretrained(checkpoint)
+        TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16))).save_pretrained(
+            checkpoint
+        )
     pipeline = PipelineConfig.cpu(
         chunk_frames=13, cache=CacheConfig(steps=60), fill="diffusion" if trained else "inpaint", progress=False
     )

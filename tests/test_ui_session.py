@@ -42,7 +42,9 @@ def _scene_image(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
 def make_ui_config(root: Path) -> UIConfig:
     """A random-weight tiny checkpoint, one example ("toy", 64x96) and a tiny pipeline under ``root``."""
     torch.manual_seed(0)
-    TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8)).save_pretrained(root / "ckpt")
+    TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16))).save_pretrained(
+        root / "ckpt"
+    )
     ex = root / "examples" / "toy"
     ex.mkdir(parents=True)
     img, depth = _scene_image(2 * H, 2 * W)

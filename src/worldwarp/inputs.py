@@ -13,12 +13,16 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
+
+if TYPE_CHECKING:
+    from worldwarp.io.images import ImagePrep
 
 __all__ = ["PreparedInputs", "prepare_inputs", "trajectory_for_scene"]
 
@@ -67,7 +71,7 @@ def trajectory_for_scene(
 
 
 def _start_depth(
-    image: Tensor, depth_path: str | None, depth_model: str | None, prep: object, notes: list[str]
+    image: Tensor, depth_path: str | None, depth_model: str | None, prep: ImagePrep, notes: list[str]
 ) -> tuple[Tensor, str]:
     """z-depth (H, W) of the prepared start image and where it came from."""
     H, W = image.shape[-2:]
@@ -75,10 +79,10 @@ def _start_depth(
         from worldwarp.io.depth import load_depth, prepare_depth
 
         raw = load_depth(depth_path)
-        src = prep.source  # type: ignore[attr-defined]
+        src = prep.source
         if tuple(raw.shape) != tuple(src):
             raise InputError(f"{depth_path}: depth is {raw.shape[1]}x{raw.shape[0]} but the image is {src[1]}x{src[0]}")
-        return prepare_depth(raw, prep), "given"  # type: ignore[arg-type]
+        return prepare_depth(raw, prep), "given"
     from worldwarp.geometry import get_estimator
 
     if depth_model is not None:

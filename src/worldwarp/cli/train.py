@@ -44,8 +44,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
     p.add_argument("--history-prob", type=float, default=0.0, help="chance of clean history latent frames")
     p.add_argument("--init", default=None, help="tiny: start from this checkpoint folder; wan: ST-Diff weights")
-    p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width")
-    p.add_argument("--tiny-depth", type=int, default=None, help="tiny from scratch: number of blocks")
+    p.add_argument("--max-history", type=int, default=1, help="at most this many clean history latent frames")
+    p.add_argument("--tiny-arch", choices=("unet", "transformer"), default=None, help="tiny from scratch (unet)")
+    p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width / embedding")
+    p.add_argument("--tiny-depth", type=int, default=None, help="tiny from scratch: blocks (per level for unet)")
+    p.add_argument("--tiny-widths", default=None, help="tiny unet: channels of its 3 levels, e.g. 64,96,128")
     p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: local folder or hub id")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -138,10 +141,23 @@ def _denoiser(args: argparse.Namespace) -> Any:
 
         if args.init:
             return TinyDenoiser.from_pretrained(args.init)
-        overrides = {k: v for k, v in (("width", args.tiny_width), ("depth", args.tiny_depth)) if v is not None}
+        overrides: dict[str, Any] = {
+            k: v
+            for k, v in (("arch", args.tiny_arch), ("width", args.tiny_width), ("depth", args.tiny_depth))
+            if v is not None
+        }
+        if args.tiny_widths:
+            try:
+                overrides["widths"] = tuple(int(w) for w in args.tiny_widths.split(","))
+            except ValueError:
+                raise InputError(f"--tiny-widths must be comma-separated integers, got {args.tiny_widths!r}") from None
+        try:
+            config = TinyDenoiserConfig(**overrides)
+        except ValueError as e:
+            raise InputError(f"bad tiny model options: {e}") from None
         with torch.random.fork_rng():
             torch.manual_seed(args.seed)
-            return TinyDenoiser(TinyDenoiserConfig(**overrides))
+            return TinyDenoiser(config)
     from worldwarp.diffusion.denoisers.wan import WanConfig, WanDenoiser
 
     return WanDenoiser.from_config(WanConfig(model=args.wan_model, stdiff_weights=args.init))
@@ -171,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         mixed_precision=args.mixed_precision,
         cpu=args.cpu,
         history_prob=args.history_prob,
+        max_history=args.max_history,
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")

@@ -159,7 +159,7 @@ def pipeline_method(variant: Variant, config: PipelineMethodConfig, denoiser: An
 
                 # inpainting never calls it; any denoiser with the grid factors satisfies the pipeline checks
                 holder["denoiser"] = TinyDenoiser(
-                    TinyDenoiserConfig(patch_size=1, width=8, depth=1, heads=1, freq_dim=8)
+                    TinyDenoiserConfig(patch_size=1, width=8, depth=1, heads=1, freq_dim=8, widths=(8, 8, 8))
                 )
             else:
                 from worldwarp.diffusion.denoisers.registry import load_denoiser

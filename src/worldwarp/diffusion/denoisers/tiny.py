@@ -1,4 +1,4 @@
-"""The embedded ST-Diff: a small spatio-temporal transformer that runs on a CPU through the same sampler.
+"""The embedded ST-Diff: a small spatio-temporal velocity model that runs on a CPU through the same sampler.
 
 Design (measured and justified in docs/training.md):
 
@@ -6,10 +6,10 @@ Design (measured and justified in docs/training.md):
   stacked in groups of ``time_factor`` (the first frame is encoded on its own, replicated, like Wan's causal VAE);
   then ``space_factor`` x ``space_factor`` pixel-unshuffle. ``latent_channels = 3 * time_factor * space_factor**2``
   (48 with the defaults 1 and 4). Decoding is the exact inverse (clamped to [0, 1]).
-* **Velocity model**: patchify (``patch_size`` x ``patch_size`` cells -> one token), factorised transformer blocks
-  (attention within each latent frame, then across latent frames at each position, then an MLP), each modulated
-  per token (adaLN-Zero) by a sinusoidal embedding of the token's ``sigma * 1000`` plus a conditioning embedding;
-  fixed sinusoidal (t, y, x) positions, so any size works.
+* **Velocity model**, chosen by ``arch``: ``"unet"`` (:class:`~worldwarp.diffusion.denoisers.tiny_unet.TinyUNet`,
+  convolutions plus temporal and spatio-temporal attention; the shipped model) or ``"transformer"``
+  (:class:`~worldwarp.diffusion.denoisers.tiny_transformer.TinyTransformer`, factorised attention over patches).
+  Both take one noise level per token, embedded together with the condition.
 * **Conditioning**: no text model. A prompt maps to one of two learned embeddings: the empty string is the
   "null" embedding, any other text is the "scene" embedding. Training drops the prompt to "" at random, so
   classifier-free guidance between a non-empty prompt and an empty negative prompt is meaningful; a non-empty
@@ -19,7 +19,6 @@ Design (measured and justified in docs/training.md):
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from worldwarp.diffusion.denoisers.base import NUM_TRAIN_TIMESTEPS, classifier_free_guidance
+from worldwarp.diffusion.denoisers.base import classifier_free_guidance
 from worldwarp.errors import InputError
 
 __all__ = ["TinyDenoiserConfig", "TinyConditioning", "TinyDenoiser", "DEFAULT_CHECKPOINT"]
@@ -43,26 +42,36 @@ class TinyDenoiserConfig:
     """Architecture of :class:`TinyDenoiser`.
 
     Attributes:
+        arch: velocity network, ``"unet"`` or ``"transformer"``.
         space_factor: pixel-unshuffle factor (pixels per latent cell along each axis).
         time_factor: frames stacked per latent frame after the first (1 = one latent frame per frame).
-        patch_size: latent cells per token along each spatial axis.
-        width: transformer width d.
-        depth: number of transformer blocks.
-        heads: attention heads (``width`` must be divisible by it).
-        mlp_ratio: hidden size of the MLP relative to ``width``.
-        freq_dim: size of the sinusoidal noise-level embedding.
+        patch_size: latent cells per token along each spatial axis (noise levels are uniform within a token).
+        width: transformer width d; unet: size of the level embedding.
+        depth: transformer blocks; unet: residual blocks per level and direction.
+        heads: attention heads (``width`` and every entry of ``widths`` must be divisible by it).
+        mlp_ratio: transformer: hidden size of the MLP relative to ``width``.
+        freq_dim: size of the sinusoidal noise-level code.
+        widths: unet: feature channels of its three levels, finest first.
+        skip_std: unet: data standard deviation ``s`` of the linear input skip (0 = none): the network predicts
+            the residual of ``c_skip(sigma) z_t``, the best linear guess of the velocity (docs/training.md).
     """
 
+    arch: str = "unet"
     space_factor: int = 4
     time_factor: int = 1
-    patch_size: int = 2
-    width: int = 128
-    depth: int = 6
+    patch_size: int = 1
+    width: int = 64
+    depth: int = 1
     heads: int = 4
     mlp_ratio: float = 2.0
     freq_dim: int = 64
+    widths: tuple[int, int, int] = (64, 96, 128)
+    skip_std: float = 0.5
 
     def __post_init__(self) -> None:
+        if self.arch not in ("unet", "transformer"):
+            raise ValueError(f"TinyDenoiserConfig.arch must be 'unet' or 'transformer', got {self.arch!r}")
+        self.widths = tuple(int(w) for w in self.widths)  # type: ignore[assignment]
         for name in ("space_factor", "time_factor", "patch_size", "width", "depth", "heads", "freq_dim"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TinyDenoiserConfig.{name} must be >= 1, got {getattr(self, name)}")
@@ -70,6 +79,10 @@ class TinyDenoiserConfig:
             raise ValueError(f"width {self.width} is not divisible by heads {self.heads}")
         if self.width % 8 or self.freq_dim % 2:
             raise ValueError("width must be a multiple of 8 and freq_dim even")
+        if len(self.widths) != 3 or any(w < 8 or w % 8 or w % self.heads for w in self.widths):
+            raise ValueError(f"widths must be 3 multiples of 8 and of heads, got {list(self.widths)}")
+        if not 0.0 <= float(self.skip_std) < 10.0:
+            raise ValueError(f"skip_std must be in [0, 10), got {self.skip_std}")
 
 
 @dataclass
@@ -78,64 +91,6 @@ class TinyConditioning:
 
     positive: int
     negative: int
-
-
-def sinusoidal(x: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
-    """(..., dim) sinusoidal embedding [cos, sin] of the values ``x`` (...)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=x.device) / half)
-    args = x.float()[..., None] * freqs
-    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-
-
-def _positions(T: int, h: int, w: int, dim: int, device: torch.device) -> Tensor:
-    """(T*h*w, dim) fixed sinusoidal position codes: dim/4 for time, 3dim/8 each for y and x."""
-    dt = dim // 4
-    dy = (dim - dt) // 2
-    dx = dim - dt - dy
-    t = sinusoidal(torch.arange(T, device=device, dtype=torch.float32), dt)
-    y = sinusoidal(torch.arange(h, device=device, dtype=torch.float32), dy)
-    x = sinusoidal(torch.arange(w, device=device, dtype=torch.float32), dx)
-    return torch.cat(
-        [t[:, None, None].expand(T, h, w, dt), y[None, :, None].expand(T, h, w, dy), x[None, None].expand(T, h, w, dx)],
-        dim=-1,
-    ).reshape(T * h * w, dim)
-
-
-class _Block(nn.Module):
-    """Spatial attention, temporal attention and MLP, each pre-normed, modulated and gated per token."""
-
-    def __init__(self, d: int, heads: int, mlp_ratio: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.qkv_s = nn.Linear(d, 3 * d)
-        self.out_s = nn.Linear(d, d)
-        self.qkv_t = nn.Linear(d, 3 * d)
-        self.out_t = nn.Linear(d, d)
-        hidden = int(d * mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
-        self.mod = nn.Linear(d, 9 * d)
-        nn.init.zeros_(self.mod.weight)
-        nn.init.zeros_(self.mod.bias)
-
-    def _attn(self, x: Tensor, qkv: nn.Linear, out: nn.Linear) -> Tensor:
-        n, L, d = x.shape  # (sequences, length, d)
-        q, k, v = qkv(x).reshape(n, L, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v)  # (n, heads, L, d/heads)
-        return out(y.transpose(1, 2).reshape(n, L, d))
-
-    def forward(self, x: Tensor, mod: Tensor) -> Tensor:
-        # x, mod_c: (B, T, S, d) tokens of T latent frames with S positions each; mod (B, T, S, 9d)
-        B, T, S, d = x.shape
-        m = mod.chunk(9, dim=-1)
-        h = self.norm(x) * (1 + m[0]) + m[1]
-        x = x + m[2] * self._attn(h.reshape(B * T, S, d), self.qkv_s, self.out_s).reshape(B, T, S, d)
-        h = self.norm(x) * (1 + m[3]) + m[4]
-        h = h.transpose(1, 2).reshape(B * S, T, d)
-        x = x + m[5] * self._attn(h, self.qkv_t, self.out_t).reshape(B, S, T, d).transpose(1, 2)
-        h = self.norm(x) * (1 + m[6]) + m[7]
-        return x + m[8] * self.mlp(h)
 
 
 class TinyDenoiser(nn.Module):
@@ -153,17 +108,19 @@ class TinyDenoiser(nn.Module):
         self.space_factor = c.space_factor
         self.patch_size = c.patch_size
         self.latent_channels = 3 * c.time_factor * c.space_factor**2
-        d, tok = c.width, self.latent_channels * c.patch_size**2
-        self.embed = nn.Linear(tok, d)
-        self.sigma_mlp = nn.Sequential(nn.Linear(c.freq_dim, d), nn.SiLU(), nn.Linear(d, d))
-        self.cond_embed = nn.Embedding(2, d)
-        self.blocks = nn.ModuleList([_Block(d, c.heads, c.mlp_ratio) for _ in range(c.depth)])
-        self.final_norm = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
-        self.final_mod = nn.Linear(d, 2 * d)
-        self.final = nn.Linear(d, tok)
-        for layer in (self.final_mod, self.final):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        self.net: nn.Module
+        if c.arch == "unet":
+            from worldwarp.diffusion.denoisers.tiny_unet import TinyUNet
+
+            self.net = TinyUNet(
+                self.latent_channels, c.patch_size, c.widths, c.depth, c.heads, c.width, c.freq_dim, c.skip_std
+            )
+        else:
+            from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer
+
+            self.net = TinyTransformer(
+                self.latent_channels, c.patch_size, c.width, c.depth, c.heads, c.mlp_ratio, c.freq_dim
+            )
 
     # ------------------------------------------------------------------ autoencoder (exact)
     def latent_frames(self, frames: int) -> int:
@@ -208,26 +165,11 @@ class TinyDenoiser(nn.Module):
         """Raw model: latents (B, C, T', H', W'), per-token sigmas (B, T', H'/p, W'/p), cond_index (B,) long."""
         B, C, T, H, W = latents.shape
         p = self.patch_size
-        h, w = H // p, W // p
-        if sigmas.shape != (B, T, h, w):
-            raise ValueError(f"sigmas must have shape {(B, T, h, w)}, got {tuple(sigmas.shape)}")
-        dtype = self.embed.weight.dtype
-        x = latents.to(dtype).reshape(B, C, T, h, p, w, p).permute(0, 2, 3, 5, 1, 4, 6).reshape(B, T, h * w, -1)
-        x = self.embed(x) + _positions(T, h, w, self.config.width, x.device).to(dtype).reshape(1, T, h * w, -1)
-        # per-token conditioning, computed once per distinct (sigma, cond) pair and gathered
-        key = sigmas.to(torch.float64) + 2.0 * cond_index.to(torch.float64)[:, None, None, None]
-        uniq, inv = torch.unique(key.reshape(-1), return_inverse=True)
-        u_cond = torch.div(uniq, 2.0, rounding_mode="floor")
-        u_sigma = uniq - 2.0 * u_cond
-        e = self.sigma_mlp(sinusoidal(u_sigma * NUM_TRAIN_TIMESTEPS, self.config.freq_dim).to(dtype))
-        e = F.silu(e + self.cond_embed(u_cond.long()))  # (U, d)
-        inv = inv.reshape(B, T, h * w)
-        for blk in self.blocks:
-            x = blk(x, blk.mod(e)[inv])
-        shift, scale = self.final_mod(e)[inv].chunk(2, dim=-1)
-        x = self.final(self.final_norm(x) * (1 + scale) + shift)  # (B, T, h w, C p p)
-        x = x.reshape(B, T, h, w, C, p, p).permute(0, 4, 1, 2, 5, 3, 6).reshape(B, C, T, H, W)
-        return x.to(latents.dtype)
+        if C != self.latent_channels or H % p or W % p:
+            raise ValueError(f"latents must be (B, {self.latent_channels}, T', H', W') with H', W' divisible by {p}")
+        if sigmas.shape != (B, T, H // p, W // p):
+            raise ValueError(f"sigmas must have shape {(B, T, H // p, W // p)}, got {tuple(sigmas.shape)}")
+        return self.net(latents, sigmas, cond_index)
 
     def velocity(
         self, latents: Tensor, sigmas: Tensor, cond: TinyConditioning | None = None, guidance_scale: float = 1.0
@@ -275,9 +217,26 @@ class TinyDenoiser(nn.Module):
         unknown = set(raw) - known - {"model"}
         if unknown:
             raise InputError(f"{cfg_file}: unknown config keys {sorted(unknown)}")
-        model = cls(TinyDenoiserConfig(**{k: v for k, v in raw.items() if k in known}))
+        legacy = "arch" not in raw  # checkpoints written before the U-Net: transformer, keys without "net."
+        if legacy:
+            raw["arch"] = "transformer"
         try:
-            model.load_state_dict(load_file(str(weights)))
+            model = cls(TinyDenoiserConfig(**{k: v for k, v in raw.items() if k in known}))
+        except (TypeError, ValueError) as e:
+            raise InputError(f"{cfg_file}: invalid config ({e})") from None
+        try:
+            state = load_file(str(weights))
+            if legacy:
+                state = {_legacy_key(k): v for k, v in state.items()}
+            model.load_state_dict(state)
         except Exception as e:  # safetensors header errors, missing/unexpected keys, shape mismatches
             raise InputError(f"{weights}: cannot load weights ({str(e).splitlines()[0]})") from None
         return model
+
+
+def _legacy_key(key: str) -> str:
+    """State-dict key of a pre-U-Net transformer checkpoint -> its key under ``TinyDenoiser.net``."""
+    for old in ("sigma_mlp.", "cond_embed."):
+        if key.startswith(old):
+            return "net.level." + key
+    return "net." + key

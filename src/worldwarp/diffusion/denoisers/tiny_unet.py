@@ -1,0 +1,192 @@
+"""Velocity network of the embedded ST-Diff, U-Net variant (``TinyDenoiserConfig.arch == "unet"``).
+
+A small video U-Net over the latent grid, built for a CPU: 2D residual convolutions per latent frame, temporal
+attention (across latent frames at each position) on the middle level, full spatio-temporal attention on the
+coarsest level, skip connections between levels. Every residual block is modulated per cell (scale and shift) by the
+cell's (noise level, condition) embedding, and the level map itself is an extra input channel, so the network sees
+exactly which cells are clean history, revised prior or holes. Convolutions learn local denoising and texture
+continuation far faster than attention over pixel tokens (docs/training.md measures both), and cost less per call.
+
+Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
+H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from worldwarp.diffusion.denoisers.base import tokens_to_cells
+from worldwarp.diffusion.denoisers.embeddings import LevelEmbedding, positions, sinusoidal
+
+__all__ = ["TinyUNet", "velocity_skip"]
+
+GROUPS = 8
+
+
+def velocity_skip(sigmas: Tensor, std: float) -> Tensor:
+    """``c_skip(sigma) = (sigma - (1 - sigma) s^2) / ((1 - sigma)^2 s^2 + sigma^2)``, elementwise.
+
+    The least-squares coefficient of ``z_t`` for ``v = eps - z`` when ``z`` (variance ``s^2``) and ``eps``
+    (variance 1) are independent: 1 at pure noise (v = z_t = eps), -1 on clean data (v = -z).
+    """
+    sig = sigmas.float()
+    s2 = std * std
+    return (sig - (1 - sig) * s2) / ((1 - sig) ** 2 * s2 + sig**2)
+
+
+class _ResBlock(nn.Module):
+    """GroupNorm -> per-cell FiLM from the level embedding -> SiLU -> conv3x3 -> GroupNorm -> SiLU -> conv3x3."""
+
+    def __init__(self, cin: int, cout: int, emb: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(GROUPS, cin, eps=1e-6)
+        self.film = nn.Conv2d(emb, 2 * cin, 1)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm2 = nn.GroupNorm(GROUPS, cout, eps=1e-6)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        # x: (N, cin, h, w) with N = B T' frames; emb: (N, e, h, w) level embedding map at this resolution
+        scale, shift = self.film(emb).chunk(2, dim=1)
+        h = self.norm1(x) * (1 + scale) + shift
+        h = self.conv1(F.silu(h))
+        h = self.conv2(F.silu(self.norm2(h)))
+        return self.skip(x) + h
+
+
+class _Attention(nn.Module):
+    """Pre-normed multi-head self-attention over sequences (N, L, c) with additive position codes (L, c)."""
+
+    def __init__(self, c: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(c, eps=1e-6)
+        self.qkv = nn.Linear(c, 3 * c)
+        self.out = nn.Linear(c, c)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, pos: Tensor) -> Tensor:
+        n, L, c = x.shape
+        q, k, v = self.qkv(self.norm(x) + pos).reshape(n, L, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)  # (n, heads, L, c/heads)
+        return x + self.out(y.transpose(1, 2).reshape(n, L, c))
+
+
+def _temporal(attn: _Attention, x: Tensor, B: int, T: int) -> Tensor:
+    """Attention across the T latent frames at each position of x (B T, c, h, w)."""
+    _, c, h, w = x.shape
+    seq = x.reshape(B, T, c, h * w).permute(0, 3, 1, 2).reshape(B * h * w, T, c)
+    pos = sinusoidal(torch.arange(T, device=x.device), c).to(x.dtype)
+    seq = attn(seq, pos)
+    return seq.reshape(B, h * w, T, c).permute(0, 2, 3, 1).reshape(B * T, c, h, w)
+
+
+def _spatiotemporal(attn: _Attention, x: Tensor, B: int, T: int) -> Tensor:
+    """Attention over all T h w cells of x (B T, c, h, w) at once."""
+    _, c, h, w = x.shape
+    seq = x.reshape(B, T, c, h * w).permute(0, 1, 3, 2).reshape(B, T * h * w, c)
+    seq = attn(seq, positions(T, h, w, c, x.device).to(x.dtype))
+    return seq.reshape(B, T, h * w, c).permute(0, 1, 3, 2).reshape(B * T, c, h, w)
+
+
+class TinyUNet(nn.Module):
+    """Three-level video U-Net predicting the flow-matching velocity of latents with per-token noise levels.
+
+    Args:
+        channels: latent channels C.
+        patch_size: latent cells per token (levels are given per token and broadcast to cells).
+        widths: feature channels per level, finest first (3 levels; each a multiple of 8).
+        depth: residual blocks per level and direction.
+        heads: attention heads.
+        emb: size of the level embedding.
+        freq_dim: size of the sinusoidal code of the level.
+        skip_std: data standard deviation ``s`` of the input skip (0 = none). With ``z_t = (1 - sigma) z + sigma
+            eps`` and ``z`` of variance ``s^2``, the best linear guess of ``v = eps - z`` from ``z_t`` is
+            ``c_skip(sigma) z_t`` (see :func:`velocity_skip`); the network adds the residual.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        patch_size: int,
+        widths: Sequence[int] = (64, 96, 128),
+        depth: int = 1,
+        heads: int = 4,
+        emb: int = 64,
+        freq_dim: int = 64,
+        skip_std: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if len(widths) != 3 or any(int(w) % GROUPS or int(w) % heads for w in widths):
+            raise ValueError(f"widths must be 3 multiples of {GROUPS} and of heads {heads}, got {list(widths)}")
+        c0, c1, c2 = (int(w) for w in widths)
+        self.patch_size = patch_size
+        self.skip_std = float(skip_std)
+        self.level = LevelEmbedding(emb, freq_dim)
+        self.stem = nn.Conv2d(channels + 1, c0, 3, padding=1)
+        self.enc0 = nn.ModuleList([_ResBlock(c0, c0, emb) for _ in range(depth)])
+        self.down0 = nn.Conv2d(c0, c1, 3, stride=2, padding=1)
+        self.enc1 = nn.ModuleList([_ResBlock(c1, c1, emb) for _ in range(depth)])
+        self.enc1_t = _Attention(c1, heads)
+        self.down1 = nn.Conv2d(c1, c2, 3, stride=2, padding=1)
+        self.mid1 = _ResBlock(c2, c2, emb)
+        self.mid_st = _Attention(c2, heads)
+        self.mid2 = _ResBlock(c2, c2, emb)
+        self.up1 = nn.Conv2d(c2, c1, 3, padding=1)
+        self.dec1 = nn.ModuleList([_ResBlock(2 * c1 if i == 0 else c1, c1, emb) for i in range(depth)])
+        self.dec1_t = _Attention(c1, heads)
+        self.up0 = nn.Conv2d(c1, c0, 3, padding=1)
+        self.dec0 = nn.ModuleList([_ResBlock(2 * c0 if i == 0 else c0, c0, emb) for i in range(depth)])
+        self.out_norm = nn.GroupNorm(GROUPS, c0, eps=1e-6)
+        self.out = nn.Conv2d(c0, channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, latents: Tensor, sigmas: Tensor, cond_index: Tensor) -> Tensor:
+        B, C, T, H, W = latents.shape
+        dtype = self.stem.weight.dtype
+        cells = tokens_to_cells(sigmas, self.patch_size)  # (B, T, H, W)
+        e, inv = self.level(cells, cond_index)  # (U, emb), (B, T, H, W)
+        # 1. frames as a batch of images, padded to a multiple of 4 (two stride-2 levels)
+        ph, pw = (-H) % 4, (-W) % 4
+        x = latents.to(dtype).transpose(1, 2).reshape(B * T, C, H, W)
+        lv = cells.to(dtype).reshape(B * T, 1, H, W)
+        emb0 = e[inv].reshape(B * T, H, W, -1).permute(0, 3, 1, 2)  # (B T, emb, H, W)
+        if ph or pw:
+            x, lv, emb0 = (F.pad(t, (0, pw, 0, ph), mode="replicate") for t in (x, lv, emb0))
+        emb1 = F.avg_pool2d(emb0, 2)
+        emb2 = F.avg_pool2d(emb1, 2)
+        # 2. encoder
+        h0 = self.stem(torch.cat([x, lv], dim=1))
+        for blk in self.enc0:
+            h0 = blk(h0, emb0)
+        h1 = self.down0(h0)
+        for blk in self.enc1:
+            h1 = blk(h1, emb1)
+        h1 = _temporal(self.enc1_t, h1, B, T)
+        # 3. middle: residual, spatio-temporal attention, residual
+        h = self.mid1(self.down1(h1), emb2)
+        h = self.mid2(_spatiotemporal(self.mid_st, h, B, T), emb2)
+        # 4. decoder with skips
+        h = self.up1(F.interpolate(h, size=h1.shape[-2:], mode="nearest"))
+        h = torch.cat([h, h1], dim=1)
+        for blk in self.dec1:
+            h = blk(h, emb1)
+        h = _temporal(self.dec1_t, h, B, T)
+        h = self.up0(F.interpolate(h, size=h0.shape[-2:], mode="nearest"))
+        h = torch.cat([h, h0], dim=1)
+        for blk in self.dec0:
+            h = blk(h, emb0)
+        v = self.out(F.silu(self.out_norm(h)))[..., :H, :W]  # (B T, C, H, W)
+        v = v.reshape(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
+        if self.skip_std > 0:
+            v = v + velocity_skip(cells, self.skip_std).to(dtype)[:, None] * latents.to(dtype)
+        return v.to(latents.dtype)
