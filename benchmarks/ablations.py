@@ -4,24 +4,26 @@ Run from the repository root (one command; writes docs/benchmarks/ablations.md a
 section of docs/benchmarks.md):
 
     python benchmarks/ablations.py [--checkpoint DIR] [--scenes 2] [--size 64x96] [--real-size 96x128] \
-        [--data ../shared/data] [--cache runs/suites] [--results runs/ablations]
+        [--data ../shared/data] [--cache runs/suites] [--results docs/results/ablations] [--split test] \
+        [--strength TAU] [--steps S]
 
 Protocol (DESIGN.md section 2, scaled down for a 2-core CPU): start from frame 0 of each clip with its depth,
 follow its cameras, score the "short" and "long" frames against the real frames: PSNR, SSIM, and PSNR inside
 the holes of the start frame's warp only (the pixels no start-frame point reaches: what must be invented).
 
 * Procedural: the first ``--scenes`` clips of the held-out "test" suite (200 frames; frames 50 and 199, the
-  dataset module's rule), rendered at ``--size``.
+  dataset module's rule), rendered at ``--size``. ``--split dev`` uses the "dev" suite instead: the one to choose
+  settings on (e.g. a strength sweep), so that the test suite stays held out.
 * Real: every scene with depth under ``DATA/scenes`` (7scenes_redkitchen: 25 frames, so the dataset module's
   rule for clips without a list picks the middle and the last frame, 12 and 24); scenes without depth are
   listed as skipped.
 
 Methods: the pipeline methods of :mod:`worldwarp.eval.pipeline_methods` (worldwarp, point-cache, no-cache,
 full-noise, spatial-noise, temporal-noise, inpaint-cache = 3DGS warp + cv2 inpainting, no revision), all with
-the embedded CPU preset (25-frame chunks, 5 overlap, 20 steps, strength 0.8, no CFG, 150 cache steps) and one
-shared denoiser; plus the cheap references of :mod:`worldwarp.eval.benchmark` (inpaint of the start-frame
-warp, copy-first). The ordering checks are evaluated on the numbers as measured; nothing is tuned to make one
-hold.
+the embedded CPU preset (25-frame chunks, 5 overlap, 20 steps, no CFG, 150 cache steps; ``--strength`` and
+``--steps`` override it) and one shared denoiser; plus the cheap references of :mod:`worldwarp.eval.benchmark`
+(inpaint of the start-frame warp, copy-first). The ordering checks are evaluated on the numbers as measured;
+nothing is tuned to make one hold.
 """
 
 from __future__ import annotations
@@ -151,6 +153,16 @@ def _orderings(slots: list[str], table: dict, label: str) -> tuple[list[str], in
     return lines, held, total
 
 
+def _describe(den: torch.nn.Module) -> str:
+    """One phrase naming the tiny model's architecture, read from its config."""
+    c = getattr(den, "config", None)
+    if c is None:
+        return type(den).__name__
+    if getattr(c, "arch", "transformer") == "unet":
+        return f"U-Net, widths {'/'.join(str(w) for w in c.widths)}, {c.depth} block(s) per level"
+    return f"transformer, width {c.width}, depth {c.depth}, patch {c.patch_size}"
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -166,7 +178,12 @@ def main() -> int:
     ap.add_argument("--real-size", type=_size, default=(96, 128), help="real-scene evaluation size (default 96x128)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="development data folder")
     ap.add_argument("--cache", type=Path, default=Path("runs/suites"), help="rendered suite clips cache")
-    ap.add_argument("--results", type=Path, default=Path("runs/ablations"), help="per-method results JSON")
+    ap.add_argument(
+        "--results", type=Path, default=Path("docs/results/ablations"), help="per-method results JSON (committed)"
+    )
+    ap.add_argument("--split", choices=("test", "dev"), default="test", help="procedural suite (default test)")
+    ap.add_argument("--strength", type=float, default=None, help="sampler strength tau (default: the preset's)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler Euler steps (default: the preset's 20)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-steps", type=int, default=None, help="3DGS cache Adam steps (default: the preset's 150)")
     ap.add_argument("--only", choices=("procedural", "real"), default=None, help="run one part only")
@@ -187,18 +204,25 @@ def main() -> int:
     spec = DenoiserSpec(name="tiny", checkpoint=args.checkpoint)
     den = load_denoiser(spec, "cpu")
     n_params = sum(p.numel() for p in den.parameters())
-    method_config = PipelineMethodConfig(denoiser=spec, seed=args.seed, cache_steps=args.cache_steps)
+    method_config = PipelineMethodConfig(
+        denoiser=spec, seed=args.seed, cache_steps=args.cache_steps, strength=args.strength, steps=args.steps
+    )
+    from worldwarp.eval.pipeline_methods import VARIANTS, make_pipeline_config
+
+    resolved = make_pipeline_config(VARIANTS["worldwarp"], method_config, *args.size)
     args.results.mkdir(parents=True, exist_ok=True)
     methods = tuple(args.methods.split(",")) if args.methods else PIPELINE + REFERENCES
 
     sections = []
     if args.only != "real":
         frames = tuple(int(x) for x in args.frames.split(",")) if args.frames else None
-        data = DatasetConfig("procedural", args.cache, "test", size=args.size, max_scenes=args.scenes, frames=frames)
+        data = DatasetConfig(
+            "procedural", args.cache, args.split, size=args.size, max_scenes=args.scenes, frames=frames
+        )
         proc = load_dataset(data)
-        docs = _evaluate(proc, methods, den, method_config, args.results, "procedural", args.reuse)
+        docs = _evaluate(proc, methods, den, method_config, args.results, f"procedural-{args.split}", args.reuse)
         sections.append(
-            ("procedural", f"procedural test suite, {len(proc)} clips at {args.size[0]}x{args.size[1]}", docs)
+            ("procedural", f"procedural {args.split} suite, {len(proc)} clips at {args.size[0]}x{args.size[1]}", docs)
         )
     real_root = args.data / "scenes"
     if args.only != "procedural" and not args.no_real and real_root.is_dir():
@@ -217,16 +241,19 @@ def main() -> int:
         + " ".join(a for a in sys.argv[1:])
         + "` (repository root). Script: `benchmarks/ablations.py`.",
         "",
-        f"Model: tiny ST-Diff `{ckpt}`, {n_params / 1e6:.2f} M parameters. Pipeline: CPU preset (25-frame chunks,",
-        f"5 overlap, 20 Euler steps, shift 5, strength 0.8, no CFG), {method_config.cache_steps or 150} cache steps, "
-        "seed "
-        f"{args.seed}. Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-        f"load average {load0:.1f} when this file was written; generation time {wall / 60:.1f} min in all.",
+        f"Model: tiny ST-Diff `{ckpt}`: {_describe(den)}, {n_params / 1e6:.2f} M parameters (recipe and",
+        "training time: docs/training.md). Pipeline: CPU preset ("
+        f"{resolved.chunk_frames}-frame chunks, {resolved.overlap} overlap, {resolved.sampler.steps} Euler steps, "
+        f"shift {resolved.sampler.shift:g}, strength {resolved.sampler.strength:g}, CFG "
+        f"{resolved.sampler.guidance_scale:g}), {resolved.cache.steps} cache steps, seed {args.seed}. Machine: "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; load average {load0:.1f} "
+        f"when this file was written; generation time {wall / 60:.1f} min in all. Per-method results (JSON, "
+        f"per scene and frame): `{args.results}/`.",
         "",
         "Metrics: mean over the scored scenes; PSNR / SSIM against the real frame; 'PSNR holes' = PSNR over the",
         "pixels the start frame's point warp does not reach (what must be invented). The paper's numbers",
         "(DESIGN.md section 2: frame-200 PSNR on RealEstate10K, Wan 1.3B at 480x720) are not comparable in absolute",
-        "value: this is a 0.37 M-parameter toy transformer trained for 400 + 300 steps (26 min) on two CPU cores.",
+        f"value: this is a {n_params / 1e6:.2f} M-parameter model trained for about an hour on two CPU cores.",
         "",
     ]
     summary = []

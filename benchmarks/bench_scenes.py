@@ -63,7 +63,7 @@ def main() -> None:
         f"load average {load:.1f} while measuring).",
         "",
         "| scene | primitives | clip, adaptive 3x3 AA: wall (s) | CPU time (s) | per frame wall (s) | clip, no AA "
-        "(s) | culling speed-up vs all-pairs reference | culled == reference |",
+        "(s) | culling speed-up vs unculled reference | culled == reference |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for kind, n, tf, cf, tn, sp, ex in rows:

@@ -13,7 +13,7 @@ from worldwarp.errors import InputError
 from worldwarp.splat.cache import CacheConfig, cache_loss, fit_cache, init_gaussians, sample_pixels, scene_extent
 from worldwarp.splat.gaussians import SH_C0, Gaussians
 from worldwarp.splat.raster import rasterize
-from worldwarp.splat.ssim import ssim, ssim_map
+from worldwarp.splat.ssim import ssim, ssim_fused, ssim_map
 
 
 def _cam(h: int, w: int, f: float, c2w: torch.Tensor | None = None) -> Cameras:
@@ -48,6 +48,73 @@ def test_ssim_matches_skimage_and_identity() -> None:
     assert x.grad is not None and torch.isfinite(x.grad).all()
     with pytest.raises(ValueError):
         ssim(a[:, :, :5, :5], b[:, :, :5, :5])
+
+
+@pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_fused_ssim_matches_reference_forward_and_backward(dtype: torch.dtype, rtol: float) -> None:
+    # the C++ SSIM (analytic gradient) against the plain-torch definition: value and gradients w.r.t. both inputs,
+    # a batch, a width that is not a multiple of the 8-lane vectors, a non-default window
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 3, 29, 45, generator=g, dtype=torch.float64)
+    b = (0.7 * a + 0.3 * torch.rand(2, 3, 29, 45, generator=g, dtype=torch.float64)).to(dtype)
+    a = a.to(dtype)
+    weight = torch.tensor([0.7, -1.3], dtype=dtype)
+    for window in (11, 7):
+        ra, rb = a.clone().requires_grad_(), b.clone().requires_grad_()
+        fa, fb = a.clone().requires_grad_(), b.clone().requires_grad_()
+        ref = ssim(ra, rb, window=window)
+        fast = ssim_fused(fa, fb, window=window)
+        (ref * weight).sum().backward()
+        (fast * weight).sum().backward()
+        torch.testing.assert_close(fast.detach(), ref.detach(), rtol=rtol, atol=rtol)
+        for x, y in ((fa, ra), (fb, rb)):
+            scale = float(y.grad.abs().max())
+            torch.testing.assert_close(x.grad, y.grad, rtol=rtol, atol=rtol * scale)
+    # only the first input needs a gradient (the fit's case); no gradient at all; identical images
+    x = a.clone().requires_grad_()
+    ssim_fused(x, b).sum().backward()
+    y = a.clone().requires_grad_()
+    ssim(y, b).sum().backward()
+    torch.testing.assert_close(x.grad, y.grad, rtol=rtol, atol=rtol * float(y.grad.abs().max()))
+    torch.testing.assert_close(ssim_fused(a, b), ssim(a, b), rtol=rtol, atol=rtol)
+    torch.testing.assert_close(ssim_fused(a, a), torch.ones(2, dtype=dtype), rtol=rtol, atol=rtol)
+    with pytest.raises(ValueError):
+        ssim_fused(a[:, :, :5, :5], b[:, :, :5, :5])
+
+
+def test_fused_losses_do_not_depend_on_the_thread_count() -> None:
+    # the C++ SSIM and fit loss split rows over threads and sum rows in order: bitwise equal for any thread count
+    from worldwarp.splat.raster.cpu import fit_loss_cpu
+    from worldwarp.splat.ssim import gaussian_window
+
+    g = torch.Generator().manual_seed(5)
+    h, w = 70, 93
+    a, b = torch.rand(2, 3, h, w, generator=g), torch.rand(2, 3, h, w, generator=g)
+    color, alpha = torch.rand(h, w, 3, generator=g), torch.rand(h, w, generator=g)
+    depth_acc, inv_depth = 2 * torch.rand(h, w, generator=g), torch.rand(h, w, generator=g)
+    depth_ok = torch.rand(h, w, generator=g) > 0.3
+    taps = gaussian_window(11, 1.5, dtype=torch.float32, device=torch.device("cpu"))
+    bg = torch.tensor([0.2, 0.5, 0.1])
+
+    def run() -> list[torch.Tensor]:
+        x = a.clone().requires_grad_()
+        value = ssim_fused(x, b)
+        value.sum().backward()
+        terms, grads = fit_loss_cpu(
+            color, alpha, depth_acc, bg, a[0], depth_ok, inv_depth, taps, (0.8, 0.2, 0.1), 1e-3, 1e-6
+        )
+        return [value.detach(), x.grad, terms, *grads]
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = run()
+        torch.set_num_threads(3)
+        many = run()
+    finally:
+        torch.set_num_threads(threads)
+    for x, y in zip(one, many, strict=True):
+        assert torch.equal(x, y)
 
 
 # ---------------------------------------------------------------------------------------------- init
@@ -222,11 +289,16 @@ def test_fit_sh_degree_one_and_float32(training_views) -> None:
 
 
 @pytest.mark.parametrize("w_ssim, w_depth", [(0.2, 0.01), (0.0, 0.5)])
-def test_fit_loss_with_precomputed_targets_matches_cache_loss(training_views, w_ssim: float, w_depth: float) -> None:
-    # fit_cache's fast loss (target SSIM statistics and inverse depth computed once per view) against the public
-    # cache_loss, value and gradient, with invalid ground-truth depths in the view
-    from worldwarp.splat.cache import _fit_loss, _view_target
-    from worldwarp.splat.ssim import gaussian_window
+@pytest.mark.parametrize("fused", [False, True])
+def test_fit_loss_with_precomputed_targets_matches_cache_loss(
+    training_views, w_ssim: float, w_depth: float, fused: bool
+) -> None:
+    # fit_cache's fast losses (target inverse depth computed once per view; fused: compositing over the background,
+    # depth division, L1, SSIM and depth terms in one C++ call on the renderer's raw outputs) against the public
+    # cache_loss (plain-torch SSIM), value and gradient, with invalid ground-truth depths in the view
+    from worldwarp.splat.cache import _fit_loss, _FitLossCPU, _view_target
+    from worldwarp.splat.raster.cpu import render_cpu
+    from worldwarp.splat.ssim import gaussian_window, ssim
 
     images, depths, cams = training_views
     depths = depths.clone()
@@ -242,18 +314,25 @@ def test_fit_loss_with_precomputed_targets_matches_cache_loss(training_views, w_
         init.opacity_logits - 1.0,
         init.sh + 0.1 * torch.randn(init.sh.shape, generator=gen, dtype=torch.float64),
     )
-    taps = gaussian_window(cfg.ssim_window, 1.5, dtype=torch.float64, device=torch.device("cpu")) if w_ssim else None
     bg = torch.tensor(cfg.background, dtype=torch.float64)
+    taps = gaussian_window(cfg.ssim_window, 1.5, dtype=torch.float64, device=torch.device("cpu"))
     for v in (0, 1):
         ref_g, fast_g = g0.clone().requires_grad_(), g0.clone().requires_grad_()
-        ref = cache_loss(ref_g, images[v], depths[v], cams[v], cfg)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("worldwarp.splat.cache.ssim_fused", ssim)  # the reference: plain-torch SSIM
+            ref = cache_loss(ref_g, images[v], depths[v], cams[v], cfg)
         ref.backward()
-        out = rasterize(fast_g, cams[v], background=bg, near=cfg.near)
-        fast = _fit_loss(out.rgb, out.depth, _view_target(images[v], depths[v], cfg, taps), cfg, taps)
-        fast.backward()
+        target = _view_target(images[v], depths[v], cfg)
+        if fused:
+            color, alpha, depth_acc = render_cpu(fast_g, cams.c2w[v], cams.K[v], cams.height, cams.width, cfg.near)
+            fast = _FitLossCPU.apply(color, alpha, depth_acc, target, cfg, bg, taps)
+        else:
+            out = rasterize(fast_g, cams[v], background=bg, near=cfg.near)
+            fast = _fit_loss(out.rgb, out.depth, target, cfg)
+        (2.5 * fast).backward()  # a scaled gradient reaches the parameters scaled
         assert float(ref.detach()) > 0.01
-        torch.testing.assert_close(fast, ref, rtol=1e-12, atol=0)
+        torch.testing.assert_close(fast.detach(), ref.detach(), rtol=1e-12, atol=0)
         for name in ("means", "quats", "log_scales", "opacity_logits", "sh"):
-            a, b = getattr(fast_g, name).grad, getattr(ref_g, name).grad
+            a, b = getattr(fast_g, name).grad, 2.5 * getattr(ref_g, name).grad
             assert b.abs().max() > 0, name
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12 * float(b.abs().max()), msg=name)

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from worldwarp.cameras import Cameras, intrinsics_from_fov, look_at
 from worldwarp.errors import InputError
@@ -71,6 +72,130 @@ def test_signed_distance_exact() -> None:
     assert d.tolist() == pytest.approx([-1.0, 1.5, 1.0, 0.2, 0.5], abs=1e-12)
 
 
+def _plain_first_hit(
+    boxes: list[Box], spheres: list[Sphere], cylinders: list[Cylinder], planes: list[Plane], o: Tensor, d: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Plain reference ray caster (float64): every ray against one primitive at a time with torch.where.
+
+    Returns t (inf for none), primitive id (-1), outward normal and the gap between the nearest and second
+    nearest hit (to skip rays that graze two surfaces at once).
+    """
+    inf = torch.full((len(o),), math.inf, dtype=torch.float64)
+    ts, normals = [], []
+
+    def first_positive(*cands: Tensor) -> Tensor:
+        best = inf
+        for c in cands:
+            best = torch.where((c > 1e-4) & (c < best), c, best)
+        return best
+
+    for b in boxes:
+        c, s = math.cos(b.yaw), math.sin(b.yaw)
+        p = o - torch.tensor(b.center, dtype=torch.float64)
+        lo = torch.stack([c * p[:, 0] - s * p[:, 2], p[:, 1], s * p[:, 0] + c * p[:, 2]], -1)
+        ld = torch.stack([c * d[:, 0] - s * d[:, 2], d[:, 1], s * d[:, 0] + c * d[:, 2]], -1)
+        h = torch.tensor(b.half, dtype=torch.float64)
+        t1, t2 = (-h - lo) / ld, (h - lo) / ld
+        near, far = torch.minimum(t1, t2).amax(-1), torch.maximum(t1, t2).amin(-1)
+        t = torch.where((far >= near) & (near > 1e-4), near, inf)
+        local = lo + near[:, None] * ld
+        axis = (local.abs() / h).argmax(-1)
+        n_local = torch.nn.functional.one_hot(axis, 3).double() * local.gather(1, axis[:, None]).sign()
+        n = torch.stack([c * n_local[:, 0] + s * n_local[:, 2], n_local[:, 1], -s * n_local[:, 0] + c * n_local[:, 2]])
+        ts.append(t)
+        normals.append(n.T)
+    for sp in spheres:
+        oc = o - torch.tensor(sp.center, dtype=torch.float64)
+        a, b, cc = (d * d).sum(-1), (oc * d).sum(-1), (oc * oc).sum(-1) - sp.radius**2
+        disc = b * b - a * cc
+        sq = disc.clamp_min(0).sqrt()
+        t = torch.where(disc >= 0, first_positive((-b - sq) / a, (-b + sq) / a), inf)
+        ts.append(t)
+        normals.append(
+            (o + torch.where(t < math.inf, t, 0)[:, None] * d - torch.tensor(sp.center, dtype=torch.float64))
+            / sp.radius
+        )
+    for cy in cylinders:
+        p = o - torch.tensor(cy.center, dtype=torch.float64)
+        a = d[:, 0] ** 2 + d[:, 2] ** 2
+        b = p[:, 0] * d[:, 0] + p[:, 2] * d[:, 2]
+        disc = b * b - a * (p[:, 0] ** 2 + p[:, 2] ** 2 - cy.radius**2)
+        side = (-b - disc.clamp_min(0).sqrt()) / a
+        side = torch.where((disc >= 0) & ((p[:, 1] + side * d[:, 1]).abs() <= cy.half_height), side, inf)
+        caps = []
+        for cap in (-cy.half_height, cy.half_height):
+            tc = (cap - p[:, 1]) / d[:, 1]
+            xc, zc = p[:, 0] + tc * d[:, 0], p[:, 2] + tc * d[:, 2]
+            caps.append(torch.where(xc**2 + zc**2 <= cy.radius**2, tc, inf))
+        t = first_positive(side, *caps)
+        q = p + torch.where(t < math.inf, t, 0)[:, None] * d
+        on_cap = t != side
+        side_n = torch.stack([q[:, 0], torch.zeros_like(t), q[:, 2]], -1) / cy.radius
+        cap_n = torch.stack([torch.zeros_like(t), q[:, 1].sign(), torch.zeros_like(t)], -1)
+        ts.append(t)
+        normals.append(torch.where(on_cap[:, None], cap_n, side_n))
+    for pl in planes:
+        n = torch.tensor(pl.normal, dtype=torch.float64)
+        t = (pl.offset - o @ n) / (d @ n)
+        ts.append(torch.where(t > 1e-4, t, inf))
+        normals.append(n.expand(len(o), 3))
+    t_all = torch.stack(ts, 1)
+    two = t_all.topk(2, dim=1, largest=False).values
+    t, prim = two[:, 0], t_all.argmin(1)
+    prim = torch.where(t < math.inf, prim, -1)
+    normal = torch.stack(normals, 1)[torch.arange(len(o)), prim.clamp_min(0)]
+    return t, prim, normal, two[:, 1] - two[:, 0]
+
+
+def _random_world(seed: int) -> tuple[list[Box], list[Sphere], list[Cylinder], list[Plane]]:
+    g = torch.Generator().manual_seed(seed)
+
+    def r(*shape: int, lo: float = -1.0, hi: float = 1.0) -> list[float]:
+        return (lo + (hi - lo) * torch.rand(*shape, generator=g, dtype=torch.float64)).tolist()
+
+    boxes = [Box(tuple(r(3, lo=-6, hi=6)), tuple(r(3, lo=0.2, hi=1.5)), 0, yaw=r(1, lo=-3, hi=3)[0]) for _ in range(6)]
+    spheres = [Sphere(tuple(r(3, lo=-6, hi=6)), r(1, lo=0.3, hi=1.5)[0], 0) for _ in range(4)]
+    spheres.append(Sphere((0.0, 0.0, 0.0), 40.0, 0))  # a dome around everything
+    cylinders = [
+        Cylinder(tuple(r(3, lo=-6, hi=6)), r(1, lo=0.2, hi=1.0)[0], r(1, lo=0.3, hi=2.0)[0], 0) for _ in range(3)
+    ]
+    planes = [Plane((0.0, -1.0, 0.0), -3.0, 0), Plane((0.6, 0.0, -0.8), -9.0, 0)]
+    return boxes, spheres, cylinders, planes
+
+
+@pytest.mark.parametrize("shared_origin", [False, True])
+def test_fast_ray_caster_matches_plain_reference(shared_origin: bool) -> None:
+    """The component-wise, branch-free caster against a plain one-primitive-at-a-time reference (float64)."""
+    world = _random_world(4)
+    g = pack_geometry(*world, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(5)
+    n = 4000
+    o = (torch.rand(n, 3, generator=gen, dtype=torch.float64) - 0.5) * 4
+    if shared_origin:
+        o = o[:1].expand(n, 3).clone()
+    d = torch.randn(n, 3, generator=gen, dtype=torch.float64)
+    hit = intersect(g, o, d)
+    t, prim, normal, gap = _plain_first_hit(*world, o, d)
+    assert torch.equal(torch.isinf(hit.t), torch.isinf(t)) and (t < math.inf).float().mean() > 0.9
+    fin = t < math.inf
+    assert torch.allclose(hit.t[fin], t[fin], rtol=1e-10, atol=0)
+    clear = gap > 1e-6  # rays that do not graze two surfaces at once
+    assert clear.float().mean() > 0.99
+    assert torch.equal(hit.prim[clear], prim[clear])
+    assert len(set(prim[fin].tolist())) >= 12, "the rays see most primitives"
+    ok = clear & fin
+    assert torch.allclose(hit.normal[ok], normal[ok], atol=1e-8)
+    assert torch.allclose(hit.point[fin], o[fin] + t[fin, None] * d[fin], atol=1e-9)
+    # culling lists (any order, any batching) give bit-identical hits, and the highest id wins a tie
+    pairs = torch.cartesian_prod(torch.arange(n), torch.arange(g.num))
+    pairs = pairs[torch.randperm(len(pairs), generator=gen)]
+    listed = intersect(g, o, d, (pairs[:, 0], pairs[:, 1]))
+    for name in ("t", "prim", "material", "point", "normal", "uv"):
+        assert torch.equal(getattr(listed, name), getattr(hit, name)), name
+    twins = pack_geometry([], [Sphere((0.0, 0.0, 5.0), 1.0, 0), Sphere((0.0, 0.0, 5.0), 1.0, 0)], [], [])
+    assert intersect(twins, torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])).prim.tolist() == [1]
+
+
 def test_depth_is_z_depth_against_a_plane() -> None:
     # the plane z = 5 (free side towards the camera), seen straight on and turned by 25 degrees
     scene = Scene("custom", 0, GREY, planes=[Plane((0.0, 0.0, -1.0), -5.0, 0)], ambient=1.0)
@@ -90,14 +215,54 @@ def test_depth_is_z_depth_against_a_plane() -> None:
     assert torch.allclose(cams.unproject(depth[None])[..., 2], torch.full((1, 33, 33), 5.0, dtype=torch.float64))
 
 
-def test_culling_matches_reference_renderer() -> None:
-    scene = generate_scene(0, "room")
+@pytest.mark.parametrize(("seed", "kind"), [(0, "room"), (3, "open")])
+def test_culling_matches_reference_renderer(seed: int, kind: str) -> None:
+    scene = generate_scene(seed, kind)
     cams = random_path(scene, 2, 24, 32, generator=torch.Generator().manual_seed(1))
     fast = render(scene, cams, RenderConfig(supersample=2, cull=True))
     ref = render(scene, cams, RenderConfig(supersample=2, cull=False))
     assert torch.equal(fast.prim, ref.prim)
     assert torch.equal(fast.depth, ref.depth)
     assert torch.allclose(fast.rgb, ref.rgb, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["room", "open"])
+def test_grouped_shading_matches_plain_shading(kind: str) -> None:
+    """shade_rays (per kind, then per material; light and footprints only where needed) against plain
+    per-ray shading of the public intersect's hits."""
+    from worldwarp.scenes.render import shade_rays
+
+    scene = generate_scene(2, kind)
+    geom = scene.pack()
+    cams = random_path(scene, 1, 40, 60, generator=torch.Generator().manual_seed(3)).to(dtype=torch.float32)
+    K, c2w = cams.K[0], cams.c2w[0]
+    uv = cams.pixel_grid().reshape(-1, 2)
+    d_cam = torch.stack([(uv[:, 0] - K[0, 2]) / K[0, 0], (uv[:, 1] - K[1, 2]) / K[1, 1], torch.ones(len(uv))], -1)
+    dirs = d_cam @ c2w[:3, :3].T
+    origins = c2w[:3, 3].expand_as(dirs)
+    fpd = 1.0 / float(K[0, 0])
+    rgb, t, prim = shade_rays(scene, geom, origins, dirs, fpd)
+    hit = intersect(geom, origins, dirs)
+    assert torch.equal(t, hit.t) and torch.equal(prim, hit.prim)
+    n = hit.normal
+    cos = (n * dirs / dirs.norm(dim=-1, keepdim=True)).sum(-1)
+    n = torch.where((cos > 0)[:, None], -n, n)
+    light = torch.full((len(uv), 3), scene.ambient)
+    for L in scene.lights:
+        if L.kind == "directional":
+            lam = (n @ torch.tensor(L.vector)).clamp_min(0) / torch.tensor(L.vector).norm()
+        else:
+            to = torch.tensor(L.vector) - hit.point
+            lam = ((n * to).sum(-1) / to.norm(dim=-1)).clamp_min(0) / (1 + (to.norm(dim=-1) / L.falloff) ** 2)
+        light = light + lam[:, None] * (torch.tensor(L.color) * L.intensity)
+    expected = torch.zeros(len(uv), 3)
+    footprint = torch.where(prim >= 0, t, 0) * fpd / cos.abs().clamp_min(0.2)
+    for m, mat in enumerate(scene.materials):
+        sel = hit.material == m
+        albedo = evaluate_texture(mat.texture, hit.uv[sel], footprint[sel])
+        expected[sel] = albedo if mat.emissive else albedo * light[sel]
+    assert len(hit.material.unique()) >= 5
+    assert torch.allclose(rgb, expected.clamp(0, 1), atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------------------------------------- textures
@@ -114,6 +279,41 @@ def test_textures_exact_values_and_filtering() -> None:
     assert lattice[0] == lattice[1]
     with pytest.raises(InputError, match="unknown texture kind"):
         Texture("marble")  # type: ignore[arg-type]
+
+
+def test_value_noise_and_fbm_match_plain_formulas() -> None:
+    """The one-gather-per-corner noise (int32 cells) and the fbm that skips faded octaves are exact."""
+    from worldwarp.scenes.textures import _fade, _noise_table, fbm
+
+    gen = torch.Generator().manual_seed(0)
+    uv = torch.cat(
+        [
+            (torch.rand(3000, 2, generator=gen) - 0.5) * 600,
+            torch.tensor([[3e9, -3e9], [-2.5e10, 7e12], [2147483520.0, -2147483648.0], [-0.0, 255.999]]),
+        ]
+    )
+
+    def plain_noise(uv: torch.Tensor, seed: int) -> torch.Tensor:
+        table, mask = _noise_table(uv.device, uv.dtype), 255
+        base = torch.floor(uv)
+        f, i = uv - base, base.to(torch.int64)
+        s = f * f * (3 - 2 * f)
+        ix0, iy0 = (i[:, 0] + (seed * 7919) % 251) & mask, (i[:, 1] + (seed * 104729 + 13) % 241) & mask
+        ix1, row0, row1 = (ix0 + 1) & mask, iy0 << 8, ((iy0 + 1) & mask) << 8
+        a = table[row0 + ix0] + (table[row0 + ix1] - table[row0 + ix0]) * s[:, 0]
+        b = table[row1 + ix0] + (table[row1 + ix1] - table[row1 + ix0]) * s[:, 0]
+        return a + (b - a) * s[:, 1]
+
+    for seed in (0, 3, 12345):
+        assert torch.equal(value_noise(uv, seed), plain_noise(uv, seed))
+    # footprints from sharp to fully faded (every octave), in one batch
+    fp = torch.rand(len(uv), generator=gen) ** 3 * 0.8
+    total = torch.zeros(len(uv))
+    for k in range(5):
+        n = plain_noise(uv * 2.0**k + 17.0 * k, 7 + 1013 * k)
+        total = total + 0.5**k / 2 * (0.5 + (n - 0.5) * (1 - _fade(fp * 2.0**k)))
+    assert (_fade(fp * 16) == 1).float().mean() > 0.3 and (_fade(fp) == 1).float().mean() > 0.03
+    assert torch.equal(fbm(uv, 7, octaves=5, footprint=fp), total / sum(0.5**k / 2 for k in range(5)))
 
 
 def test_photographs_ship_with_scikit_image() -> None:

@@ -44,6 +44,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--cpu", action="store_true", help="train on the CPU even when CUDA is available")
     p.add_argument("--history-prob", type=float, default=0.0, help="chance of clean history latent frames")
     p.add_argument("--init", default=None, help="tiny: start from this checkpoint folder; wan: ST-Diff weights")
+    p.add_argument(
+        "--sigma-shift", type=float, default=5.0, help="shift of the training level distribution (1 = uniform)"
+    )
     p.add_argument("--max-history", type=int, default=1, help="at most this many clean history latent frames")
     p.add_argument("--tiny-arch", choices=("unet", "transformer"), default=None, help="tiny from scratch (unet)")
     p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width / embedding")
@@ -169,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("steps", "batch", "frames", "height", "width", "frame_stride", "save_every"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.sigma_shift > 0:
+        raise InputError(f"--sigma-shift must be > 0, got {args.sigma_shift}")
     denoiser = _denoiser(args)
     if (args.frames - 1) % denoiser.time_factor:
         raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
@@ -188,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         cpu=args.cpu,
         history_prob=args.history_prob,
         max_history=args.max_history,
+        sigma_shift=args.sigma_shift,
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")

@@ -127,6 +127,8 @@ class TrainConfig:
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}")
         if not (0 <= self.cond_dropout <= 1 and 0 <= self.history_prob <= 1):
             raise ValueError("cond_dropout and history_prob must lie in [0, 1]")
+        if not self.sigma_shift > 0:
+            raise ValueError(f"sigma_shift must be > 0, got {self.sigma_shift}")
 
 
 @dataclass

@@ -26,14 +26,21 @@ from torch import Tensor
 
 __all__ = [
     "Box",
+    "Candidates",
     "Cylinder",
     "Hit",
     "PackedGeometry",
     "Plane",
     "Sphere",
+    "Surface",
+    "V3",
+    "components",
+    "first_hits",
     "intersect",
+    "kind_subsets",
     "pack_geometry",
     "signed_distance",
+    "surface",
 ]
 
 Vec3 = tuple[float, float, float]
@@ -208,48 +215,72 @@ def pack_geometry(
 
 
 # ---------------------------------------------------------------------------------------------- hit distances
-# Each *_t function takes M (ray, primitive) pairs: origins/dirs (M, 3) and the primitives' parameters gathered
-# to (M, ...), and returns (M,) hit parameters (inf where missed or behind).
+# Rays and points are handled as component triples (x, y, z) of 1-D tensors (contiguous, so elementwise kernels
+# run at full speed); a component may be a 0-d tensor (one origin shared by every ray, or the parameters of one
+# primitive tested against every ray), which broadcasting turns into scalar arithmetic. Each *_t function takes
+# rays o, d and the primitives' parameters (gathered per ray, or one primitive's) and returns the hit parameter
+# (inf where missed or behind). The arithmetic is the same whichever way a (ray, primitive) pair is batched, so
+# culled and reference renders agree bit for bit.
+V3 = tuple[Tensor, Tensor, Tensor]
+_TINY = 9.999999960041972e-13  # |d| floor in _safe_inv: 1e-12 rounded to float32 (as before, for any dtype)
+
+
+def _keep(t: Tensor, ok: Tensor) -> Tensor:
+    """``t`` where ``ok``, else inf; ``t`` must be positive wherever ``ok`` holds.
+
+    Equal to ``torch.where(ok, t, inf)`` there, but branch-free (where is slow on CPU for scattered masks).
+    """
+    return torch.maximum(t, ok.to(t.dtype).reciprocal_().sub_(1.0))
+
+
 def _safe_inv(d: Tensor) -> Tensor:
-    tiny = 1e-12
-    return 1.0 / torch.where(d.abs() < tiny, torch.where(d < 0, -tiny, tiny), d)
+    """1 / d with |d| raised to at least 1e-12 (a zero, also -0.0, counts as positive)."""
+    return torch.reciprocal(torch.copysign(d.abs().clamp_min(_TINY), d + 0.0))
 
 
-def _box_t(o: Tensor, d: Tensor, center: Tensor, half: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    p = o - center
-    lox, loz = _yaw_local(p[:, 0], p[:, 2], cos, sin)
-    ldx, ldz = _yaw_local(d[:, 0], d[:, 2], cos, sin)
-    tnear = torch.full_like(lox, -math.inf)
-    tfar = torch.full_like(lox, math.inf)
-    for lo, ld, h in ((lox, ldx, half[:, 0]), (p[:, 1], d[:, 1], half[:, 1]), (loz, ldz, half[:, 2])):
+def _dot(a: V3, b: V3) -> Tensor:
+    """Component dot product, summed in the order of ``(a * b).sum(-1)`` on (R, 3) tensors."""
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _sub(a: V3, b: V3) -> V3:
+    return a[0] - b[0], a[1] - b[1], a[2] - b[2]
+
+
+def _box_t(o: V3, d: V3, center: V3, half: V3, cos: Tensor, sin: Tensor) -> Tensor:
+    px, py, pz = _sub(o, center)
+    lox, loz = _yaw_local(px, pz, cos, sin)
+    ldx, ldz = _yaw_local(d[0], d[2], cos, sin)
+    tnear: Tensor | None = None
+    tfar: Tensor | None = None
+    for lo, ld, h in ((lox, ldx, half[0]), (py, d[1], half[1]), (loz, ldz, half[2])):
         inv = _safe_inv(ld)
         t1 = (-h - lo) * inv
         t2 = (h - lo) * inv
-        tnear = torch.maximum(tnear, torch.minimum(t1, t2))
-        tfar = torch.minimum(tfar, torch.maximum(t1, t2))
-    ok = (tfar >= tnear) & (tnear > _EPS_T)
-    return torch.where(ok, tnear, torch.full_like(tnear, math.inf))
+        near, far = torch.minimum(t1, t2), torch.maximum(t1, t2)
+        tnear = near if tnear is None else torch.maximum(tnear, near)
+        tfar = far if tfar is None else torch.minimum(tfar, far)
+    assert tnear is not None and tfar is not None
+    return _keep(tnear, (tfar >= tnear) & (tnear > _EPS_T))
 
 
-def _sphere_t(o: Tensor, d: Tensor, center: Tensor, radius: Tensor) -> Tensor:
+def _sphere_t(o: V3, d: V3, center: V3, radius: Tensor) -> Tensor:
     """First positive hit (the far side when the origin is inside, as for a sky dome)."""
-    oc = o - center
-    a = (d * d).sum(-1)
-    b = (oc * d).sum(-1)
-    c = (oc * oc).sum(-1) - radius**2
+    oc = _sub(o, center)
+    a = _dot(d, d)
+    b = _dot(oc, d)
+    c = _dot(oc, oc) - radius * radius
     disc = b * b - a * c
     sq = disc.clamp_min(0).sqrt()
     t0 = (-b - sq) / a
-    t1 = (-b + sq) / a
-    inf = torch.full_like(t0, math.inf)
-    t = torch.where(t0 > _EPS_T, t0, torch.where(t1 > _EPS_T, t1, inf))
-    return torch.where(disc >= 0, t, inf)
+    t1 = (-b + sq) / a  # >= t0: the near root when it is in front, else the far one
+    real = disc >= 0
+    return torch.minimum(_keep(t0, real & (t0 > _EPS_T)), _keep(t1, real & (t1 > _EPS_T)))
 
 
-def _cylinder_t(o: Tensor, d: Tensor, center: Tensor, radius: Tensor, half: Tensor) -> Tensor:
-    p = o - center
-    ox, oy, oz = p[:, 0], p[:, 1], p[:, 2]
-    dx, dy, dz = d[:, 0], d[:, 1], d[:, 2]
+def _cylinder_t(o: V3, d: V3, center: V3, radius: Tensor, half: Tensor) -> Tensor:
+    ox, oy, oz = _sub(o, center)
+    dx, dy, dz = d
     r2 = radius * radius
     a = (dx * dx + dz * dz).clamp_min(1e-30)
     b = ox * dx + oz * dz
@@ -257,42 +288,49 @@ def _cylinder_t(o: Tensor, d: Tensor, center: Tensor, radius: Tensor, half: Tens
     disc = b * b - a * c
     t_side = (-b - disc.clamp_min(0).sqrt()) / a
     y_side = oy + t_side * dy
-    inf = torch.full_like(t_side, math.inf)
-    best = torch.where((disc >= 0) & (y_side.abs() <= half) & (t_side > _EPS_T), t_side, inf)
+    best = _keep(t_side, (disc >= 0) & (y_side.abs() <= half) & (t_side > _EPS_T))
     inv = _safe_inv(dy)
     for cap in (-half, half):
         tc = (cap - oy) * inv
         xc, zc = ox + tc * dx, oz + tc * dz
-        okc = (tc > _EPS_T) & (xc * xc + zc * zc <= r2)
-        best = torch.minimum(best, torch.where(okc, tc, inf))
+        best = torch.minimum(best, _keep(tc, (tc > _EPS_T) & (xc * xc + zc * zc <= r2)))
     return best
 
 
-def _plane_t(o: Tensor, d: Tensor, normal: Tensor, offset: Tensor) -> Tensor:
-    t = (offset - (o * normal).sum(-1)) * _safe_inv((d * normal).sum(-1))
-    return torch.where(t > _EPS_T, t, torch.full_like(t, math.inf))
+def _plane_t(o: V3, d: V3, normal: V3, offset: Tensor) -> Tensor:
+    t = (offset - _dot(o, normal)) * _safe_inv(_dot(d, normal))
+    return _keep(t, t > _EPS_T)
 
 
-def _pair_t(g: PackedGeometry, o: Tensor, d: Tensor, prim: Tensor) -> Tensor:
-    """(M,) hit parameters of pairs: rays o, d (M, 3) against global primitive ids ``prim`` (M,)."""
+def _starts(g: PackedGeometry) -> list[int]:
     nb, ns, nc, _ = g.counts
-    starts = [0, nb, nb + ns, nb + ns + nc, g.num]
-    t = o.new_full((len(o),), math.inf)
-    for kind in range(4):
-        sel = ((prim >= starts[kind]) & (prim < starts[kind + 1])).nonzero().squeeze(1)
-        if len(sel) == 0:
-            continue
-        k = prim[sel] - starts[kind]
-        os_, ds = o[sel], d[sel]
-        if kind == 0:
-            t[sel] = _box_t(os_, ds, g.box_center[k], g.box_half[k], g.box_cos[k], g.box_sin[k])
-        elif kind == 1:
-            t[sel] = _sphere_t(os_, ds, g.sph_center[k], g.sph_radius[k])
-        elif kind == 2:
-            t[sel] = _cylinder_t(os_, ds, g.cyl_center[k], g.cyl_radius[k], g.cyl_half[k])
-        else:
-            t[sel] = _plane_t(os_, ds, g.pln_normal[k], g.pln_offset[k])
-    return t
+    return [0, nb, nb + ns, nb + ns + nc, g.num]
+
+
+def _take(x: Tensor, k: Tensor | int) -> Tensor:
+    """Rows ``k`` of a per-primitive parameter (N,) or (N, 3): a gather, or one primitive's 0-d value(s)."""
+    return x[k] if isinstance(k, int) else x.index_select(0, k)
+
+
+def _take3(x: Tensor, k: Tensor | int) -> V3:
+    """Components of rows ``k`` of an (N, 3) parameter (contiguous gathers, or 0-d values)."""
+    if isinstance(k, int):
+        r = x[k]
+        return r[0], r[1], r[2]
+    g = x.T.contiguous().index_select(1, k)
+    return g[0], g[1], g[2]
+
+
+def _kind_t(g: PackedGeometry, kind: int, o: V3, d: V3, k: Tensor | int) -> Tensor:
+    """Hit parameters of rays o, d against primitives of ``kind`` with local ids ``k`` (one per ray, or one
+    primitive for every ray)."""
+    if kind == 0:
+        return _box_t(o, d, _take3(g.box_center, k), _take3(g.box_half, k), _take(g.box_cos, k), _take(g.box_sin, k))
+    if kind == 1:
+        return _sphere_t(o, d, _take3(g.sph_center, k), _take(g.sph_radius, k))
+    if kind == 2:
+        return _cylinder_t(o, d, _take3(g.cyl_center, k), _take(g.cyl_radius, k), _take(g.cyl_half, k))
+    return _plane_t(o, d, _take3(g.pln_normal, k), _take(g.pln_offset, k))
 
 
 def primitive_corners(g: PackedGeometry) -> tuple[Tensor, Tensor]:
@@ -326,6 +364,150 @@ BOX_EDGES = torch.tensor(
 )
 
 
+@dataclass
+class Candidates:
+    """Which primitives each ray is tested against (a conservative culling done by the caller).
+
+    ``pairs[kind]`` (kind 0..3 = box, sphere, cylinder, plane): ``(ray index (M,), local primitive index (M,))``
+    or None; ``dense``: global ids of primitives tested against every ray.
+    """
+
+    pairs: list[tuple[Tensor, Tensor] | None]
+    dense: list[int]
+
+    @staticmethod
+    def everything(g: PackedGeometry) -> Candidates:
+        """Every ray against every primitive (the reference)."""
+        return Candidates([None] * 4, list(range(g.num)))
+
+    @staticmethod
+    def from_pairs(g: PackedGeometry, ray_idx: Tensor, prim_idx: Tensor) -> Candidates:
+        """Split (ray, global primitive id) pairs by kind."""
+        starts = _starts(g)
+        pairs: list[tuple[Tensor, Tensor] | None] = []
+        for kind in range(4):
+            sel = ((prim_idx >= starts[kind]) & (prim_idx < starts[kind + 1])).nonzero().squeeze(1)
+            pairs.append((ray_idx.index_select(0, sel), prim_idx.index_select(0, sel) - starts[kind]))
+        return Candidates(pairs, [])
+
+
+def first_hits(g: PackedGeometry, o: V3, d: V3, cand: Candidates) -> tuple[Tensor, Tensor]:
+    """Hit parameter t (R,) (inf for none) and global primitive id (R,) (-1 for none) of rays ``o + t d``.
+
+    ``o``, ``d``: component triples of 1-D tensors (R,); the components of ``o`` may be 0-d (a shared origin).
+    Among equally near hits the highest primitive id wins.
+    """
+    n_rays = len(d[0])
+    dev = d[0].device
+    starts = _starts(g)
+    shared = o[0].dim() == 0
+    t = torch.full((n_rays,), math.inf, dtype=d[0].dtype, device=dev)
+    pair_hits: list[tuple[Tensor, Tensor, Tensor]] = []
+    for kind, pk in enumerate(cand.pairs):
+        if pk is None or len(pk[0]) == 0:
+            continue
+        ray, k = pk
+        dk = (d[0].index_select(0, ray), d[1].index_select(0, ray), d[2].index_select(0, ray))
+        ok = o if shared else (o[0].index_select(0, ray), o[1].index_select(0, ray), o[2].index_select(0, ray))
+        tk = _kind_t(g, kind, ok, dk, k)
+        t.scatter_reduce_(0, ray, tk, reduce="amin")
+        pair_hits.append((ray, tk, k + (starts[kind] + 1)))
+    # primitive ids + 1 (0: none), with branch-free integer masks; dense primitives in increasing id order, so
+    # the last one at the running minimum is the highest id among the nearest
+    t_dense = torch.full_like(t, math.inf)
+    prim_dense = torch.zeros(n_rays, dtype=torch.long, device=dev)
+    for j in sorted(cand.dense):
+        kind = max(i for i in range(4) if starts[i] <= j)
+        tj = _kind_t(g, kind, o, d, j - starts[kind])
+        upd = tj <= t_dense
+        prim_dense = prim_dense * ~upd + upd * (j + 1)
+        t_dense = torch.minimum(t_dense, tj)
+    t = torch.minimum(t, t_dense)
+    prim = prim_dense * (t_dense == t)
+    for ray, tk, gid1 in pair_hits:
+        prim.scatter_reduce_(0, ray, gid1 * (tk == t.index_select(0, ray)), reduce="amax")
+    return t, prim * (t < math.inf) - 1
+
+
+@dataclass
+class Surface:
+    """Surface attributes of hits on one primitive kind: unit outward ``normal`` and world-unit texture
+    coordinates ``uv`` as component tuples, and the ``material`` id (long)."""
+
+    normal: V3
+    uv: tuple[Tensor, Tensor]
+    material: Tensor
+
+
+def surface(g: PackedGeometry, kind: int, point: V3, k: Tensor) -> Surface:
+    """Attributes of hit points ``point`` (component triple (n,)) on primitives of ``kind`` with local ids ``k``."""
+    if kind == 0:
+        cos, sin = g.box_cos.index_select(0, k), g.box_sin.index_select(0, k)
+        px, py, pz = _sub(point, _take3(g.box_center, k))
+        lx, lz = _yaw_local(px, pz, cos, sin)
+        hx, hy, hz = _take3(g.box_half.clamp_min(1e-12), k)
+        rx, ry, rz = lx.abs() / hx, py.abs() / hy, lz.abs() / hz
+        ax0 = (rx >= ry) & (rx >= rz)  # the first largest, as argmax
+        ax2 = ~ax0 & (rz > ry)
+        ax1 = ~(ax0 | ax2)
+        sign = torch.where(ax0, lx, torch.where(ax1, py, lz)).sign()
+        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+        zero = torch.zeros_like(sign)
+        n0, n1, n2 = (torch.where(a, sign, zero) for a in (ax0, ax1, ax2))
+        # local -> world for (x, z): inverse of _yaw_local
+        normal = (cos * n0 + sin * n2, n1, -sin * n0 + cos * n2)
+        ox, oy, oz = _take3(g.box_uv_offset, k)
+        q0, q1, q2 = lx + ox, py + oy, lz + oz
+        u = torch.where(ax0, sign * q2, torch.where(ax2, -sign * q0, q0))
+        v = torch.where(ax1, q2, q1)
+        return Surface(normal, (u, v), g.box_material.index_select(0, k))
+    if kind == 1:
+        r = g.sph_radius.index_select(0, k)
+        c = _take3(g.sph_center, k)
+        n = ((point[0] - c[0]) / r, (point[1] - c[1]) / r, (point[2] - c[2]) / r)
+        az = torch.atan2(n[0], n[2])
+        el = torch.asin((-n[1]).clamp(-1, 1))
+        return Surface(n, (az * r, -el * r), g.sph_material.index_select(0, k))
+    if kind == 2:
+        px, py, pz = _sub(point, _take3(g.cyl_center, k))
+        r, hh = g.cyl_radius.index_select(0, k), g.cyl_half.index_select(0, k)
+        radial = torch.sqrt(px * px + pz * pz)
+        # a cap hit lies on |y| = hh; pick whichever surface the point is closest to
+        on_cap = (py.abs() - hh).abs() < (radial - r).abs()
+        rc = radial.clamp_min(1e-12)
+        zero = torch.zeros_like(r)
+        normal = (
+            torch.where(on_cap, zero, px / rc),
+            torch.where(on_cap, torch.sign(py), zero / rc),
+            torch.where(on_cap, zero, pz / rc),
+        )
+        az = torch.atan2(px, pz)
+        uv = (torch.where(on_cap, point[0], az * r), torch.where(on_cap, point[2], point[1]))
+        return Surface(normal, uv, g.cyl_material.index_select(0, k))
+    n = _take3(g.pln_normal, k)
+    uv = (_dot(point, _take3(g.pln_tangent_u, k)), _dot(point, _take3(g.pln_tangent_v, k)))
+    return Surface(n, uv, g.pln_material.index_select(0, k))
+
+
+def kind_subsets(g: PackedGeometry, prim: Tensor) -> list[tuple[int, Tensor, Tensor]]:
+    """(kind, ray indices (n,), local primitive ids (n,)) of the rays whose hit ``prim`` is of each kind
+    (kinds without hits left out)."""
+    starts = _starts(g)
+    out = []
+    for kind in range(4):
+        if starts[kind] == starts[kind + 1]:
+            continue
+        sel = ((prim >= starts[kind]) & (prim < starts[kind + 1])).nonzero().squeeze(1)
+        if len(sel):
+            out.append((kind, sel, prim.index_select(0, sel) - starts[kind]))
+    return out
+
+
+def components(x: Tensor) -> V3:
+    """Contiguous x, y, z components of an (R, 3) tensor."""
+    return x[:, 0].contiguous(), x[:, 1].contiguous(), x[:, 2].contiguous()  # 3x faster than x.T.contiguous()
+
+
 def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Tensor, Tensor] | None = None) -> Hit:
     """First hit of every ray ``origins + t dirs`` (R, 3) with the geometry (exact, analytic).
 
@@ -333,89 +515,24 @@ def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Ten
     its candidates (a conservative culling done by the caller). Default: every ray against every primitive.
     """
     R = len(origins)
-    dev = origins.device
-    if pairs is None:
-        ray_idx = torch.arange(R, device=dev).repeat_interleave(g.num)
-        prim_idx = torch.arange(g.num, device=dev).repeat(R)
+    if R > 1 and bool((origins == origins[:1]).all()):  # camera rays: one shared origin
+        o0 = origins[0]
+        o: V3 = (o0[0], o0[1], o0[2])
     else:
-        ray_idx, prim_idx = pairs
-    if R > 1 and bool((origins == origins[:1]).all()):  # camera rays: one shared origin, no gather needed
-        o_pair = origins[:1].expand(len(ray_idx), 3)
-    else:
-        o_pair = origins[ray_idx]
-    t_pair = _pair_t(g, o_pair, dirs[ray_idx], prim_idx)
-    t = origins.new_full((R,), math.inf)
-    t.scatter_reduce_(0, ray_idx, t_pair, reduce="amin")
-    win = (t_pair == t[ray_idx]) & torch.isfinite(t_pair)
-    prim = torch.full((R,), -1, dtype=torch.long, device=dev)
-    prim.scatter_reduce_(0, ray_idx[win], prim_idx[win], reduce="amax")
+        o = components(origins)
+    d = components(dirs)
+    cand = Candidates.everything(g) if pairs is None else Candidates.from_pairs(g, *pairs)
+    t, prim = first_hits(g, o, d, cand)
     point = origins + torch.where(torch.isfinite(t), t, torch.zeros_like(t))[:, None] * dirs
     normal = torch.zeros_like(origins)
     uv = origins.new_zeros(R, 2)
-    material = torch.full((R,), -1, dtype=torch.long, device=dev)
-    nb, ns, nc, _ = g.counts
-    starts = [0, nb, nb + ns, nb + ns + nc, g.num]
-
-    # boxes
-    sel = ((prim >= starts[0]) & (prim < starts[1])).nonzero().squeeze(1)
-    if len(sel):
-        k = prim[sel] - starts[0]
-        cos, sin = g.box_cos[k], g.box_sin[k]
-        p = point[sel] - g.box_center[k]
-        lx, lz = _yaw_local(p[:, 0], p[:, 2], cos, sin)
-        local = torch.stack([lx, p[:, 1], lz], dim=-1)
-        rel = local.abs() / g.box_half[k].clamp_min(1e-12)
-        axis = rel.argmax(dim=-1)
-        sign = torch.sign(local.gather(1, axis[:, None]).squeeze(1))
-        sign = torch.where(sign == 0, torch.ones_like(sign), sign)
-        n_local = torch.zeros_like(local)
-        n_local.scatter_(1, axis[:, None], sign[:, None])
-        # local -> world for (x, z): inverse of _yaw_local
-        nx = cos * n_local[:, 0] + sin * n_local[:, 2]
-        nz = -sin * n_local[:, 0] + cos * n_local[:, 2]
-        normal[sel] = torch.stack([nx, n_local[:, 1], nz], dim=-1)
-        q = local + g.box_uv_offset[k]
-        u = torch.where(axis == 0, sign * q[:, 2], torch.where(axis == 2, -sign * q[:, 0], q[:, 0]))
-        v = torch.where(axis == 1, q[:, 2], q[:, 1])
-        uv[sel] = torch.stack([u, v], dim=-1)
-        material[sel] = g.box_material[k]
-    # spheres
-    sel = ((prim >= starts[1]) & (prim < starts[2])).nonzero().squeeze(1)
-    if len(sel):
-        k = prim[sel] - starts[1]
-        r = g.sph_radius[k]
-        n = (point[sel] - g.sph_center[k]) / r[:, None]
-        normal[sel] = n
-        az = torch.atan2(n[:, 0], n[:, 2])
-        el = torch.asin((-n[:, 1]).clamp(-1, 1))
-        uv[sel] = torch.stack([az * r, -el * r], dim=-1)
-        material[sel] = g.sph_material[k]
-    # cylinders
-    sel = ((prim >= starts[2]) & (prim < starts[3])).nonzero().squeeze(1)
-    if len(sel):
-        k = prim[sel] - starts[2]
-        p = point[sel] - g.cyl_center[k]
-        r, hh = g.cyl_radius[k], g.cyl_half[k]
-        radial = torch.sqrt(p[:, 0] ** 2 + p[:, 2] ** 2)
-        # a cap hit lies on |y| = hh; pick whichever surface the point is closest to
-        on_cap = (p[:, 1].abs() - hh).abs() < (radial - r).abs()
-        side_n = torch.stack([p[:, 0], torch.zeros_like(r), p[:, 2]], dim=-1) / radial.clamp_min(1e-12)[:, None]
-        cap_n = torch.stack([torch.zeros_like(r), torch.sign(p[:, 1]), torch.zeros_like(r)], dim=-1)
-        normal[sel] = torch.where(on_cap[:, None], cap_n, side_n)
-        az = torch.atan2(p[:, 0], p[:, 2])
-        pt = point[sel]
-        side_uv = torch.stack([az * r, pt[:, 1]], dim=-1)
-        cap_uv = torch.stack([pt[:, 0], pt[:, 2]], dim=-1)
-        uv[sel] = torch.where(on_cap[:, None], cap_uv, side_uv)
-        material[sel] = g.cyl_material[k]
-    # planes
-    sel = (prim >= starts[3]).nonzero().squeeze(1)
-    if len(sel):
-        k = prim[sel] - starts[3]
-        normal[sel] = g.pln_normal[k]
-        pt = point[sel]
-        uv[sel] = torch.stack([(pt * g.pln_tangent_u[k]).sum(-1), (pt * g.pln_tangent_v[k]).sum(-1)], dim=-1)
-        material[sel] = g.pln_material[k]
+    material = torch.full((R,), -1, dtype=torch.long, device=origins.device)
+    p3 = components(point)
+    for kind, sel, k in kind_subsets(g, prim):
+        s = surface(g, kind, (p3[0].index_select(0, sel), p3[1].index_select(0, sel), p3[2].index_select(0, sel)), k)
+        normal[sel] = torch.stack([x.expand(len(sel)) for x in s.normal], dim=-1)
+        uv[sel] = torch.stack(s.uv, dim=-1)
+        material[sel] = s.material
     return Hit(t=t, prim=prim, material=material, point=point, normal=normal, uv=uv)
 
 

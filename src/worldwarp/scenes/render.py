@@ -6,6 +6,13 @@ contrast are then re-shaded with ``supersample x supersample`` stratified sub-pi
 (adaptive anti-aliasing; ``adaptive=False`` supersamples every pixel). Shading is ambient + Lambert from
 shadow-free lights, so colours do not depend on the viewpoint: a surface point has the same colour in every
 frame (up to anti-aliasing), which is what the multi-view tests rely on.
+
+Speed (CPU): each frame bins primitives into 16 x 16 pixel tiles by their conservative screen rectangles; a ray
+is tested against its tile's list (grouped by primitive kind) and against the primitives seen in every tile
+(sky dome, ground: without lists). Sub-pixel samples of a pixel share its lists. Hits are shaded per primitive
+kind and then per material, on the rays that need each step (lighting only for lit materials, footprints only
+for filtered textures). Rays travel as contiguous x, y, z components and big batches (``chunk_rays``) keep both
+cores busy. All of this is exact: culled and reference renders agree bit for bit.
 """
 
 from __future__ import annotations
@@ -17,9 +24,19 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
-from worldwarp.scenes.geometry import BOX_EDGES, PackedGeometry, intersect, primitive_corners
+from worldwarp.scenes.geometry import (
+    BOX_EDGES,
+    V3,
+    Candidates,
+    PackedGeometry,
+    components,
+    first_hits,
+    kind_subsets,
+    primitive_corners,
+    surface,
+)
 from worldwarp.scenes.scene import Scene
-from worldwarp.scenes.textures import evaluate_texture
+from worldwarp.scenes.textures import needs_footprint, texture_colors
 
 __all__ = ["RenderConfig", "RenderOutput", "render", "screen_rects", "shade_rays"]
 
@@ -41,7 +58,7 @@ class RenderConfig:
     supersample: int = 3
     adaptive: bool = True
     contrast: float = 0.04
-    chunk_rays: int = 32768
+    chunk_rays: int = 131072
     cull: bool = True
     dtype: torch.dtype = torch.float32
 
@@ -62,6 +79,99 @@ class RenderOutput:
     prim: Tensor
 
 
+def _shade(
+    scene: Scene, geom: PackedGeometry, o: V3, d: V3, dnorm: Tensor, t: Tensor, prim: Tensor, fpd: float
+) -> Tensor:
+    """Colours (R, 3) of rays o + t d with first hits (t, prim) from :func:`first_hits`.
+
+    ``o``: origin components (0-d for a shared origin, else (R,)); ``d``: direction components (R,); ``dnorm``
+    (R,): ``|d|``. Work is done per primitive kind and then per material on the rays that need it (lighting
+    only for lit materials, footprints only for filtered textures).
+    """
+    n_rays = len(t)
+    rgb = t.new_zeros(n_rays, 3)
+    n_mat = len(scene.materials)
+    lights = _prepare_lights(scene, t)
+    point_lights = not all(directional for directional, *_ in lights)
+    for kind, sel, k in kind_subsets(geom, prim):
+        whole = len(sel) == n_rays
+
+        def pick(x: Tensor, sel: Tensor = sel, whole: bool = whole) -> Tensor:
+            return x if whole or x.dim() == 0 else x.index_select(0, sel)
+
+        ts = pick(t)
+        ds = (pick(d[0]), pick(d[1]), pick(d[2]))
+        point = (pick(o[0]) + ts * ds[0], pick(o[1]) + ts * ds[1], pick(o[2]) + ts * ds[2])
+        surf = surface(geom, kind, point, k)
+        present = torch.bincount(surf.material, minlength=n_mat).nonzero().squeeze(1).tolist()
+        for m in present:
+            if len(present) == 1:
+                idx, msel = sel, None
+            else:
+                msel = (surf.material == m).nonzero().squeeze(1)
+                idx = sel.index_select(0, msel)
+
+            def sub(x: Tensor, msel: Tensor | None = msel) -> Tensor:
+                return x if msel is None or x.dim() == 0 else x.index_select(0, msel)
+
+            mat = scene.materials[m]
+            tex = mat.texture
+            u, v = sub(surf.uv[0]), sub(surf.uv[1])
+            if mat.emissive and not needs_footprint(tex):
+                out = texture_colors(tex, u, v, None)
+            else:
+                n = tuple(sub(x).expand(len(u)) for x in surf.normal)
+                dn_norm = sub(pick(dnorm))
+                dn = (sub(ds[0]) / dn_norm, sub(ds[1]) / dn_norm, sub(ds[2]) / dn_norm)
+                cos = n[0] * dn[0] + n[1] * dn[1] + n[2] * dn[2]
+                footprint = sub(ts) * fpd / cos.abs().clamp_min(0.2)
+                out = texture_colors(tex, u, v, footprint)
+                if not mat.emissive:
+                    facing = (cos > 0).to(cos.dtype).mul_(-2.0).add_(1.0)  # -1 where the normal faces away
+                    normal = (n[0] * facing, n[1] * facing, n[2] * facing)
+                    pts = (sub(point[0]), sub(point[1]), sub(point[2])) if point_lights else normal
+                    out = out * _light(scene.ambient, lights, normal, pts)
+            if msel is None and whole:
+                rgb = out
+            else:
+                rgb.index_copy_(0, idx, out)
+    return rgb.clamp(0, 1)
+
+
+# directional?, unit direction towards the light or position (in the working dtype), colour (3,), falloff
+_Light = tuple[bool, tuple[float, float, float], Tensor, float]
+
+
+def _prepare_lights(scene: Scene, like: Tensor) -> list[_Light]:
+    """The scene's lights, with vectors rounded to ``like``'s dtype and colours as tensors on its device."""
+    out = []
+    for L in scene.lights:
+        col = like.new_tensor(L.color) * L.intensity
+        vec = like.new_tensor(L.vector)
+        directional = L.kind == "directional"
+        x, y, z = (vec / vec.norm() if directional else vec).tolist()
+        out.append((directional, (x, y, z), col, L.falloff))
+    return out
+
+
+def _light(ambient: float, lights: list[_Light], normal: V3, point: V3) -> Tensor:
+    """Ambient + Lambert light (n, 3) at points with viewer-facing unit normals (component triples (n,))."""
+    light: Tensor | None = None
+    for directional, (x, y, z), col, falloff in lights:
+        if directional:
+            lam = (normal[0] * x + normal[1] * y + normal[2] * z).clamp_min(0)
+        else:
+            to = (torch.rsub(point[0], x), torch.rsub(point[1], y), torch.rsub(point[2], z))
+            dist = (to[0] * to[0] + to[1] * to[1] + to[2] * to[2]).sqrt_().clamp_min(1e-6)
+            lam = ((normal[0] * to[0] + normal[1] * to[1] + normal[2] * to[2]) / dist).clamp_min(0)
+            lam = lam / (1 + (dist / falloff) ** 2)
+        term = lam[:, None] * col[None]
+        light = term + ambient if light is None else light + term
+    if light is None:
+        return normal[0].new_full((len(normal[0]), 3), ambient)
+    return light
+
+
 def shade_rays(
     scene: Scene,
     geom: PackedGeometry,
@@ -75,46 +185,26 @@ def shade_rays(
     ``footprint_per_depth``: size of one sample on a fronto-parallel surface at depth 1 (i.e. 1 / (f * ss)).
     ``pairs``: optional (ray, primitive) candidates, see :func:`~worldwarp.scenes.geometry.intersect`.
     """
-    hit = intersect(geom, origins, dirs, pairs)
-    rgb = origins.new_zeros(len(origins), 3)
-    valid = hit.prim >= 0
-    if not valid.any():
-        return rgb, hit.t, hit.prim
-    dn = dirs / dirs.norm(dim=-1, keepdim=True)
-    n = hit.normal
-    cos = (n * dn).sum(-1)
-    n = torch.where((cos > 0)[:, None], -n, n)  # face the viewer
-    t_safe = torch.where(valid, hit.t, torch.zeros_like(hit.t))
-    footprint = t_safe * footprint_per_depth / cos.abs().clamp_min(0.2)
-    light = origins.new_full((len(origins), 3), scene.ambient)
-    for L in scene.lights:
-        col = origins.new_tensor(L.color) * L.intensity
-        if L.kind == "directional":
-            ldir = origins.new_tensor(L.vector)
-            ldir = ldir / ldir.norm()
-            lam = (n @ ldir).clamp_min(0)
-        else:
-            to = origins.new_tensor(L.vector)[None] - hit.point
-            dist = to.norm(dim=-1).clamp_min(1e-6)
-            lam = ((n * to).sum(-1) / dist).clamp_min(0) / (1 + (dist / L.falloff) ** 2)
-        light = light + lam[:, None] * col[None]
-    for m in hit.material[valid].unique().tolist():
-        sel = (hit.material == m).nonzero().squeeze(1)
-        mat = scene.materials[m]
-        albedo = evaluate_texture(mat.texture, hit.uv[sel], footprint[sel])
-        rgb[sel] = albedo if mat.emissive else albedo * light[sel]
-    return rgb.clamp(0, 1), hit.t, hit.prim
+    if len(origins) > 1 and bool((origins == origins[:1]).all()):  # one shared origin
+        o0 = origins[0]
+        o: V3 = (o0[0], o0[1], o0[2])
+    else:
+        o = components(origins)
+    d = components(dirs)
+    cand = Candidates.everything(geom) if pairs is None else Candidates.from_pairs(geom, *pairs)
+    t, prim = first_hits(geom, o, d, cand)
+    return _shade(scene, geom, o, d, dirs.norm(dim=-1), t, prim, footprint_per_depth), t, prim
 
 
 def _camera_rays(cameras: Cameras, i: int, uv: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """World rays (origins (R, 3), dirs (R, 3) with unit camera-z) through pixel positions ``uv`` (R, 2)."""
+    """World rays (origin (3,), dirs (R, 3) with unit camera-z) through pixel positions ``uv`` (R, 2)."""
     K = cameras.K[i].to(dtype)
     c2w = cameras.c2w[i].to(dtype)
     x = (uv[:, 0] - K[0, 2]) / K[0, 0]
     y = (uv[:, 1] - K[1, 2]) / K[1, 1]
     d_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)
     dirs = d_cam @ c2w[:3, :3].T
-    return c2w[:3, 3].expand_as(dirs), dirs
+    return c2w[:3, 3], dirs
 
 
 def screen_rects(corners: Tensor, unbounded: Tensor, cameras: Cameras, i: int, near: float = 1e-4) -> Tensor:
@@ -151,13 +241,25 @@ def screen_rects(corners: Tensor, unbounded: Tensor, cameras: Cameras, i: int, n
 
 
 _TILE = 16  # pixels per side of a culling tile
+_CSR = tuple[Tensor, Tensor, Tensor]
 
 
-def _tile_candidates(rects: Tensor, height: int, width: int) -> tuple[Tensor, Tensor, Tensor]:
-    """CSR lists of the primitives whose rectangle overlaps each 16 x 16 tile.
+@dataclass
+class _Tiles:
+    """Per-frame culling lists: for each primitive kind, CSR lists (local primitive ids sorted by tile, counts
+    (T,), offsets (T,)) of the primitives whose screen rectangle overlaps each 16 x 16 tile, or None when no
+    primitive of the kind needs them; ``dense``: global ids of primitives seen in every tile (tested against
+    every ray without lists)."""
 
-    Returns ``prims`` (Q,) sorted by tile, ``counts`` (T,) and ``offsets`` (T,) with T = tiles_y * tiles_x.
-    """
+    kinds: list[_CSR | None]
+    dense: list[int]
+    tiles_x: int
+    num_tiles: int
+
+
+def _tile_candidates(rects: Tensor, height: int, width: int, starts: list[int]) -> _Tiles:
+    """Culling lists of primitives with screen rectangles ``rects`` (num, 4), ``starts``: first global id of
+    each kind (and the total)."""
     ty, tx = -(-height // _TILE), -(-width // _TILE)
     dt, dev = rects.dtype, rects.device
     x0 = torch.arange(tx, dtype=dt, device=dev) * _TILE
@@ -165,24 +267,43 @@ def _tile_candidates(rects: Tensor, height: int, width: int) -> tuple[Tensor, Te
     ox = (rects[None, :, 0] <= x0[:, None] + _TILE) & (rects[None, :, 2] >= x0[:, None])  # (tx, P)
     oy = (rects[None, :, 1] <= y0[:, None] + _TILE) & (rects[None, :, 3] >= y0[:, None])  # (ty, P)
     overlap = (oy[:, None, :] & ox[None, :, :]).reshape(ty * tx, -1)
-    tile, prim = overlap.nonzero(as_tuple=True)
-    counts = torch.bincount(tile, minlength=ty * tx)
-    offsets = torch.cumsum(counts, 0) - counts
-    return prim, counts, offsets
+    everywhere = overlap.all(0)
+    kinds: list[_CSR | None] = []
+    for kind in range(4):
+        cols = overlap[:, starts[kind] : starts[kind + 1]] & ~everywhere[None, starts[kind] : starts[kind + 1]]
+        tile, prim = cols.nonzero(as_tuple=True)
+        if len(tile) == 0:
+            kinds.append(None)
+            continue
+        counts = torch.bincount(tile, minlength=ty * tx)
+        kinds.append((prim, counts, torch.cumsum(counts, 0) - counts))
+    return _Tiles(kinds, everywhere.nonzero().squeeze(1).tolist(), tx, ty * tx)
 
 
-def _pairs_for(uv: Tensor, width: int, cand: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """(ray, primitive) candidate pairs of rays through image points ``uv`` (R, 2)."""
-    prims, counts, offsets = cand
-    tx = -(-width // _TILE)
-    col = (uv[:, 0] / _TILE).floor().to(torch.int64).clamp(0, tx - 1)
+def _candidates(uv: Tensor, tiles: _Tiles, group: int = 1) -> Candidates:
+    """Culled candidates of rays through image points ``uv`` (R, 2): the lists of each ray's tile.
+
+    ``group`` > 1: ``uv`` holds one point per group of ``group`` consecutive rays in one pixel (sub-pixel
+    samples, which share its tile); the lists are made once per group.
+    """
+    col = (uv[:, 0] / _TILE).floor().to(torch.int64).clamp(0, tiles.tiles_x - 1)
     row = (uv[:, 1] / _TILE).floor().to(torch.int64).clamp_min(0)
-    tile = (row * tx + col).clamp_max(len(counts) - 1)
-    n = counts[tile]
-    ray_idx = torch.repeat_interleave(torch.arange(len(uv), device=uv.device), n)
-    start = torch.cumsum(n, 0) - n
-    within = torch.arange(len(ray_idx), device=uv.device) - start[ray_idx]
-    return ray_idx, prims[offsets[tile][ray_idx] + within]
+    tile = (row * tiles.tiles_x + col).clamp_max(tiles.num_tiles - 1)
+    pairs: list[tuple[Tensor, Tensor] | None] = []
+    for csr in tiles.kinds:
+        if csr is None:
+            pairs.append(None)
+            continue
+        prims, counts, offsets = csr
+        n = counts.index_select(0, tile)
+        ray = torch.repeat_interleave(n)
+        base = offsets.index_select(0, tile) - (torch.cumsum(n, 0) - n)  # list start minus pair start, per ray
+        k = prims.index_select(0, base.index_select(0, ray) + torch.arange(len(ray), device=uv.device))
+        if group > 1:
+            ray = (ray[:, None] * group + torch.arange(group, device=uv.device)).reshape(-1)
+            k = k[:, None].expand(-1, group).reshape(-1)
+        pairs.append((ray, k))
+    return Candidates(pairs, tiles.dense)
 
 
 def _cast(
@@ -193,14 +314,23 @@ def _cast(
     uv: Tensor,
     fpd: float,
     chunk: int,
-    cand: tuple[Tensor, Tensor, Tensor] | None,
+    tiles: _Tiles | None,
+    group: int = 1,
 ) -> tuple[Tensor, Tensor, Tensor]:
+    """Colour (R, 3), t (R,) and primitive id (R,) of camera ``i``'s rays through image points ``uv`` (R, 2)
+    (``group``: see :func:`_candidates`)."""
     outs = []
-    for s in range(0, len(uv), chunk):
-        q = uv[s : s + chunk]
-        o, d = _camera_rays(cameras, i, q, uv.dtype)
-        pairs = None if cand is None else _pairs_for(q, cameras.width, cand)
-        outs.append(shade_rays(scene, geom, o, d, fpd, pairs))
+    step = max(group, chunk - chunk % group)
+    for s in range(0, len(uv), step):
+        q = uv[s : s + step]
+        origin, dirs = _camera_rays(cameras, i, q, uv.dtype)
+        o: V3 = (origin[0], origin[1], origin[2])
+        d = components(dirs)
+        cand = Candidates.everything(geom) if tiles is None else _candidates(q[::group], tiles, group)
+        t, prim = first_hits(geom, o, d, cand)
+        outs.append((_shade(scene, geom, o, d, dirs.norm(dim=-1), t, prim, fpd), t, prim))
+    if len(outs) == 1:
+        return outs[0]
     return torch.cat([o[0] for o in outs]), torch.cat([o[1] for o in outs]), torch.cat([o[2] for o in outs])
 
 
@@ -231,16 +361,18 @@ def render(scene: Scene, cameras: Cameras, config: RenderConfig | None = None) -
     H, W, ss = cameras.height, cameras.width, cfg.supersample
     grid = cameras.pixel_grid(dt).reshape(-1, 2)  # (H*W, 2) pixel centres
     corners, unbounded = primitive_corners(geom)
+    nb, ns, nc, _ = geom.counts
+    starts = [0, nb, nb + ns, nb + ns + nc, geom.num]
     offs = (torch.arange(ss, dtype=dt, device=dev) + 0.5) / ss - 0.5
     oy, ox = torch.meshgrid(offs, offs, indexing="ij")
     sub = torch.stack([ox.reshape(-1), oy.reshape(-1)], dim=-1)  # (ss*ss, 2)
     rgbs, depths, prims = [], [], []
     for i in range(len(cameras)):
         f = float(cameras.K[i, :2, :2].diagonal().mean())
-        cand = None
+        tiles = None
         if cfg.cull:
-            cand = _tile_candidates(screen_rects(corners, unbounded, cameras, i), H, W)
-        rgb, t, prim = _cast(scene, geom, cameras, i, grid, 1.0 / f, cfg.chunk_rays, cand)
+            tiles = _tile_candidates(screen_rects(corners, unbounded, cameras, i), H, W, starts)
+        rgb, t, prim = _cast(scene, geom, cameras, i, grid, 1.0 / f, cfg.chunk_rays, tiles)
         rgb = rgb.T.reshape(3, H, W)
         prim = prim.reshape(H, W)
         depth = torch.where(torch.isfinite(t), t, torch.zeros_like(t)).reshape(H, W)
@@ -251,7 +383,7 @@ def render(scene: Scene, cameras: Cameras, config: RenderConfig | None = None) -
                 idx = torch.arange(H * W, device=dev)
             if len(idx):
                 pts = (grid[idx][:, None, :] + sub[None]).reshape(-1, 2)
-                srgb, _, _ = _cast(scene, geom, cameras, i, pts, 1.0 / (f * ss), cfg.chunk_rays, cand)
+                srgb, _, _ = _cast(scene, geom, cameras, i, pts, 1.0 / (f * ss), cfg.chunk_rays, tiles, ss * ss)
                 flat = rgb.reshape(3, -1)
                 flat[:, idx] = srgb.reshape(len(idx), ss * ss, 3).mean(1).T
         rgbs.append(rgb)

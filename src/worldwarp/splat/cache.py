@@ -7,7 +7,10 @@ Every chunk rebuilds the cache from the history frames (RGB + z-depth + cameras)
   the mean distance to the 3 nearest neighbours (or the pixel footprint), opacity ``init_opacity`` and the
   pixel's colour as the DC spherical-harmonic term;
 * :func:`fit_cache` optimises all parameters with Adam for ``steps`` steps, one random history view per step,
-  on ``0.8 L1 + 0.2 (1 - SSIM) + 0.01 L1(inverse depth)``. No densification or pruning.
+  on ``0.8 L1 + 0.2 (1 - SSIM) + 0.01 L1(inverse depth)``. No densification or pruning. With the C++ rasteriser
+  (``backend`` ``"cpu"``, or ``"auto"`` on the CPU) each step is one render call plus one fused loss call
+  (compositing over the background, depth division, L1, SSIM and depth terms with their gradients); elsewhere the
+  same loss is taken with torch ops on :func:`~worldwarp.splat.raster.rasterize`'s output.
 
 Learning rate of the means: as in 3DGS, ``lr_means`` is relative to the scene extent; here the extent is the
 median valid history depth (a single view has no camera baseline to measure, and the depth is what sets the
@@ -24,14 +27,14 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
 from worldwarp.splat.gaussians import Gaussians, num_sh_coeffs, rgb_to_sh
 from worldwarp.splat.raster import rasterize
-from worldwarp.splat.ssim import gaussian_window, ssim
+from worldwarp.splat.raster.cpu import render_cpu
+from worldwarp.splat.ssim import gaussian_window, ssim_fused
 
 __all__ = ["CacheConfig", "cache_loss", "fit_cache", "init_gaussians", "sample_pixels", "scene_extent"]
 
@@ -245,7 +248,7 @@ def cache_loss(
     target = image.to(device, dtype)[None]
     loss = config.w_l1 * (pred - target).abs().mean()
     if config.w_ssim > 0:
-        loss = loss + config.w_ssim * (1 - ssim(pred, target, window=config.ssim_window)[0])
+        loss = loss + config.w_ssim * (1 - ssim_fused(pred, target, window=config.ssim_window)[0])
     if config.w_depth > 0:
         gt = depth.to(device, dtype)
         rd = out.depth[0]
@@ -265,56 +268,26 @@ class _ViewTarget:
         image: (1, 3, H, W) target frame.
         depth_ok: (H, W) bool, valid ground-truth depth (finite, > near).
         inv_depth: (H, W) 1 / depth where valid, else 0.
-        mu, den, var: SSIM terms of the target: its filtered mean, ``mu^2 + c1`` and filtered variance
-            (None when ``w_ssim`` is 0).
     """
 
     image: Tensor
     depth_ok: Tensor
     inv_depth: Tensor
-    mu: Tensor | None
-    den: Tensor | None
-    var: Tensor | None
 
 
-_SSIM_C1, _SSIM_C2 = 0.01**2, 0.03**2  # worldwarp.splat.ssim's constants for data_range 1
-
-
-def _ssim_filter(x: Tensor, taps: Tensor) -> Tensor:
-    """Separable valid Gaussian filtering of (1, C, H, W), as in :mod:`worldwarp.splat.ssim`."""
-    c, w = x.shape[1], taps.numel()
-    return F.conv2d(
-        F.conv2d(x, taps.view(1, 1, w, 1).expand(c, 1, w, 1), groups=c),
-        taps.view(1, 1, 1, w).expand(c, 1, 1, w),
-        groups=c,
-    )
-
-
-def _view_target(image: Tensor, depth: Tensor, config: CacheConfig, taps: Tensor | None) -> _ViewTarget:
-    target = image[None]
+def _view_target(image: Tensor, depth: Tensor, config: CacheConfig) -> _ViewTarget:
     ok = torch.isfinite(depth) & (depth > config.near)
     inv = torch.where(ok, 1.0 / torch.where(ok, depth, torch.ones_like(depth)), torch.zeros_like(depth))
-    mu = den = var = None
-    if taps is not None:
-        mu = _ssim_filter(target, taps)
-        den = mu * mu + _SSIM_C1
-        var = _ssim_filter(target * target, taps) - mu * mu
-    return _ViewTarget(target, ok, inv, mu, den, var)
+    return _ViewTarget(image[None].contiguous(), ok, inv)
 
 
-def _fit_loss(out_rgb: Tensor, out_depth: Tensor, t: _ViewTarget, config: CacheConfig, taps: Tensor | None) -> Tensor:
+def _fit_loss(out_rgb: Tensor, out_depth: Tensor, t: _ViewTarget, config: CacheConfig) -> Tensor:
     """:func:`cache_loss` on a rendered view (rgb (1, 3, H, W), depth (1, H, W)) with the target's constant terms
     precomputed; equal to it up to float rounding (the depth term is a masked sum instead of a gathered mean)."""
     pred = out_rgb
     loss = config.w_l1 * (pred - t.image).abs().mean()
-    if taps is not None:
-        assert t.mu is not None and t.den is not None and t.var is not None
-        mu_a = _ssim_filter(pred, taps)
-        var_a = _ssim_filter(pred * pred, taps) - mu_a * mu_a
-        cov = _ssim_filter(pred * t.image, taps) - mu_a * t.mu
-        num = (2 * mu_a * t.mu + _SSIM_C1) * (2 * cov + _SSIM_C2)
-        den = (mu_a * mu_a + t.den) * (var_a + t.var + _SSIM_C2)
-        loss = loss + config.w_ssim * (1 - (num / den).mean())
+    if config.w_ssim > 0:
+        loss = loss + config.w_ssim * (1 - ssim_fused(pred, t.image, window=config.ssim_window)[0])
     if config.w_depth > 0:
         rd = out_depth[0]
         ok = t.depth_ok & (rd > config.near)
@@ -324,6 +297,61 @@ def _fit_loss(out_rgb: Tensor, out_depth: Tensor, t: _ViewTarget, config: CacheC
             err = torch.where(ok, (inv_pred - t.inv_depth).abs(), torch.zeros_like(rd))
             loss = loss + config.w_depth * (err.sum() / n)
     return loss
+
+
+class _FitLossCPU(torch.autograd.Function):
+    """:func:`_fit_loss` fused with the compositing over the background and the depth division (one C++ call on the
+    outputs of :func:`~worldwarp.splat.raster.cpu.render_cpu`); the gradients are computed in the forward pass."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        color: Tensor,
+        alpha: Tensor,
+        depth_acc: Tensor,
+        target: _ViewTarget,
+        config: CacheConfig,
+        background: Tensor,
+        taps: Tensor,
+    ) -> Tensor:
+        from worldwarp.splat.raster import DEPTH_ALPHA_EPS
+        from worldwarp.splat.raster.cpu import fit_loss_cpu
+
+        weights = (config.w_l1, config.w_ssim, config.w_depth)
+        terms, grads = fit_loss_cpu(
+            color, alpha, depth_acc, background, target.image[0], target.depth_ok, target.inv_depth, taps, weights,
+            config.near, DEPTH_ALPHA_EPS,
+        )  # fmt: skip
+        l1, sim, depth_err, n_depth = terms.tolist()
+        loss = config.w_l1 * l1
+        if config.w_ssim > 0:
+            loss += config.w_ssim * (1 - sim)
+        if config.w_depth > 0 and n_depth > 0:
+            loss += config.w_depth * depth_err
+        ctx.grads = grads
+        return torch.tensor(loss, dtype=color.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        grads = ctx.grads  # type: ignore[attr-defined]
+        if float(g) != 1.0:
+            grads = tuple(gr * g for gr in grads)
+        return (*grads, None, None, None, None)
+
+
+def _fast_cpu_loss(gaussians: Gaussians, height: int, width: int, config: CacheConfig) -> bool:
+    """Whether :func:`fit_cache` can render with :func:`render_cpu` and take the loss with :class:`_FitLossCPU`."""
+    from worldwarp.splat.raster import resolve_backend
+    from worldwarp.splat.raster.cpu import kernels_available
+
+    return (
+        resolve_backend(config.backend, gaussians) == "cpu"
+        and gaussians.device.type == "cpu"
+        and gaussians.dtype in (torch.float32, torch.float64)
+        and (config.w_ssim == 0 or min(height, width) >= config.ssim_window)
+        and kernels_available()
+    )
 
 
 def fit_cache(
@@ -379,21 +407,28 @@ def fit_cache(
         groups.append({"params": [sh_rest], "lr": config.lr_color / 20})
     # the fused kernel does the whole update in one pass per tensor (about 3x faster than the default on CPU)
     optimizer = torch.optim.Adam(groups, lr=config.lr_color, eps=1e-15, fused=device.type in ("cpu", "cuda"))
-    # per-view constants of the loss (target SSIM statistics, inverse depth), computed on first use
+    # per-view constants of the loss (target image, depth mask, inverse depth), computed on first use
     images = images.to(device, dtype)
-    taps = gaussian_window(config.ssim_window, 1.5, dtype=dtype, device=device) if config.w_ssim > 0 else None
     targets: dict[int, _ViewTarget] = {}
     background = torch.tensor(config.background, dtype=dtype, device=device)
     near = max(config.near, 1e-6)
+    # one container for the whole fit (its checks run once); Adam updates the leaf tensors in place
+    gaussians = Gaussians(means, quats, log_scales, opacity_logits, init.sh.clone())
+    h, w = cams.height, cams.width
+    fast = _fast_cpu_loss(gaussians, h, w, config)
+    taps = gaussian_window(config.ssim_window, 1.5, dtype=dtype, device=device)
     bar = tqdm(range(config.steps), desc="3DGS cache", disable=not progress, leave=False)
     for _ in bar:
         v = int(torch.randint(len(views), (1,), generator=generator))
         if v not in targets:
-            targets[v] = _view_target(images[v], depths[v], config, taps)
-        sh = sh_dc if sh_rest.shape[1] == 0 else torch.cat([sh_dc, sh_rest], dim=1)
-        gaussians = Gaussians(means, quats, log_scales, opacity_logits, sh)
-        out = rasterize(gaussians, views[v], backend=config.backend, background=background, near=near)
-        loss = _fit_loss(out.rgb, out.depth, targets[v], config, taps)
+            targets[v] = _view_target(images[v], depths[v], config)
+        gaussians.sh = sh_dc if sh_rest.shape[1] == 0 else torch.cat([sh_dc, sh_rest], dim=1)
+        if fast:  # the same loss from the C++ renderer's raw outputs in one fused call
+            color, alpha, depth_acc = render_cpu(gaussians, cams.c2w[v], cams.K[v], h, w, near)
+            loss = _FitLossCPU.apply(color, alpha, depth_acc, targets[v], config, background, taps)
+        else:
+            out = rasterize(gaussians, views[v], backend=config.backend, background=background, near=near)
+            loss = _fit_loss(out.rgb, out.depth, targets[v], config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

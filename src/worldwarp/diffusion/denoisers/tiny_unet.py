@@ -1,7 +1,8 @@
 """Velocity network of the embedded ST-Diff, U-Net variant (``TinyDenoiserConfig.arch == "unet"``).
 
 A small video U-Net over the latent grid, built for a CPU: 2D residual convolutions per latent frame, temporal
-attention (across latent frames at each position) on the middle level, full spatio-temporal attention on the
+attention (across latent frames at each position) on the two finer levels (full resolution: detail is copied
+from clean history frames there), full spatio-temporal attention on the
 coarsest level, skip connections between levels. Every residual block is modulated per cell (scale and shift) by the
 cell's (noise level, condition) embedding, and the level map itself is an extra input channel, so the network sees
 exactly which cells are clean history, revised prior or holes. Convolutions learn local denoising and texture
@@ -133,6 +134,7 @@ class TinyUNet(nn.Module):
         self.level = LevelEmbedding(emb, freq_dim)
         self.stem = nn.Conv2d(channels + 1, c0, 3, padding=1)
         self.enc0 = nn.ModuleList([_ResBlock(c0, c0, emb) for _ in range(depth)])
+        self.enc0_t = _Attention(c0, heads)
         self.down0 = nn.Conv2d(c0, c1, 3, stride=2, padding=1)
         self.enc1 = nn.ModuleList([_ResBlock(c1, c1, emb) for _ in range(depth)])
         self.enc1_t = _Attention(c1, heads)
@@ -145,6 +147,7 @@ class TinyUNet(nn.Module):
         self.dec1_t = _Attention(c1, heads)
         self.up0 = nn.Conv2d(c1, c0, 3, padding=1)
         self.dec0 = nn.ModuleList([_ResBlock(2 * c0 if i == 0 else c0, c0, emb) for i in range(depth)])
+        self.dec0_t = _Attention(c0, heads)
         self.out_norm = nn.GroupNorm(GROUPS, c0, eps=1e-6)
         self.out = nn.Conv2d(c0, channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
@@ -168,6 +171,7 @@ class TinyUNet(nn.Module):
         h0 = self.stem(torch.cat([x, lv], dim=1))
         for blk in self.enc0:
             h0 = blk(h0, emb0)
+        h0 = _temporal(self.enc0_t, h0, B, T)
         h1 = self.down0(h0)
         for blk in self.enc1:
             h1 = blk(h1, emb1)
@@ -185,6 +189,7 @@ class TinyUNet(nn.Module):
         h = torch.cat([h, h0], dim=1)
         for blk in self.dec0:
             h = blk(h, emb0)
+        h = _temporal(self.dec0_t, h, B, T)
         v = self.out(F.silu(self.out_norm(h)))[..., :H, :W]  # (B T, C, H, W)
         v = v.reshape(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
         if self.skip_std > 0:

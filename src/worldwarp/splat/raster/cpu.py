@@ -12,6 +12,10 @@ culling, stable depth sort, tile binning, compositing); the backward call walks 
 (recovering transmittance by division) and then differentiates the projection, returning gradients w.r.t. the
 means, quaternions, log-scales, opacity logits and colours directly. Spherical-harmonic colours are evaluated in
 torch (:func:`view_colors`), so their autograd stays there. Threads: ``torch.get_num_threads()``.
+
+The same library holds the SSIM of image planes with its analytic gradient (:func:`ssim_cpu`, behind
+:func:`worldwarp.splat.ssim.ssim_fused`) and the whole loss of the 3DGS cache fit taken from :func:`render_cpu`'s raw
+outputs (:func:`fit_loss_cpu`, used by :func:`worldwarp.splat.cache.fit_cache`).
 """
 
 from __future__ import annotations
@@ -36,10 +40,12 @@ from worldwarp.splat.raster.projection import T_STOP, eval_sh
 __all__ = [
     "KernelBuildError",
     "camera_array",
+    "fit_loss_cpu",
     "kernels_available",
     "load_kernels",
     "render_cpu",
     "reprojection_mask_cpu",
+    "ssim_cpu",
     "view_colors",
 ]
 
@@ -110,6 +116,12 @@ def _declare(lib: ctypes.CDLL) -> None:
         rep = getattr(lib, f"ww_reproject_{suffix}")
         rep.argtypes = [i32, i32, p, p, p, i32, p, i32, i32, p, f64, f64, i32, i32]
         rep.restype = None
+        sim = getattr(lib, f"ww_ssim_{suffix}")
+        sim.argtypes = [i32, i32, i32, p, p, p, i32, f64, f64, p, p, i32]
+        sim.restype = None
+        fit = getattr(lib, f"ww_fit_loss_{suffix}")
+        fit.argtypes = [i32, i32, p, p, p, p, p, p, p, p, i32, f64, f64, f64, f64, f64, f64, f64, p, p, p, p, i32]
+        fit.restype = None
 
 
 def _load_built(cxx: str, flags: list[str]) -> ctypes.CDLL:
@@ -338,3 +350,74 @@ def reprojection_mask_cpu(
         _ptr(hd), float(rel_tol), float(near), int(sampling == "bilinear"), torch.get_num_threads(),
     )  # fmt: skip
     return out.bool()
+
+
+def ssim_cpu(a: Tensor, b: Tensor, taps: Tensor, c1: float, c2: float, need_grad: bool) -> tuple[Tensor, Tensor | None]:
+    """Fused SSIM of image planes with the C++ kernel (see :mod:`worldwarp.splat.ssim` for the definition).
+
+    Args:
+        a, b: (P, H, W) planes (float32 or float64, CPU, one dtype), H and W at least ``taps.numel()``.
+        taps: (window,) 1-D Gaussian taps of the separable window, in the planes' dtype.
+        c1, c2: the SSIM stabilising constants.
+        need_grad: also return the gradient of every plane's map sum w.r.t. ``a``.
+
+    Returns:
+        ``sums`` (P,) float64: the sum of each plane's (H - window + 1, W - window + 1) SSIM map, and the gradient
+        (P, H, W) of those sums w.r.t. ``a`` (None unless ``need_grad``). Raises :class:`KernelBuildError` when the
+        kernels cannot be built.
+    """
+    lib = load_kernels()
+    suffix = "f64" if a.dtype == torch.float64 else "f32"
+    a, b, taps = a.contiguous(), b.contiguous(), taps.to(a.dtype).contiguous()
+    p, h, w = a.shape
+    sums = torch.empty(p, dtype=torch.float64)
+    grad = torch.empty_like(a) if need_grad else None
+    getattr(lib, f"ww_ssim_{suffix}")(
+        p, h, w, _ptr(a), _ptr(b), _ptr(taps), taps.numel(), float(c1), float(c2), _ptr(sums),
+        None if grad is None else _ptr(grad), torch.get_num_threads(),
+    )  # fmt: skip
+    return sums, grad
+
+
+def fit_loss_cpu(
+    color: Tensor,
+    alpha: Tensor,
+    depth_acc: Tensor,
+    background: Tensor,
+    target: Tensor,
+    depth_ok: Tensor,
+    inv_depth: Tensor,
+    taps: Tensor,
+    weights: tuple[float, float, float],
+    near: float,
+    alpha_eps: float,
+) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+    """The 3DGS cache loss of one view (see :func:`worldwarp.splat.cache.cache_loss`) from :func:`render_cpu`'s outputs.
+
+    Args:
+        color, alpha, depth_acc: (H, W, 3), (H, W), (H, W) as returned by :func:`render_cpu` (float32 or float64).
+        background: (3,) colour behind the Gaussians.
+        target: (3, H, W) target frame; depth_ok: (H, W) bool, valid ground-truth depth; inv_depth: (H, W) its
+            inverse (anything where not valid).
+        taps: (window,) SSIM taps; H and W must be at least ``window``.
+        weights: ``(w_l1, w_ssim, w_depth)``; near: rendered depths <= near get no depth loss.
+        alpha_eps: the rendered depth is ``depth_acc / alpha`` where ``alpha > alpha_eps``, else 0.
+
+    Returns:
+        ``terms`` (4,) float64: mean L1, mean SSIM (1 when ``w_ssim`` is 0), mean inverse-depth error (0 without
+        depth pixels) and the number of depth pixels; and the gradients of the weighted loss w.r.t. ``color``,
+        ``alpha`` and ``depth_acc``. Raises :class:`KernelBuildError` when the kernels cannot be built.
+    """
+    lib = load_kernels()
+    dtype = color.dtype
+    suffix = "f64" if dtype == torch.float64 else "f32"
+    h, w = alpha.shape
+    ins = [t.detach().to(dtype).contiguous() for t in (color, alpha, depth_acc, background, target, inv_depth, taps)]
+    ok = depth_ok.to(torch.bool).contiguous().view(torch.uint8)
+    terms = torch.empty(4, dtype=torch.float64)
+    grads = (torch.empty_like(ins[0]), torch.empty_like(ins[1]), torch.empty_like(ins[2]))
+    getattr(lib, f"ww_fit_loss_{suffix}")(
+        h, w, *map(_ptr, ins[:5]), _ptr(ok), _ptr(ins[5]), _ptr(ins[6]), taps.numel(), *map(float, weights),
+        float(near), float(alpha_eps), 0.01**2, 0.03**2, _ptr(terms), *map(_ptr, grads), torch.get_num_threads(),
+    )  # fmt: skip
+    return terms, grads
