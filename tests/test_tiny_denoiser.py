@@ -63,15 +63,15 @@ def test_autoencoder_rejects_bad_sizes() -> None:
 
 
 def test_protocol_attributes() -> None:
-    model = TinyDenoiser(TinyDenoiserConfig())
+    assert TinyDenoiserConfig().arch == "transformer"  # the shipped architecture is the default
+    model = TinyDenoiser(TinyDenoiserConfig(arch="unet", depth=1))
     assert isinstance(model, Denoiser)
-    assert model.config.arch == "unet"
     assert (model.time_factor, model.space_factor, model.patch_size, model.latent_channels) == (1, 4, 1, 48)
     # freshly initialised, the zero-initialised output layer leaves only the linear input skip c_skip(sigma) z_t
     z = torch.randn(1, 48, 2, 4, 4)
     sig = torch.rand(1, 2, 4, 4)
     torch.testing.assert_close(model.velocity(z, sig), velocity_skip(sig, 0.5)[:, None] * z)
-    plain = TinyDenoiser(TinyDenoiserConfig(skip_std=0.0))
+    plain = TinyDenoiser(TinyDenoiserConfig(arch="unet", depth=1, skip_std=0.0))
     assert torch.equal(plain.velocity(z, sig), torch.zeros_like(z))
     tr = TinyDenoiser(TinyDenoiserConfig(arch="transformer", patch_size=2))
     assert torch.equal(tr.velocity(z, torch.rand(1, 2, 2, 2)), torch.zeros_like(z))

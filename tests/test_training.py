@@ -146,7 +146,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
     train(resumed, data, _config(tmp_path / "b", 4), resume=True, progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    assert not torch.equal(straight.net.out.weight, _model().net.out.weight)  # training did change the weights
+    assert not torch.equal(straight.net.final.weight, _model().net.final.weight)  # training did change the weights
     log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     ref = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -159,7 +159,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
         "step_0000004",
     ]
     loaded = TinyDenoiser.from_pretrained(tmp_path / "b" / "model")
-    assert torch.equal(loaded.net.out.weight, resumed.net.out.weight)
+    assert torch.equal(loaded.net.final.weight, resumed.net.final.weight)
 
 
 _LAUNCH_SCRIPT = """

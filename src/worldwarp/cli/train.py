@@ -48,7 +48,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--sigma-shift", type=float, default=5.0, help="shift of the training level distribution (1 = uniform)"
     )
     p.add_argument("--max-history", type=int, default=1, help="at most this many clean history latent frames")
-    p.add_argument("--tiny-arch", choices=("unet", "transformer"), default=None, help="tiny from scratch (unet)")
+    p.add_argument(
+        "--tiny-arch",
+        choices=("unet", "transformer"),
+        default=None,
+        help="tiny from scratch: transformer (default) or unet",
+    )
     p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width / embedding")
     p.add_argument("--tiny-depth", type=int, default=None, help="tiny from scratch: blocks (per level for unet)")
     p.add_argument("--tiny-widths", default=None, help="tiny unet: channels of its 3 levels, e.g. 64,96,128")

@@ -6,9 +6,11 @@ Design (measured and justified in docs/training.md):
   stacked in groups of ``time_factor`` (the first frame is encoded on its own, replicated, like Wan's causal VAE);
   then ``space_factor`` x ``space_factor`` pixel-unshuffle. ``latent_channels = 3 * time_factor * space_factor**2``
   (48 with the defaults 1 and 4). Decoding is the exact inverse (clamped to [0, 1]).
-* **Velocity model**, chosen by ``arch``: ``"unet"`` (:class:`~worldwarp.diffusion.denoisers.tiny_unet.TinyUNet`,
-  convolutions plus temporal and spatio-temporal attention; the shipped model) or ``"transformer"``
-  (:class:`~worldwarp.diffusion.denoisers.tiny_transformer.TinyTransformer`, factorised attention over patches).
+* **Velocity model**, chosen by ``arch``: ``"transformer"``
+  (:class:`~worldwarp.diffusion.denoisers.tiny_transformer.TinyTransformer`, factorised attention over patches; the
+  default and the shipped model) or ``"unet"`` (:class:`~worldwarp.diffusion.denoisers.tiny_unet.TinyUNet`,
+  convolutions plus temporal and spatio-temporal attention; an experiment that denoised worse at low noise levels,
+  docs/training.md).
   Both take one noise level per token, embedded together with the condition.
 * **Conditioning**: no text model. A prompt maps to one of two learned embeddings: the empty string is the
   "null" embedding, any other text is the "scene" embedding. Training drops the prompt to "" at random, so
@@ -56,12 +58,12 @@ class TinyDenoiserConfig:
             the residual of ``c_skip(sigma) z_t``, the best linear guess of the velocity (docs/training.md).
     """
 
-    arch: str = "unet"
+    arch: str = "transformer"
     space_factor: int = 4
     time_factor: int = 1
     patch_size: int = 1
     width: int = 64
-    depth: int = 1
+    depth: int = 4
     heads: int = 4
     mlp_ratio: float = 2.0
     freq_dim: int = 64
