@@ -99,7 +99,7 @@ def test_all_methods_registered_with_their_variant() -> None:
 def test_make_pipeline_config_applies_variant_and_overrides() -> None:
     cfg = make_pipeline_config(VARIANTS["spatial-noise"], PipelineMethodConfig(), 64, 96)
     assert (cfg.height, cfg.width, cfg.chunk_frames, cfg.overlap) == (64, 96, 25, 5)  # the CPU preset
-    assert (cfg.sampler.steps, cfg.sampler.strength, cfg.sampler.noise_mode) == (20, 0.8, "spatial")
+    assert (cfg.sampler.steps, cfg.sampler.strength, cfg.sampler.noise_mode) == (20, 0.05, "spatial")
     assert (cfg.cache_mode, cfg.fill, cfg.cache.steps) == ("gaussians", "diffusion", 150)
     over = PipelineMethodConfig(chunk_frames=9, overlap=3, steps=7, strength=0.5, guidance_scale=2.0, cache_steps=11)
     cfg = make_pipeline_config(VARIANTS["point-cache"], over, 16, 24)

@@ -14,7 +14,9 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--width", type=int, help="working width (preset default)")
     g.add_argument("--chunk", type=int, help="frames per chunk, history included")
     g.add_argument("--overlap", type=int, help="history frames carried between chunks")
-    g.add_argument("--strength", type=float, help="revise strength tau of warped regions (0.5-0.8)")
+    g.add_argument(
+        "--strength", type=float, help="revise strength tau of warped regions (paper preset 0.8, cpu preset 0.05)"
+    )
     g.add_argument("--steps", type=int, help="diffusion steps")
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     g.add_argument("--cache-steps", type=int, help="Adam steps of the 3DGS cache per chunk")
