@@ -278,8 +278,12 @@ def main() -> int:
             ssims = [table[n][slots[-1]]["ssim"] for n in diff]
             lines.append(
                 f"Spread of PSNR over the {len(diff)} ST-Diff variants at frame {slots[-1]}: "
-                f"{max(vals) - min(vals):.2f} dB (SSIM {min(ssims):.3f}-{max(ssims):.3f}); a difference this small "
-                "on this few scenes does not establish an ordering either way."
+                f"{max(vals) - min(vals):.2f} dB (SSIM {min(ssims):.3f}-{max(ssims):.3f})"
+                + (
+                    "; a difference this small on this few scenes does not establish an ordering either way."
+                    if max(vals) - min(vals) < 1.0
+                    else "."
+                )
             )
         lines.append("")
         long = slots[-1]
