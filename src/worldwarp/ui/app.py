@@ -187,7 +187,9 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
             spec_inputs,
             [preview, preview_msg],
             trigger_mode="always_last",
-            concurrency_limit=4,
+            # one at a time, in order: with several in flight an older preview (e.g. of the example's path)
+            # could finish last and overwrite the message of the path now in the box
+            concurrency_limit=1,
             concurrency_id="preview",
         )
 
