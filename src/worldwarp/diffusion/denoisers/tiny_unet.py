@@ -1,12 +1,12 @@
 """Velocity network of the embedded ST-Diff, U-Net variant (``TinyDenoiserConfig.arch == "unet"``).
 
 A small video U-Net over the latent grid, built for a CPU: 2D residual convolutions per latent frame, temporal
-attention (across latent frames at each position) on the two finer levels (full resolution: detail is copied
-from clean history frames there), full spatio-temporal attention on the
-coarsest level, skip connections between levels. Every residual block is modulated per cell (scale and shift) by the
-cell's (noise level, condition) embedding, and the level map itself is an extra input channel, so the network sees
-exactly which cells are clean history, revised prior or holes. Convolutions learn local denoising and texture
-continuation far faster than attention over pixel tokens (docs/training.md measures both), and cost less per call.
+attention (across latent frames at each position) on the two finer levels, full spatio-temporal attention on the
+coarsest level, skip connections between levels. Every residual block is modulated per cell (scale and shift) by
+the cell's (noise level, condition) embedding, and the level map itself is an extra input channel, so the network
+sees which cells are clean history, revised prior or holes. It costs half the transformer's time per call, but in
+our runs it learned to denoise at low noise levels far worse than the transformer (docs/training.md), so it is an
+option, not the shipped model.
 
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
