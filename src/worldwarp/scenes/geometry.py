@@ -39,6 +39,7 @@ __all__ = [
     "intersect",
     "kind_subsets",
     "pack_geometry",
+    "ray_first_hits",
     "signed_distance",
     "surface",
 ]
@@ -508,14 +509,12 @@ def components(x: Tensor) -> V3:
     return x[:, 0].contiguous(), x[:, 1].contiguous(), x[:, 2].contiguous()  # 3x faster than x.T.contiguous()
 
 
-def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Tensor, Tensor] | None = None) -> Hit:
-    """First hit of every ray ``origins + t dirs`` (R, 3) with the geometry (exact, analytic).
-
-    ``pairs``: optional candidate list (ray index (M,), global primitive id (M,)); a ray is only tested against
-    its candidates (a conservative culling done by the caller). Default: every ray against every primitive.
-    """
-    R = len(origins)
-    if R > 1 and bool((origins == origins[:1]).all()):  # camera rays: one shared origin
+def ray_first_hits(
+    g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Tensor, Tensor] | None = None
+) -> tuple[V3, V3, Tensor, Tensor]:
+    """Origins and directions (R, 3) as components (a shared origin as scalars), then :func:`first_hits`'s
+    t (R,) and primitive id (R,) over every primitive or over the candidate ``pairs``."""
+    if len(origins) > 1 and bool((origins == origins[:1]).all()):  # camera rays: one shared origin
         o0 = origins[0]
         o: V3 = (o0[0], o0[1], o0[2])
     else:
@@ -523,6 +522,17 @@ def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Ten
     d = components(dirs)
     cand = Candidates.everything(g) if pairs is None else Candidates.from_pairs(g, *pairs)
     t, prim = first_hits(g, o, d, cand)
+    return o, d, t, prim
+
+
+def intersect(g: PackedGeometry, origins: Tensor, dirs: Tensor, pairs: tuple[Tensor, Tensor] | None = None) -> Hit:
+    """First hit of every ray ``origins + t dirs`` (R, 3) with the geometry (exact, analytic).
+
+    ``pairs``: optional candidate list (ray index (M,), global primitive id (M,)); a ray is only tested against
+    its candidates (a conservative culling done by the caller). Default: every ray against every primitive.
+    """
+    R = len(origins)
+    _, _, t, prim = ray_first_hits(g, origins, dirs, pairs)
     point = origins + torch.where(torch.isfinite(t), t, torch.zeros_like(t))[:, None] * dirs
     normal = torch.zeros_like(origins)
     uv = origins.new_zeros(R, 2)

@@ -33,6 +33,7 @@ from worldwarp.scenes.geometry import (
     first_hits,
     kind_subsets,
     primitive_corners,
+    ray_first_hits,
     surface,
 )
 from worldwarp.scenes.scene import Scene
@@ -185,14 +186,7 @@ def shade_rays(
     ``footprint_per_depth``: size of one sample on a fronto-parallel surface at depth 1 (i.e. 1 / (f * ss)).
     ``pairs``: optional (ray, primitive) candidates, see :func:`~worldwarp.scenes.geometry.intersect`.
     """
-    if len(origins) > 1 and bool((origins == origins[:1]).all()):  # one shared origin
-        o0 = origins[0]
-        o: V3 = (o0[0], o0[1], o0[2])
-    else:
-        o = components(origins)
-    d = components(dirs)
-    cand = Candidates.everything(geom) if pairs is None else Candidates.from_pairs(geom, *pairs)
-    t, prim = first_hits(geom, o, d, cand)
+    o, d, t, prim = ray_first_hits(geom, origins, dirs, pairs)
     return _shade(scene, geom, o, d, dirs.norm(dim=-1), t, prim, footprint_per_depth), t, prim
 
 
