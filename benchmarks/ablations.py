@@ -245,7 +245,8 @@ def main() -> int:
         "training time: docs/training.md). Pipeline: CPU preset ("
         f"{resolved.chunk_frames}-frame chunks, {resolved.overlap} overlap, {resolved.sampler.steps} Euler steps, "
         f"shift {resolved.sampler.shift:g}, strength {resolved.sampler.strength:g}, CFG "
-        f"{resolved.sampler.guidance_scale:g}), {resolved.cache.steps} cache steps, seed {args.seed}. Machine: "
+        f"{resolved.sampler.guidance_scale:g}), {resolved.cache.steps} cache steps (init "
+        f"{resolved.cache.init_scale}, inverse-depth weight {resolved.cache.w_depth:g}), seed {args.seed}. Machine: "
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; load average {load0:.1f} "
         f"when this file was written; generation time {wall / 60:.1f} min in all. Per-method results (JSON, "
         f"per scene and frame): `{args.results}/`.",

@@ -101,16 +101,33 @@ def test_make_pipeline_config_applies_variant_and_overrides() -> None:
     assert (cfg.height, cfg.width, cfg.chunk_frames, cfg.overlap) == (64, 96, 25, 5)  # the CPU preset
     assert (cfg.sampler.steps, cfg.sampler.strength, cfg.sampler.noise_mode) == (20, 0.05, "spatial")
     assert (cfg.cache_mode, cfg.fill, cfg.cache.steps) == ("gaussians", "diffusion", 150)
-    over = PipelineMethodConfig(chunk_frames=9, overlap=3, steps=7, strength=0.5, guidance_scale=2.0, cache_steps=11)
+    assert (cfg.cache.init_scale, cfg.cache.w_depth) == ("knn", 0.1)  # chosen on the dev suite
+    over = PipelineMethodConfig(
+        chunk_frames=9, overlap=3, steps=7, strength=0.5, guidance_scale=2.0, cache_steps=11,
+        cache_init_scale="footprint", cache_w_depth=0.5,
+    )  # fmt: skip
     cfg = make_pipeline_config(VARIANTS["point-cache"], over, 16, 24)
     assert (cfg.chunk_frames, cfg.overlap, cfg.cache.steps, cfg.cache_mode) == (9, 3, 11, "points")
+    assert (cfg.cache.init_scale, cfg.cache.w_depth, cfg.cache.max_points_per_frame) == ("footprint", 0.5, 12_000)
     assert (cfg.sampler.steps, cfg.sampler.strength, cfg.sampler.guidance_scale) == (7, 0.5, 2.0)
     assert cfg.sampler.shift == 5.0 and cfg.sampler.noise_mode == "spatiotemporal"
     paper = make_pipeline_config(VARIANTS["worldwarp"], PipelineMethodConfig(preset="paper"), 480, 720)
     assert (paper.chunk_frames, paper.sampler.steps, paper.sampler.guidance_scale) == (49, 50, 5.0)
+    assert (paper.cache.steps, paper.cache.w_depth) == (500, 0.01)  # the paper preset keeps the paper's values
 
 
-@pytest.mark.parametrize("bad", [dict(preset="fast"), dict(steps=0), dict(strength=1.5), dict(chunk_frames=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(preset="fast"),
+        dict(steps=0),
+        dict(strength=1.5),
+        dict(chunk_frames=0),
+        dict(cache_init_scale="grid"),
+        dict(cache_w_depth=-1.0),
+        dict(cache_w_depth=float("nan")),
+    ],
+)
 def test_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(InputError):
         PipelineMethodConfig(**bad)

@@ -85,6 +85,8 @@ class PipelineMethodConfig:
         strength: override the sampler's strength tau, or None.
         guidance_scale: override the sampler's CFG scale, or None.
         cache_steps: override the 3DGS cache's Adam steps, or None.
+        cache_init_scale: override the cache's initial Gaussian scales (``"knn"`` or ``"footprint"``), or None.
+        cache_w_depth: override the cache's inverse-depth loss weight, or None.
         seed: the pipeline's seed (every chunk's noise and cache fit derive from it).
         device: where the denoiser, the cache and the sampler run (the caller's choice).
         progress: show the pipeline's progress bars.
@@ -98,6 +100,8 @@ class PipelineMethodConfig:
     strength: float | None = None
     guidance_scale: float | None = None
     cache_steps: int | None = None
+    cache_init_scale: Literal["knn", "footprint"] | None = None
+    cache_w_depth: float | None = None
     seed: int = 0
     device: str = "cpu"
     progress: bool = False
@@ -111,6 +115,10 @@ class PipelineMethodConfig:
                 raise InputError(f"PipelineMethodConfig.{name} must be >= 1, got {v}")
         if self.strength is not None and not 0.0 <= self.strength <= 1.0:
             raise InputError(f"PipelineMethodConfig.strength must lie in [0, 1], got {self.strength}")
+        if self.cache_init_scale not in (None, "knn", "footprint"):
+            raise InputError(f"unknown cache init scale {self.cache_init_scale!r}; choose knn or footprint")
+        if self.cache_w_depth is not None and not self.cache_w_depth >= 0.0:
+            raise InputError(f"PipelineMethodConfig.cache_w_depth must be >= 0, got {self.cache_w_depth}")
 
 
 def make_pipeline_config(variant: Variant, config: PipelineMethodConfig, height: int, width: int) -> Any:
@@ -122,7 +130,11 @@ def make_pipeline_config(variant: Variant, config: PipelineMethodConfig, height:
     for name in ("steps", "strength", "guidance_scale"):
         if getattr(config, name) is not None:
             sampler_over[name] = getattr(config, name)
-    cache = base.cache if config.cache_steps is None else replace(base.cache, steps=config.cache_steps)
+    cache_over: dict[str, Any] = {}
+    for name in ("cache_steps", "cache_init_scale", "cache_w_depth"):
+        if getattr(config, name) is not None:
+            cache_over[name.removeprefix("cache_")] = getattr(config, name)
+    cache = replace(base.cache, **cache_over)
     over: dict[str, Any] = {
         "height": height,
         "width": width,
