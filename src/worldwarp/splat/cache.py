@@ -244,20 +244,8 @@ def cache_loss(
     dtype, device = gaussians.dtype, gaussians.device
     background = torch.tensor(config.background, dtype=dtype, device=device)
     out = rasterize(gaussians, camera, backend=config.backend, background=background, near=max(config.near, 1e-6))
-    pred = out.rgb  # (1, 3, H, W)
-    target = image.to(device, dtype)[None]
-    loss = config.w_l1 * (pred - target).abs().mean()
-    if config.w_ssim > 0:
-        loss = loss + config.w_ssim * (1 - ssim_fused(pred, target, window=config.ssim_window)[0])
-    if config.w_depth > 0:
-        gt = depth.to(device, dtype)
-        rd = out.depth[0]
-        ok = torch.isfinite(gt) & (gt > config.near) & (rd > config.near)
-        if bool(ok.any()):
-            inv_pred = 1.0 / rd[ok]
-            inv_gt = 1.0 / gt[ok]
-            loss = loss + config.w_depth * (inv_pred - inv_gt).abs().mean()
-    return loss
+    target = _view_target(image.to(device, dtype), depth.to(device, dtype), config)
+    return _fit_loss(out.rgb, out.depth, target, config)
 
 
 @dataclass
@@ -283,7 +271,7 @@ def _view_target(image: Tensor, depth: Tensor, config: CacheConfig) -> _ViewTarg
 
 def _fit_loss(out_rgb: Tensor, out_depth: Tensor, t: _ViewTarget, config: CacheConfig) -> Tensor:
     """:func:`cache_loss` on a rendered view (rgb (1, 3, H, W), depth (1, H, W)) with the target's constant terms
-    precomputed; equal to it up to float rounding (the depth term is a masked sum instead of a gathered mean)."""
+    precomputed (:func:`fit_cache` computes them once per view)."""
     pred = out_rgb
     loss = config.w_l1 * (pred - t.image).abs().mean()
     if config.w_ssim > 0:
