@@ -37,12 +37,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+
+from suite_eval import METRICS, describe_model, evaluate_methods, mean_table, parse_size
+from worldwarp.io.atomic import atomic_write_text
 
 PIPELINE = ("worldwarp", "point-cache", "no-cache", "full-noise", "spatial-noise", "temporal-noise", "inpaint-cache")
 REFERENCES = ("inpaint", "copy-first")
-METRICS = ("psnr", "ssim", "psnr_holes")
 # (better, worse, what the paper claims); checked on PSNR and on PSNR inside the holes, per frame slot
 ORDERINGS = (
     ("worldwarp", "point-cache", "3DGS cache > point cache"),
@@ -54,70 +55,6 @@ ORDERINGS = (
     ("worldwarp", "inpaint-cache", "ST-Diff > cv2 inpainting (same 3DGS warp)"),
 )
 BEGIN, END = "<!-- ablations:begin -->", "<!-- ablations:end -->"
-
-
-def _size(text: str) -> tuple[int, int]:
-    h, w = (int(x) for x in text.lower().split("x"))
-    return h, w
-
-
-def _mean(values: list[float]) -> float:
-    vals = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(vals)) if vals else math.nan
-
-
-def _evaluate(scenes, methods, den, method_config, results_dir: Path, tag: str, reuse: bool) -> dict[str, dict]:
-    """Run every method on ``scenes``; returns ``{method: results document}`` (also written as JSON).
-
-    With ``reuse`` a method whose results file exists with the same method config and scenes is read back.
-    """
-    from worldwarp.eval.benchmark import (
-        BenchmarkConfig,
-        _jsonable,
-        build_method,
-        read_results,
-        run_benchmark,
-        write_results,
-    )
-    from worldwarp.eval.pipeline_methods import VARIANTS, pipeline_method
-
-    docs = {}
-    for name in methods:
-        t0 = time.perf_counter()
-        path = results_dir / f"{tag}_{name}.json"
-        if reuse and path.is_file():
-            doc, _ = read_results(path)
-            want = _jsonable(method_config) if name in VARIANTS else {}
-            same_scenes = [s["name"] for s in doc["scenes"]] == [s.name for s in scenes]
-            same_frames = [s["frame_indices"] for s in doc["scenes"]] == [list(s.frame_indices) for s in scenes]
-            if doc["method_config"] == want and same_scenes and same_frames:
-                docs[name] = doc
-                print(f"[{tag}] {name}: reused {path}", flush=True)
-                continue
-        if name in VARIANTS:
-            method = pipeline_method(VARIANTS[name], method_config, den)
-            cfg = method_config
-        else:
-            method, cfg = build_method(name), None
-        doc, _ = run_benchmark(scenes, method, name, BenchmarkConfig(), dataset=tag, method_config=cfg)
-        write_results(path, doc)
-        docs[name] = doc
-        print(f"[{tag}] {name}: {time.perf_counter() - t0:.0f} s", flush=True)
-    return docs
-
-
-def _table(docs: dict[str, dict]) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
-    """Mean over scenes per method, frame slot and metric; the frame-slot labels; the scored scene names."""
-    first = next(iter(docs.values()))
-    scored = [s for s in first["scenes"] if "metrics" in s]
-    slots = [str(k) for k in scored[0]["frame_indices"]] if scored else []
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for name, doc in docs.items():
-        table[name] = {}
-        for slot in slots:
-            recs = [s["metrics"][slot] for s in doc["scenes"] if "metrics" in s and slot in s["metrics"]]
-            table[name][slot] = {m: _mean([r.get(m, math.nan) for r in recs]) for m in METRICS}
-    return slots, table, [s["name"] for s in scored]
 
 
 def _markdown_table(slots: list[str], table: dict, label: str) -> list[str]:
@@ -153,29 +90,14 @@ def _orderings(slots: list[str], table: dict, label: str) -> tuple[list[str], in
     return lines, held, total
 
 
-def _describe(den: torch.nn.Module) -> str:
-    """One phrase naming the tiny model's architecture, read from its config."""
-    c = getattr(den, "config", None)
-    if c is None:
-        return type(den).__name__
-    if getattr(c, "arch", "transformer") == "unet":
-        return f"U-Net, widths {'/'.join(str(w) for w in c.widths)}, {c.depth} block(s) per level"
-    return f"transformer, width {c.width}, depth {c.depth}, patch {c.patch_size}"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=None, help="tiny ST-Diff folder (default: the shipped one)")
     ap.add_argument("--scenes", type=int, default=2, help="procedural test-suite clips (default 2)")
-    ap.add_argument("--size", type=_size, default=(64, 96), help="procedural evaluation size (default 64x96)")
-    ap.add_argument("--real-size", type=_size, default=(96, 128), help="real-scene evaluation size (default 96x128)")
+    ap.add_argument("--size", type=parse_size, default=(64, 96), help="procedural evaluation size (default 64x96)")
+    ap.add_argument(
+        "--real-size", type=parse_size, default=(96, 128), help="real-scene evaluation size (default 96x128)"
+    )
     ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="development data folder")
     ap.add_argument("--cache", type=Path, default=Path("runs/suites"), help="rendered suite clips cache")
     ap.add_argument(
@@ -220,14 +142,14 @@ def main() -> int:
             "procedural", args.cache, args.split, size=args.size, max_scenes=args.scenes, frames=frames
         )
         proc = load_dataset(data)
-        docs = _evaluate(proc, methods, den, method_config, args.results, f"procedural-{args.split}", args.reuse)
+        docs = evaluate_methods(proc, methods, den, method_config, args.results, f"procedural-{args.split}", args.reuse)
         sections.append(
             ("procedural", f"procedural {args.split} suite, {len(proc)} clips at {args.size[0]}x{args.size[1]}", docs)
         )
     real_root = args.data / "scenes"
     if args.only != "procedural" and not args.no_real and real_root.is_dir():
         real = load_dataset(DatasetConfig(name="transforms", root=real_root, size=args.real_size))
-        docs = _evaluate(real, methods, den, method_config, args.results, "real", args.reuse)
+        docs = evaluate_methods(real, methods, den, method_config, args.results, "real", args.reuse)
         sections.append(("real", f"real scenes ({real_root.name}/) at {args.real_size[0]}x{args.real_size[1]}", docs))
 
     ckpt = args.checkpoint or "src/worldwarp/assets/tiny_stdiff (shipped)"
@@ -241,7 +163,7 @@ def main() -> int:
         + " ".join(a for a in sys.argv[1:])
         + "` (repository root). Script: `benchmarks/ablations.py`.",
         "",
-        f"Model: tiny ST-Diff `{ckpt}`: {_describe(den)}, {n_params / 1e6:.2f} M parameters (recipe and",
+        f"Model: tiny ST-Diff `{ckpt}`: {describe_model(den)}, {n_params / 1e6:.2f} M parameters (recipe and",
         "training time: docs/training.md). Pipeline: CPU preset ("
         f"{resolved.chunk_frames}-frame chunks, {resolved.overlap} overlap, {resolved.sampler.steps} Euler steps, "
         f"shift {resolved.sampler.shift:g}, strength {resolved.sampler.strength:g}, CFG "
@@ -259,7 +181,7 @@ def main() -> int:
     ]
     summary = []
     for key, title, docs in sections:
-        slots, table, names = _table(docs)
+        slots, table, names = mean_table(docs)
         first = next(iter(docs.values()))
         skipped = [f"{s['name']} ({s['skipped']})" for s in first["scenes"] if s.get("skipped")]
         label = "f"
@@ -299,7 +221,7 @@ def main() -> int:
             f"full noise {psnr_of('full-noise')}, inpaint {psnr_of('inpaint-cache')}); {held} of {total} ordering "
             "checks hold."
         )
-    _write_atomic(args.out, "\n".join(lines) + "\n")
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
 
     block = "\n".join(
         [
@@ -318,7 +240,7 @@ def main() -> int:
         text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    _write_atomic(args.summary, text)
+    atomic_write_text(args.summary, text)
     print(json.dumps({"out": str(args.out), "summary": str(args.summary), "minutes": round(wall / 60, 1)}))
     return 0
 

@@ -30,14 +30,15 @@ from pathlib import Path
 
 import torch
 
-from ablations import _describe, _evaluate, _size, _table, _write_atomic
+from suite_eval import describe_model, evaluate_methods, mean_table, parse_size
+from worldwarp.io.atomic import atomic_write_text
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", default=None, help="tiny ST-Diff folder (default: the shipped one)")
     ap.add_argument("--scenes", type=int, default=2, help="procedural dev-suite clips (default 2)")
-    ap.add_argument("--size", type=_size, default=(64, 96), help="evaluation size (default 64x96)")
+    ap.add_argument("--size", type=parse_size, default=(64, 96), help="evaluation size (default 64x96)")
     ap.add_argument("--frames", default="25,50", help="frames to score (default 25,50)")
     ap.add_argument("--strengths", default="0.3,0.5,0.7,0.8,1.0", help="comma-separated strengths")
     ap.add_argument(
@@ -65,12 +66,12 @@ def main() -> int:
     rows: dict[str, dict] = {}
     for tau in strengths:
         config = PipelineMethodConfig(denoiser=spec, seed=args.seed, strength=tau)
-        docs = _evaluate(scenes, ("worldwarp",), den, config, args.results / f"tau_{tau:g}", "dev", reuse=True)
-        slots, table, names = _table(docs)
+        docs = evaluate_methods(scenes, ("worldwarp",), den, config, args.results / f"tau_{tau:g}", "dev", reuse=True)
+        slots, table, names = mean_table(docs)
         rows[f"worldwarp, strength {tau:g}"] = table["worldwarp"]
     base = PipelineMethodConfig(denoiser=spec, seed=args.seed)
-    docs = _evaluate(scenes, ("inpaint-cache",), den, base, args.results / "inpaint", "dev", reuse=True)
-    slots, table, names = _table(docs)
+    docs = evaluate_methods(scenes, ("inpaint-cache",), den, base, args.results / "inpaint", "dev", reuse=True)
+    slots, table, names = mean_table(docs)
     rows["inpaint-cache (reference)"] = table["inpaint-cache"]
 
     last = slots[-1]
@@ -82,9 +83,9 @@ def main() -> int:
             denoiser=spec, seed=args.seed, strength=best, cache_init_scale=init, cache_w_depth=float(w_depth)
         )
         out_dir = args.results / f"tau_{best:g}_{init}_wd{float(w_depth):g}"
-        docs = _evaluate(scenes, ("worldwarp",), den, config, out_dir, "dev", reuse=True)
+        docs = evaluate_methods(scenes, ("worldwarp",), den, config, out_dir, "dev", reuse=True)
         name = f"worldwarp, strength {best:g}, cache init {init}, w_depth {float(w_depth):g}"
-        rows[name] = _table(docs)[1]["worldwarp"]
+        rows[name] = mean_table(docs)[1]["worldwarp"]
         variant_names.append(name)
     n_params = sum(p.numel() for p in den.parameters())
     header = "| method | " + " | ".join(f"PSNR f{s} | SSIM f{s} | PSNR holes f{s}" for s in slots) + " |"
@@ -94,7 +95,7 @@ def main() -> int:
         f"Command: `python benchmarks/strength_sweep.py {' '.join(sys.argv[1:])}` (repository root). Script: "
         "`benchmarks/strength_sweep.py`.",
         "",
-        f"Model: tiny ST-Diff `{args.checkpoint or 'shipped'}`: {_describe(den)}, {n_params / 1e6:.2f} M "
+        f"Model: tiny ST-Diff `{args.checkpoint or 'shipped'}`: {describe_model(den)}, {n_params / 1e6:.2f} M "
         f"parameters. Scenes: procedural dev suite ({', '.join(names)}) at {args.size[0]}x{args.size[1]}, "
         f"seed {args.seed}; CPU preset otherwise (20 steps, shift 5, no CFG, 150 cache steps, cache init "
         f"{PipelineConfig.cpu().cache.init_scale}, w_depth {PipelineConfig.cpu().cache.w_depth:g}). Machine: "
@@ -119,7 +120,7 @@ def main() -> int:
             f"Best cache setting at strength {best:g} by PSNR at frame {last}: {top.split(', ', 2)[2]}. The CPU "
             "preset takes it (the rows above use the preset as it was when this file was written).",
         ]
-    _write_atomic(args.out, "\n".join(lines) + "\n")
+    atomic_write_text(args.out, "\n".join(lines) + "\n")
     print(json.dumps({"out": str(args.out), "best_strength": best}))
     return 0
 

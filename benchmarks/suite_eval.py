@@ -1,0 +1,88 @@
+"""Shared by the suite benchmarks (ablations.py, strength_sweep.py): run methods over a dataset's scenes with
+results files that can be reused, and average them into tables."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+METRICS = ("psnr", "ssim", "psnr_holes")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"HxW"`` -> ``(H, W)``."""
+    h, w = (int(x) for x in text.lower().split("x"))
+    return h, w
+
+
+def mean_finite(values: list[float]) -> float:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(vals)) if vals else math.nan
+
+
+def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag: str, reuse: bool) -> dict[str, dict]:
+    """Run every method on ``scenes``; returns ``{method: results document}`` (also written as JSON).
+
+    With ``reuse`` a method whose results file exists with the same method config and scenes is read back.
+    """
+    from worldwarp.eval.benchmark import (
+        BenchmarkConfig,
+        _jsonable,
+        build_method,
+        read_results,
+        run_benchmark,
+        write_results,
+    )
+    from worldwarp.eval.pipeline_methods import VARIANTS, pipeline_method
+
+    docs = {}
+    for name in methods:
+        t0 = time.perf_counter()
+        path = results_dir / f"{tag}_{name}.json"
+        if reuse and path.is_file():
+            doc, _ = read_results(path)
+            want = _jsonable(method_config) if name in VARIANTS else {}
+            same_scenes = [s["name"] for s in doc["scenes"]] == [s.name for s in scenes]
+            same_frames = [s["frame_indices"] for s in doc["scenes"]] == [list(s.frame_indices) for s in scenes]
+            if doc["method_config"] == want and same_scenes and same_frames:
+                docs[name] = doc
+                print(f"[{tag}] {name}: reused {path}", flush=True)
+                continue
+        if name in VARIANTS:
+            method = pipeline_method(VARIANTS[name], method_config, den)
+            cfg = method_config
+        else:
+            method, cfg = build_method(name), None
+        doc, _ = run_benchmark(scenes, method, name, BenchmarkConfig(), dataset=tag, method_config=cfg)
+        write_results(path, doc)
+        docs[name] = doc
+        print(f"[{tag}] {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return docs
+
+
+def mean_table(docs: dict[str, dict]) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
+    """Mean over scenes per method, frame slot and metric; the frame-slot labels; the scored scene names."""
+    first = next(iter(docs.values()))
+    scored = [s for s in first["scenes"] if "metrics" in s]
+    slots = [str(k) for k in scored[0]["frame_indices"]] if scored else []
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name, doc in docs.items():
+        table[name] = {}
+        for slot in slots:
+            recs = [s["metrics"][slot] for s in doc["scenes"] if "metrics" in s and slot in s["metrics"]]
+            table[name][slot] = {m: mean_finite([r.get(m, math.nan) for r in recs]) for m in METRICS}
+    return slots, table, [s["name"] for s in scored]
+
+
+def describe_model(den: torch.nn.Module) -> str:
+    """One phrase naming the tiny model's architecture, read from its config."""
+    c = getattr(den, "config", None)
+    if c is None:
+        return type(den).__name__
+    if getattr(c, "arch", "transformer") == "unet":
+        return f"U-Net, widths {'/'.join(str(w) for w in c.widths)}, {c.depth} block(s) per level"
+    return f"transformer, width {c.width}, depth {c.depth}, patch {c.patch_size}"
