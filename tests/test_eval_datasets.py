@@ -190,3 +190,139 @@ def test_procedural_suite_reads_its_cache(tmp_path):
     assert torch.equal(scene.start_depth, torch.full((h, w), 3.0))
     with pytest.raises(InputError, match="needs --root"):
         load_dataset(DatasetConfig("procedural", split="dev"))
+
+
+# ---------------------------------------------------------------------------------------------- making lists
+def write_re10k_clip(split: Path, name: str, frames: int) -> None:
+    """A tiny RealEstate10K clip: camera file plus ``frames`` 8x8 frames named by their timestamps."""
+    from worldwarp.trajectory.formats.re10k import write_re10k
+
+    c2w = torch.eye(4, dtype=torch.float64).repeat(frames, 1, 1)
+    c2w[:, 0, 3] = torch.arange(frames, dtype=torch.float64)
+    K = torch.tensor([[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]])
+    stamps = [1000 * (k + 1) for k in range(frames)]
+    split.mkdir(parents=True, exist_ok=True)
+    write_re10k(split / f"{name}.txt", Cameras(c2w, K, 8, 8), timestamps=stamps)
+    (split / name).mkdir()
+    for t in stamps:
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(split / name / f"{t}.png")
+
+
+LENGTHS = {"c0": 5, "c1": 3, "c2": 6, "c3": 5, "c4": 4, "c5": 7, "c6": 5, "c7": 5}  # frames 2,4 need 5 frames
+LONG = ["c0", "c2", "c3", "c5", "c6", "c7"]
+
+
+@pytest.fixture
+def re10k_root(tmp_path: Path) -> Path:
+    root = tmp_path / "RealEstate10K"
+    for name, n in LENGTHS.items():
+        write_re10k_clip(root / "test", name, n)
+    return root
+
+
+def test_make_scene_list_keeps_long_clips(re10k_root, tmp_path):
+    from worldwarp.eval.datasets import make_scene_list
+
+    cfg = DatasetConfig("re10k", root=re10k_root, split="test", frames=(2, 4))
+    entries, counts = make_scene_list(cfg)
+    assert entries == [ListEntry(n, (2, 4), 0) for n in LONG]
+    assert counts == {"found": 8, "too_short": 2, "kept": 6}
+    # a committed list in the lists folder or config.list_file is ignored
+    stale = tmp_path / "stale.txt"
+    stale.write_text("c1 2\n")
+    assert (
+        make_scene_list(DatasetConfig("re10k", root=re10k_root, split="test", frames=(2, 4), list_file=stale))[0]
+        == entries
+    )
+    # stride 2: a clip needs more than 2 frames after the stride, i.e. at least 5 source frames (0, 2, 4)
+    entries, counts = make_scene_list(DatasetConfig("re10k", root=re10k_root, split="test", frames=(2,), stride=2))
+    assert [e.scene for e in entries] == LONG and counts == {"found": 8, "too_short": 2, "kept": 6}
+    # the dataset default (50, 200) is written explicitly; no clip here reaches frame 200
+    with pytest.raises(InputError, match=r"none of the 8 scenes found is long enough: frame 200 needs 201 frames"):
+        make_scene_list(DatasetConfig("re10k", root=re10k_root, split="test"))
+    with pytest.raises(InputError, match="count must be >= 1, got 0"):
+        make_scene_list(cfg, count=0)
+    with pytest.raises(InputError, match="count 7 is more than the 6 scenes long enough"):
+        make_scene_list(cfg, count=7)
+    with pytest.raises(InputError, match="no scene list needed"):
+        make_scene_list(DatasetConfig("procedural", root=tmp_path, split="dev"))
+
+
+def test_make_scene_list_count_and_seed(re10k_root):
+    from worldwarp.eval.datasets import make_scene_list
+
+    cfg = DatasetConfig("re10k", root=re10k_root, split="test", frames=(2, 4))
+    picks = {seed: [e.scene for e in make_scene_list(cfg, count=3, seed=seed)[0]] for seed in range(6)}
+    assert [e.scene for e in make_scene_list(cfg, count=3, seed=0)[0]] == picks[0]  # deterministic
+    for pick in picks.values():
+        assert len(pick) == 3 and pick == sorted(pick) and set(pick) <= set(LONG)
+    assert any(pick != picks[0] for pick in picks.values())  # another seed draws other scenes
+    assert make_scene_list(cfg, count=3, seed=0)[1] == {"found": 8, "too_short": 2, "kept": 3}
+    assert [e.scene for e in make_scene_list(cfg, count=6, seed=4)[0]] == LONG
+
+
+def test_write_scene_list_round_trip_and_load(re10k_root, tmp_path):
+    from worldwarp.eval.datasets import make_scene_list, write_scene_list
+
+    entries, _ = make_scene_list(DatasetConfig("re10k", root=re10k_root, split="test", frames=(2, 4)), 3, seed=1)
+    out = tmp_path / "lists" / "re10k_test.txt"
+    write_scene_list(out, entries, ["made by a test", "two\nlines"])
+    lines = out.read_text().splitlines()
+    assert lines[:3] == ["# made by a test", "# two", "# lines"]
+    assert lines[3] == f"{entries[0].scene}  2,4  0" and len(lines) == 6
+    assert read_scene_list(out) == entries
+    mixed = [ListEntry("long_name", None, 3), ListEntry("b", (1,), 0)]
+    write_scene_list(tmp_path / "mixed.txt", mixed, [])
+    assert read_scene_list(tmp_path / "mixed.txt") == mixed
+    with pytest.raises(InputError, match="cannot go in a scene list"):
+        write_scene_list(tmp_path / "bad.txt", [ListEntry("a b", None)], [])
+    assert not (tmp_path / "bad.txt").exists()
+    # evaluating with --list loads exactly those scenes with those frames
+    scenes = load_dataset(DatasetConfig("re10k", root=re10k_root, split="test", list_file=out))
+    assert [(s.name, s.frame_indices, s.skip_reason) for s in scenes] == [(e.scene, (2, 4), None) for e in entries]
+
+
+def test_make_scene_list_transforms_layouts(tmp_path):
+    from worldwarp.eval.datasets import make_scene_list
+
+    for name, n in (("b", 7), ("a", 4), ("c", 5)):
+        write_plane_scene(tmp_path / "dl" / "test" / name / "nerfstudio", frames=n, depth=False)
+    entries, counts = make_scene_list(DatasetConfig("dl3dv", root=tmp_path / "dl", split="test", frames=(4,)))
+    assert entries == [ListEntry("b", (4,), 0), ListEntry("c", (4,), 0)]
+    assert counts == {"found": 3, "too_short": 1, "kept": 2}
+    with pytest.raises(InputError, match="no default frames"):
+        make_scene_list(DatasetConfig("transforms", root=tmp_path / "dl" / "test"))
+    entries, counts = make_scene_list(DatasetConfig("transforms", root=tmp_path / "dl" / "test", frames=(3,)))
+    assert [e.scene for e in entries] == ["a", "b", "c"] and counts["too_short"] == 0
+    with pytest.raises(InputError, match="is itself a scene"):
+        make_scene_list(DatasetConfig("transforms", root=tmp_path / "dl" / "test" / "a" / "nerfstudio", frames=(1,)))
+
+
+def test_eval_list_cli(re10k_root, tmp_path, capsys):
+    from worldwarp.cli import main
+    from worldwarp.eval.datasets import make_scene_list
+
+    out = tmp_path / "re10k_test.txt"
+    args = ["eval", "list", "--dataset", "re10k", "--root", str(re10k_root), "--split", "test", "--frames", "2,4"]
+    assert main([*args, "--count", "4", "--list-seed", "3", "--out", str(out)]) == 0
+    assert capsys.readouterr().out == f"wrote 4 of 8 scenes found (2 too short) to {out}\n"
+    cfg = DatasetConfig("re10k", root=re10k_root, split="test", frames=(2, 4))
+    assert read_scene_list(out) == make_scene_list(cfg, count=4, seed=3)[0]
+    text = out.read_text()
+    assert str(tmp_path) not in text  # the root is recorded by its folder name only
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert header[1] == (
+        "#   worldwarp eval list --dataset re10k --root ROOT --split test --count 4 --list-seed 3 --frames 2,4 "
+        "--stride 1 --out re10k_test.txt"
+    )
+    assert "# dataset: re10k  split: test  root: RealEstate10K (folder name; ROOT above)" in header
+    assert "# scenes: 8 found, 2 too short, 4 listed (seed 3)" in header
+    assert "# frames: 2,4  stride: 1" in header
+    assert any(line.startswith("# rule: a clip is kept when it has more than 4 frames") for line in header)
+    # bad input: one line on stderr, exit 2, nothing written
+    bad = tmp_path / "bad.txt"
+    assert main([*args, "--count", "0", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err == "worldwarp: error: count must be >= 1, got 0\n" and not bad.exists()
+    assert main(["eval", "list", "extra.json", "--dataset", "re10k", "--out", str(bad)]) == 2
+    assert "eval list takes no files" in capsys.readouterr().err

@@ -1,9 +1,14 @@
-"""``worldwarp eval``: run the evaluation protocol, merge shard results, write a report.
+"""``worldwarp eval``: run the evaluation protocol, merge shard results, write a report, make a scene list.
 
     worldwarp eval --dataset D [--root DIR] --split S --method NAME --frames 50,200 --out results.json
                    [--shard i/n] [--size HxW] [--lpips DIR] [--fid FILE] [--cameras] [--save-frames DIR]
     worldwarp eval merge A.json B.json ... --out results.json
     worldwarp eval report A.json [B.json ...] --out DIR
+    worldwarp eval list --dataset D --root DIR --split S [--count N] [--list-seed S] [--frames 50,200]
+                   [--stride k] --out lists/D_S.txt
+
+``eval list`` writes every scene under the root whose clip has more than max(frames) frames after the stride
+(or N of them drawn with the seed), sorted by name, with its frames; evaluate it later with ``--list FILE``.
 
 Under ``accelerate launch`` each process takes its shard of the scenes (round robin) unless --shard is given;
 each shard writes ``<out>.shard<i>of<n>.json``.
@@ -48,7 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("action", nargs="*", metavar="[merge|report] FILES", help="merge or report results files")
+    p.add_argument(
+        "action", nargs="*", metavar="[merge|report] FILES | list", help="merge or report results files; make a list"
+    )
     p.add_argument("--dataset", help="re10k, dl3dv, transforms or procedural")
     p.add_argument("--root", type=Path, help="dataset folder")
     p.add_argument("--split", default="test", help="split folder or scene list name (default: test)")
@@ -69,7 +76,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--fid", type=Path, help="TorchScript feature network for FID (e.g. inception-2015-12-05.pt)")
     p.add_argument("--save-frames", type=Path, help="folder to save generated and ground-truth frames")
     p.add_argument("--device", default="cpu", help="device of the metric networks (default: cpu)")
-    p.add_argument("--out", type=Path, help="results file (run, merge) or report folder (report)")
+    p.add_argument("--count", type=int, help="list: draw N of the scenes long enough (default: all of them)")
+    p.add_argument("--list-seed", type=int, default=0, help="list: seed of the --count draw (default 0)")
+    p.add_argument("--out", type=Path, help="results file (run, merge), report folder (report) or list file (list)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -81,8 +90,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--out is required")
     if args.action:
         verb, files = args.action[0], [Path(f) for f in args.action[1:]]
+        if verb == "list":
+            if files:
+                raise InputError(f"eval list takes no files, got {' '.join(map(str, files))}")
+            return _list(args)
         if verb not in ("merge", "report"):
-            raise InputError(f"unknown eval action {verb!r}: use 'merge' or 'report' (or no action to run)")
+            raise InputError(f"unknown eval action {verb!r}: use 'merge', 'report' or 'list' (or no action to run)")
         if not files:
             raise InputError(f"eval {verb} needs results files")
         return _merge(files, args.out) if verb == "merge" else _report(files, args.out)
@@ -104,6 +117,46 @@ def _report(files: list[Path], out: Path) -> int:
 
     paths = write_report([read_results(f) for f in files], out)
     print(f"wrote {paths[0]} and {len(paths) - 1} plots")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    import shlex
+
+    from worldwarp.errors import InputError
+    from worldwarp.eval.datasets import DatasetConfig, make_scene_list, write_scene_list
+
+    if args.dataset is None:
+        raise InputError("--dataset is required (re10k, dl3dv or transforms)")
+    config = DatasetConfig(name=args.dataset, root=args.root, split=args.split, frames=args.frames, stride=args.stride)
+    entries, counts = make_scene_list(config, count=args.count, seed=args.list_seed)
+    frames = ",".join(map(str, entries[0].frames or ()))
+    out = args.out if not args.out.is_absolute() else Path(args.out.name)
+    command = ["worldwarp", "eval", "list", "--dataset", args.dataset, "--root", "ROOT", "--split", args.split]
+    if args.count is not None:
+        command += ["--count", str(args.count), "--list-seed", str(args.list_seed)]
+    command += ["--frames", frames, "--stride", str(args.stride), "--out", str(out)]
+    root_name = Path(args.root).resolve().name if args.root is not None else "-"
+    drawn = (
+        f"{args.count} drawn by numpy.random.default_rng({args.list_seed}).choice without replacement"
+        if args.count is not None
+        else "all of them"
+    )
+    header = [
+        "worldwarp scene list, made by:",
+        "  " + shlex.join(command),
+        f"dataset: {args.dataset}  split: {args.split}  root: {root_name} (folder name; ROOT above)",
+        f"scenes: {counts['found']} found, {counts['too_short']} too short, {counts['kept']} listed"
+        + (f" (seed {args.list_seed})" if args.count is not None else ""),
+        f"frames: {frames}  stride: {args.stride}",
+        f"rule: a clip is kept when it has more than {max(entries[0].frames or (0,))} frames after stride "
+        f"{args.stride} (start frame 0); {drawn}; sorted by name",
+        f"evaluate with: worldwarp eval --dataset {args.dataset} --root ROOT --split {args.split} "
+        f"--stride {args.stride} --list {out} ...",
+        "columns: scene  frames  start",
+    ]
+    write_scene_list(args.out, entries, header)
+    print(f"wrote {counts['kept']} of {counts['found']} scenes found ({counts['too_short']} too short) to {args.out}")
     return 0
 
 

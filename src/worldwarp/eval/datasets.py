@@ -16,6 +16,7 @@ Datasets (folder layouts in docs/evaluation.md):
 
 Clip frames are re-indexed so that the start frame is 0. Scene lists live in ``eval/lists/<name>.txt``; each
 line is ``scene_id frames [start]`` with ``frames`` comma-separated (``-`` = the dataset default).
+:func:`make_scene_list` and :func:`write_scene_list` (``worldwarp eval list``) make such a list for a dataset.
 transforms.json poses are c2w with OpenGL axes and are converted to OpenCV axes here (flip camera y and z);
 lens distortion coefficients are ignored (a pixel or two for the development scenes).
 """
@@ -34,6 +35,7 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
+from worldwarp.io.atomic import atomic_write_text
 
 __all__ = [
     "DATASETS",
@@ -44,7 +46,9 @@ __all__ = [
     "load_dataset",
     "load_re10k_clip",
     "load_transforms_scene",
+    "make_scene_list",
     "read_scene_list",
+    "write_scene_list",
 ]
 
 LISTS_DIR = Path(__file__).with_name("lists")
@@ -434,6 +438,49 @@ def _procedural_scenes(config: DatasetConfig, entries: list[ListEntry] | None) -
 
 
 # ---------------------------------------------------------------------------------------------- entry point
+def _dataset_base(config: DatasetConfig) -> Path:
+    """The folder that holds a real dataset's scenes (re10k: its ``<clip>.txt`` files), checked to exist."""
+    if config.root is None:
+        raise InputError(f"dataset {config.name} needs --root (the dataset folder)")
+    root = Path(config.root)
+    if not root.is_dir():
+        raise InputError(f"{root}: dataset folder not found")
+    if config.name == "re10k":
+        split_dir = root / config.split
+        if not split_dir.is_dir():
+            raise InputError(f"{split_dir}: split folder not found (expected ROOT/<split>/<clip>.txt)")
+        return split_dir
+    base = root / config.split if config.name == "dl3dv" else root
+    if not base.is_dir():
+        raise InputError(f"{base}: dataset folder not found")
+    return base
+
+
+def _scan_scenes(config: DatasetConfig, base: Path) -> tuple[Path, list[ListEntry]]:
+    """Every scene under ``base`` (no list), sorted by name, and the folder its names are relative to.
+
+    A transforms/dl3dv ``base`` that is itself a scene is its own single entry, relative to its parent.
+    """
+    if config.name == "re10k":
+        return base, [ListEntry(p.stem, None) for p in sorted(base.glob("*.txt"))]
+    if _find_transforms(base) is not None:
+        return base.parent, [ListEntry(base.name, None)]
+    names = sorted(p.name for p in base.iterdir() if p.is_dir() and _find_transforms(p) is not None)
+    if not names:
+        raise InputError(f"{base}: no scene folders with a transforms.json")
+    return base, [ListEntry(n, None) for n in names]
+
+
+def _load_entry(config: DatasetConfig, base: Path, entry: ListEntry) -> EvalScene:
+    """Load one scene of a real dataset named by ``entry`` (relative to ``base``)."""
+    if config.name == "re10k":
+        txt = base / f"{entry.scene}.txt"
+        if not txt.is_file():
+            raise InputError(f"{txt}: camera file of clip {entry.scene} not found")
+        return load_re10k_clip(txt, base / entry.scene, config, entry)
+    return load_transforms_scene(base / entry.scene, config, entry, dataset=config.name)
+
+
 def load_dataset(config: DatasetConfig) -> list[EvalScene]:
     """All scenes of a dataset split, in list order (or sorted by name when there is no list)."""
     list_file = config.list_file or default_list(config.name, config.split)
@@ -441,36 +488,77 @@ def load_dataset(config: DatasetConfig) -> list[EvalScene]:
     if config.name == "procedural":
         scenes = _procedural_scenes(config, entries)
         return scenes[: config.max_scenes] if config.max_scenes else scenes
-    if config.root is None:
-        raise InputError(f"dataset {config.name} needs --root (the dataset folder)")
-    root = Path(config.root)
-    if not root.is_dir():
-        raise InputError(f"{root}: dataset folder not found")
-    scenes: list[EvalScene] = []
-    if config.name == "re10k":
-        split_dir = root / config.split
-        if not split_dir.is_dir():
-            raise InputError(f"{split_dir}: split folder not found (expected ROOT/<split>/<clip>.txt)")
-        if entries is None:
-            entries = [ListEntry(p.stem, None) for p in sorted(split_dir.glob("*.txt"))]
-        for e in entries[: config.max_scenes]:
-            txt = split_dir / f"{e.scene}.txt"
-            if not txt.is_file():
-                raise InputError(f"{txt}: camera file of clip {e.scene} not found")
-            scenes.append(load_re10k_clip(txt, split_dir / e.scene, config, e))
-        return scenes
-    base = root / config.split if config.name == "dl3dv" else root
-    if not base.is_dir():
-        raise InputError(f"{base}: dataset folder not found")
+    base = _dataset_base(config)
     if entries is None:
-        if _find_transforms(base) is not None:
-            entries = [ListEntry(base.name, None)]
-            base = base.parent
-        else:
-            names = sorted(p.name for p in base.iterdir() if p.is_dir() and _find_transforms(p) is not None)
-            if not names:
-                raise InputError(f"{base}: no scene folders with a transforms.json")
-            entries = [ListEntry(n, None) for n in names]
-    for e in entries[: config.max_scenes]:
-        scenes.append(load_transforms_scene(base / e.scene, config, e, dataset=config.name))
-    return scenes
+        base, entries = _scan_scenes(config, base)
+    return [_load_entry(config, base, e) for e in entries[: config.max_scenes]]
+
+
+# ---------------------------------------------------------------------------------------------- scene lists
+def make_scene_list(
+    config: DatasetConfig, count: int | None = None, seed: int = 0
+) -> tuple[list[ListEntry], dict[str, int]]:
+    """The scene list of a dataset split: every scene long enough for its frames, or ``count`` of them.
+
+    Scenes are enumerated as :func:`load_dataset` does without a list (committed lists and
+    ``config.list_file`` are ignored). The frames to score are ``config.frames`` or the dataset default; a
+    clip is kept when it has more than ``max(frames)`` frames after ``config.stride`` (start frame 0). With
+    ``count``, that many of the kept scenes are drawn without replacement by
+    ``numpy.random.default_rng(seed).choice``. Entries carry their frames explicitly and are sorted by name.
+
+    Returns:
+        (entries, counts) with counts ``found`` (scenes found), ``too_short`` and ``kept`` (entries returned).
+
+    Raises:
+        InputError: a procedural dataset, no frames to score, ``count < 1``, a negative seed, a root that is
+            itself a scene, or no scene long enough.
+    """
+    if config.name == "procedural":
+        raise InputError("procedural suites are defined by their seed: no scene list needed")
+    frames = config.frames or DEFAULT_FRAMES.get(config.name)
+    if frames is None:
+        raise InputError(f"dataset {config.name} has no default frames to score: give them (e.g. --frames 50,200)")
+    frames = tuple(int(f) for f in frames)
+    if count is not None and count < 1:
+        raise InputError(f"count must be >= 1, got {count}")
+    if seed < 0:
+        raise InputError(f"list seed must be >= 0, got {seed}")
+    base = _dataset_base(config)
+    if config.name != "re10k" and _find_transforms(base) is not None:
+        raise InputError(f"{base} is itself a scene: give the folder that holds the scenes as the root")
+    base, found = _scan_scenes(config, base)
+    probe = replace(config, frames=frames, size=None, list_file=None, max_scenes=None)
+    needed = max(frames)
+    long_enough = sorted(e.scene for e in found if _load_entry(probe, base, e).num_frames > needed)
+    if not long_enough:
+        raise InputError(
+            f"{base}: none of the {len(found)} scenes found is long enough: frame {needed} needs {needed + 1} "
+            f"frames (stride {config.stride})"
+        )
+    chosen = long_enough
+    if count is not None:
+        if count > len(long_enough):
+            raise InputError(
+                f"count {count} is more than the {len(long_enough)} scenes long enough (of {len(found)} found)"
+            )
+        pick = np.random.default_rng(seed).choice(len(long_enough), size=count, replace=False)
+        chosen = sorted(long_enough[int(i)] for i in pick)
+    counts = {"found": len(found), "too_short": len(found) - len(long_enough), "kept": len(chosen)}
+    return [ListEntry(name, frames, 0) for name in chosen], counts
+
+
+def write_scene_list(path: Path, entries: Sequence[ListEntry], header: Sequence[str]) -> None:
+    """Write a scene list atomically: ``header`` lines as ``# `` comments, then ``scene  frames  start`` lines.
+
+    :func:`read_scene_list` parses the file back to ``entries``.
+    """
+    lines = [f"# {line}".rstrip() for text in header for line in (str(text).splitlines() or [""])]
+    width = max((len(e.scene) for e in entries), default=0)
+    for e in entries:
+        if not e.scene or "#" in e.scene or any(c.isspace() for c in e.scene):
+            raise InputError(f"scene id {e.scene!r} cannot go in a scene list (empty, whitespace or '#')")
+        if (e.frames is not None and (not e.frames or min(e.frames) < 1)) or e.start < 0:
+            raise InputError(f"scene {e.scene}: frames must be >= 1 and start >= 0, got {e.frames} and {e.start}")
+        frames = "-" if e.frames is None else ",".join(str(int(f)) for f in e.frames)
+        lines.append(f"{e.scene:<{width}}  {frames}  {int(e.start)}")
+    atomic_write_text(path, "\n".join(lines) + "\n")
