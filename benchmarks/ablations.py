@@ -14,9 +14,10 @@ the holes of the start frame's warp only (the pixels no start-frame point reache
 * Procedural: the first ``--scenes`` clips of the held-out "test" suite (200 frames; frames 50 and 199, the
   dataset module's rule), rendered at ``--size``. ``--split dev`` uses the "dev" suite instead: the one to choose
   settings on (e.g. a strength sweep), so that the test suite stays held out.
-* Real: every scene with depth under ``DATA/scenes`` (7scenes_redkitchen: 25 frames, so the dataset module's
-  rule for clips without a list picks the middle and the last frame, 12 and 24); scenes without depth are
-  listed as skipped.
+* Real: every scene under ``DATA/scenes`` (7scenes_redkitchen: 25 frames, so the dataset module's rule for
+  clips without a list picks the middle and the last frame, 12 and 24; ingp_fox: 24 and 49). Start depth:
+  ``--real-start-depth auto`` (default) takes the scene's own depth (the kitchen's Kinect depth) and, where a
+  scene has none (the fox), plane-sweep stereo of frame 0 against frames 1-8 with the scene's cameras.
 
 Methods: the pipeline methods of :mod:`worldwarp.eval.pipeline_methods` (worldwarp, point-cache, no-cache,
 full-noise, spatial-noise, temporal-noise, inpaint-cache = 3DGS warp + cv2 inpainting, no revision), all with
@@ -112,6 +113,12 @@ def main() -> int:
     ap.add_argument("--reuse", action="store_true", help="read back results files of identical earlier runs")
     ap.add_argument("--methods", default=None, help="comma-separated subset of the methods (default: all)")
     ap.add_argument("--no-real", action="store_true", help="skip the real scenes")
+    ap.add_argument(
+        "--real-start-depth",
+        choices=("given", "stereo", "auto"),
+        default="auto",
+        help="real scenes' start depth: given, stereo, or auto = given where present, else stereo (default)",
+    )
     ap.add_argument("--frames", default=None, help="procedural frames to score (default: the dataset's 50,199)")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/ablations.md"))
     ap.add_argument("--summary", type=Path, default=Path("docs/benchmarks.md"))
@@ -148,7 +155,10 @@ def main() -> int:
         )
     real_root = args.data / "scenes"
     if args.only != "procedural" and not args.no_real and real_root.is_dir():
-        real = load_dataset(DatasetConfig(name="transforms", root=real_root, size=args.real_size))
+        real_data = DatasetConfig(
+            name="transforms", root=real_root, size=args.real_size, start_depth=args.real_start_depth
+        )
+        real = load_dataset(real_data)
         docs = evaluate_methods(real, methods, den, method_config, args.results, "real", args.reuse)
         sections.append(("real", f"real scenes ({real_root.name}/) at {args.real_size[0]}x{args.real_size[1]}", docs))
 
@@ -188,6 +198,9 @@ def main() -> int:
         lines += [f"## {title}", "", f"Scored scenes: {', '.join(names) or 'none'}."]
         if skipped:
             lines.append(f"Skipped: {'; '.join(skipped)}.")
+        sources = [f"{s['name']} {s['start_depth']}" for s in first["scenes"] if "metrics" in s and "start_depth" in s]
+        if sources and key == "real":
+            lines.append(f"Start depth: {'; '.join(sources)}.")
         lines.append("")
         if not names:
             continue

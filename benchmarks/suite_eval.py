@@ -65,15 +65,27 @@ def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag
 
 
 def mean_table(docs: dict[str, dict]) -> tuple[list[str], dict[str, dict[str, dict[str, float]]], list[str]]:
-    """Mean over scenes per method, frame slot and metric; the frame-slot labels; the scored scene names."""
+    """Mean over scenes per method, frame slot and metric; the frame-slot labels; the scored scene names.
+
+    Slot k is the k-th scored frame of each scene (scenes of different lengths score different frames); its
+    label joins the distinct frame indices, e.g. ``"24/49"`` when one scene scores frame 24 there and another 49.
+    """
     first = next(iter(docs.values()))
     scored = [s for s in first["scenes"] if "metrics" in s]
-    slots = [str(k) for k in scored[0]["frame_indices"]] if scored else []
+    n_slots = min((len(s["frame_indices"]) for s in scored), default=0)
+    slots = []
+    for k in range(n_slots):
+        frames = sorted({int(s["frame_indices"][k]) for s in scored})
+        slots.append("/".join(str(f) for f in frames))
     table: dict[str, dict[str, dict[str, float]]] = {}
     for name, doc in docs.items():
         table[name] = {}
-        for slot in slots:
-            recs = [s["metrics"][slot] for s in doc["scenes"] if "metrics" in s and slot in s["metrics"]]
+        for k, slot in enumerate(slots):
+            recs = []
+            for s in doc["scenes"]:
+                key = str(s["frame_indices"][k]) if k < len(s.get("frame_indices", ())) else None
+                if "metrics" in s and key in s["metrics"]:
+                    recs.append(s["metrics"][key])
             table[name][slot] = {m: mean_finite([r.get(m, math.nan) for r in recs]) for m in METRICS}
     return slots, table, [s["name"] for s in scored]
 

@@ -20,8 +20,9 @@ from worldwarp.geometry import (
 
 
 def test_registry_names_and_errors():
-    assert available_estimators() == ["given", "prior", "transformers"]
-    with pytest.raises(InputError, match="unknown depth estimator 'midas'; choose one of: given, prior, transformers"):
+    assert available_estimators() == ["given", "prior", "stereo", "transformers"]
+    names = "given, prior, stereo, transformers"
+    with pytest.raises(InputError, match=f"unknown depth estimator 'midas'; choose one of: {names}"):
         get_estimator("midas")
     with pytest.raises(InputError, match="has no option bogus; options: .*camera_height"):
         get_estimator("prior", bogus=1)

@@ -65,6 +65,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--size", type=_size, help="evaluation resolution HxW (default: the source size)")
     p.add_argument("--stride", type=int, default=1, help="use every k-th source frame")
     p.add_argument("--max-scenes", type=int, help="evaluate only the first N scenes")
+    p.add_argument(
+        "--start-depth",
+        choices=["given", "stereo", "auto"],
+        default="given",
+        help="start-frame depth: the dataset's (given), plane-sweep stereo against the next frames (stereo), "
+        "or given where present else stereo (auto)",
+    )
+    p.add_argument("--stereo-sources", type=int, default=8, help="frames after the start used by stereo (default 8)")
     p.add_argument("--shard", type=_shard, help="i/n: evaluate every n-th scene starting at i")
     p.add_argument("--curve-stride", type=int, default=0, help="also score every k-th frame for the plots")
     p.add_argument("--cameras", action="store_true", help="measure camera accuracy with pycolmap (slow)")
@@ -190,6 +198,8 @@ def _run(args: argparse.Namespace) -> int:
         size=args.size,
         stride=args.stride,
         max_scenes=args.max_scenes,
+        start_depth=args.start_depth,
+        stereo_sources=args.stereo_sources,
     )
     bench = BenchmarkConfig(
         curve_stride=args.curve_stride,

@@ -340,6 +340,8 @@ def run_benchmark(
         iterator = tqdm(chosen, desc=f"eval {method_name}", unit="scene")
     for order, scene in iterator:
         rec: dict[str, Any] = {"name": scene.name, "order": order, "frame_indices": list(scene.frame_indices)}
+        if "start_depth" in scene.meta:
+            rec["start_depth"] = scene.meta["start_depth"]
         records.append(rec)
         if scene.skip_reason:
             rec["skipped"] = scene.skip_reason

@@ -28,6 +28,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ __all__ = [
     "load_transforms_scene",
     "make_scene_list",
     "read_scene_list",
+    "with_start_depth",
     "write_scene_list",
 ]
 
@@ -129,6 +131,13 @@ class DatasetConfig:
         size: (height, width) evaluation resolution (cover-resize and centre crop); None keeps the source size.
         stride: take every ``stride``-th source frame (the clip's frame k is source frame start + k * stride).
         max_scenes: evaluate only the first scenes of the list.
+        start_depth: where the start frame's depth comes from: ``"given"`` (the dataset's depth; scenes without
+            it have none), ``"stereo"`` (plane-sweep stereo, :mod:`worldwarp.geometry.stereo`, of frame 0 against
+            frames 1..``stereo_sources`` with the dataset's cameras, even where depth is given) or ``"auto"``
+            (given where present, stereo otherwise). Stereo reads those ground-truth frames to measure the start
+            frame's geometry only (what RealEstate10K and DL3DV, which ship no depth, need without depth weights);
+            the scored frames lie further on.
+        stereo_sources: how many frames after the start frame the stereo estimate may use.
     """
 
     name: str
@@ -139,8 +148,14 @@ class DatasetConfig:
     size: tuple[int, int] | None = None
     stride: int = 1
     max_scenes: int | None = None
+    start_depth: Literal["given", "stereo", "auto"] = "given"
+    stereo_sources: int = 8
 
     def __post_init__(self) -> None:
+        if self.start_depth not in ("given", "stereo", "auto"):
+            raise InputError(f"unknown start depth {self.start_depth!r}: choose given, stereo or auto")
+        if self.stereo_sources < 1:
+            raise InputError(f"stereo_sources must be >= 1, got {self.stereo_sources}")
         if self.name not in DATASETS:
             raise InputError(f"unknown dataset {self.name!r}: choose one of {', '.join(DATASETS)}")
         if self.stride < 1:
@@ -284,7 +299,7 @@ def _select(
         cams = prep.apply_to_cameras(cams)
     paths = [frame_paths[k] for k in keep]
     dpaths = [depth_paths[k] for k in keep] if depth_paths else []
-    return EvalScene(
+    scene = EvalScene(
         name=name,
         dataset=dataset,
         cameras=cams,
@@ -294,6 +309,35 @@ def _select(
         skip_reason=skip,
         meta={"start": entry.start, "stride": config.stride},
     )
+    return with_start_depth(scene, config)
+
+
+def with_start_depth(scene: EvalScene, config: DatasetConfig) -> EvalScene:
+    """``scene`` with its start depth chosen by ``config.start_depth`` (recorded in ``meta["start_depth"]``).
+
+    For stereo, ``load_depth`` estimates frame 0 once (on first use) and refuses other frames.
+    """
+    if config.start_depth == "given" or (config.start_depth == "auto" and scene.load_depth is not None):
+        return replace(scene, meta={**scene.meta, "start_depth": "given" if scene.load_depth else "none"})
+    n = min(config.stereo_sources, scene.num_frames - 1)
+    if n < 1:
+        return replace(scene, load_depth=None, meta={**scene.meta, "start_depth": "none (one frame, no stereo)"})
+    cached: list[Tensor] = []
+
+    def load(i: int) -> Tensor:
+        if i != 0:
+            raise InputError(f"scene {scene.name}: stereo depth is estimated for the start frame only, not frame {i}")
+        if not cached:
+            from worldwarp.geometry.stereo import StereoDepthConfig, plane_sweep_depth
+
+            images = scene.frames(range(n + 1))  # (n + 1, 3, H, W)
+            cams = scene.cameras[list(range(n + 1))]
+            depth, valid, _ = plane_sweep_depth(images[0], images[1:], cams[[0]], cams[list(range(1, n + 1))],
+                                                StereoDepthConfig())  # fmt: skip
+            cached.append(torch.where(valid, depth, torch.zeros_like(depth)).float().contiguous())
+        return cached[0]
+
+    return replace(scene, load_depth=load, meta={**scene.meta, "start_depth": f"stereo (frames 0-{n})"})
 
 
 # ---------------------------------------------------------------------------------------------- transforms.json

@@ -11,7 +11,8 @@ Every estimator turns a batch of images (N, 3, H, W) in [0, 1] into a :class:`De
 
 Names: ``"given"`` (:class:`~worldwarp.geometry.given.GivenDepth`), ``"transformers"``
 (:class:`~worldwarp.geometry.transformers_depth.TransformersDepth`), ``"prior"``
-(:class:`~worldwarp.geometry.prior.PriorDepth`). :func:`get_estimator` imports the module only when asked.
+(:class:`~worldwarp.geometry.prior.PriorDepth`), ``"stereo"`` (:class:`~worldwarp.geometry.stereo.StereoDepth`,
+plane-sweep stereo between posed images). :func:`get_estimator` imports the module only when asked.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "given": ("worldwarp.geometry.given", "GivenDepth", "GivenDepthConfig"),
     "transformers": ("worldwarp.geometry.transformers_depth", "TransformersDepth", "TransformersDepthConfig"),
     "prior": ("worldwarp.geometry.prior", "PriorDepth", "PriorDepthConfig"),
+    "stereo": ("worldwarp.geometry.stereo", "StereoDepth", "StereoDepthConfig"),
 }
 
 
