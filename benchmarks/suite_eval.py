@@ -90,6 +90,17 @@ def mean_table(docs: dict[str, dict]) -> tuple[list[str], dict[str, dict[str, di
     return slots, table, [s["name"] for s in scored]
 
 
+def scene_values(doc: dict, slot: int, metric: str) -> dict[str, float]:
+    """``{scene: value}`` of one metric at the ``slot``-th scored frame of each scored scene of a results doc."""
+    out = {}
+    for s in doc["scenes"]:
+        if "metrics" in s and slot < len(s["frame_indices"]):
+            rec = s["metrics"].get(str(s["frame_indices"][slot]), {})
+            if metric in rec and math.isfinite(rec[metric]):
+                out[s["name"]] = float(rec[metric])
+    return out
+
+
 def describe_model(den: torch.nn.Module) -> str:
     """One phrase naming the tiny model's architecture, read from its config."""
     c = getattr(den, "config", None)
