@@ -239,7 +239,8 @@ def main() -> int:
         summary.append(
             f"- {title}: worldwarp at frame {long}: PSNR {w['psnr']:.2f}, SSIM {w['ssim']:.3f}, PSNR in holes "
             f"{w['psnr_holes']:.2f} (point cache {psnr_of('point-cache')}, no cache {psnr_of('no-cache')}, "
-            f"full noise {psnr_of('full-noise')}, inpaint {psnr_of('inpaint-cache')}); {held} of {total} ordering "
+            f"full noise {psnr_of('full-noise')}, cache + cv2 inpaint {psnr_of('inpaint-cache')}, start-frame warp + "
+            f"cv2 inpaint {psnr_of('inpaint')}); {held} of {total} ordering "
             "checks hold."
         )
     atomic_write_text(args.out, "\n".join(lines) + "\n")
