@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python benchmarks/warp_quality.py [--data ../shared/data] [--scale 0.5] [--steps 500] \
-        [--depth-weights 0.1] [--out docs/benchmarks/warp_quality.md]
+        [--depth-weights 0.1] [--reprojection-windows 3] [--out docs/benchmarks/warp_quality.md]
 
 Protocol: build the cache from ONE source view (frame 0) with its depth, warp it to the views 5, 10 and 20
 frames later and compare with the real frames there, on the pixels each method marks valid:
@@ -15,7 +15,9 @@ frames later and compare with the real frames there, on the pixels each method m
 Methods: ``cache`` = :func:`fit_cache` (``--steps`` Adam steps) + :func:`forward_warp` (paper settings);
 ``cache-init`` = the same without optimisation (the initialised Gaussians); ``points`` = the ablation baseline
 :func:`point_cloud_warp` (z-buffer splatting, radius 1 px, same erosion); ``--depth-weights`` adds
-``cache w_depth=X``: the cache fitted with the inverse-depth loss weight X instead of the paper's 0.01.
+``cache w_depth=X``: the cache fitted with the inverse-depth loss weight X instead of the paper's 0.01;
+``--reprojection-windows`` adds ``cache window=K``: the paper cache warped with the reprojection check accepting
+a point when any history depth in the K x K block it projects to agrees (``WarpConfig.reprojection_window``).
 
 Scenes: the real RGB-D clip ``scenes/7scenes_redkitchen`` (Kinect depth, metric poses; its transforms.json
 is OpenGL c2w, converted here), and clips rendered with the rasteriser from the real splats ``splats/plant``
@@ -149,7 +151,7 @@ def common_psnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor) -> flo
 
 
 def evaluate(
-    clip: Clip, steps: int, depth_weights: tuple[float, ...] = ()
+    clip: Clip, steps: int, depth_weights: tuple[float, ...] = (), windows: tuple[int, ...] = ()
 ) -> tuple[list[dict[str, object]], dict[str, float]]:
     """Cache from frame 0, warps to frames 1.. of ``clip`` (which holds frames 0, +5, +10, +20)."""
     src = slice(0, 1)
@@ -165,6 +167,8 @@ def evaluate(
     results: dict[str, WarpResult] = {"cache": forward_warp(cache, targets, cams, depths, wcfg)}
     timings["warp"] = time.perf_counter() - t
     results["cache-init"] = forward_warp(init, targets, cams, depths, wcfg)
+    for k in windows:
+        results[f"cache window={k}"] = forward_warp(cache, targets, cams, depths, WarpConfig(reprojection_window=k))
     for wd in depth_weights:
         variant = fit_cache(images, depths, cams, CacheConfig(steps=steps, w_depth=wd), progress=False)
         results[f"cache w_depth={wd:g}"] = forward_warp(variant, targets, cams, depths, wcfg)
@@ -193,6 +197,7 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------- report
 def to_markdown(rows: list[dict[str, object]], timings: dict[str, dict[str, float]], args: argparse.Namespace) -> str:
     extra = f" --depth-weights {args.depth_weights}" if args.depth_weights else ""
+    extra += f" --reprojection-windows {args.reprojection_windows}" if args.reprojection_windows else ""
     lines = [
         "# Warp quality: 3DGS cache vs point cloud",
         "",
@@ -206,7 +211,8 @@ def to_markdown(rows: list[dict[str, object]], timings: dict[str, dict[str, floa
         "the pixels every method marks valid (`common` = their share). `cache` = fit_cache + forward_warp (paper",
         "settings), `cache-init` = the initialised cache without optimisation, `points` = point_cloud_warp",
         "(radius 1 px), `cache w_depth=X` = the cache fitted with inverse-depth weight X (paper 0.01; the CPU",
-        "preset uses 0.1). Same erosion rule for all (15 px at 480, scaled).",
+        "preset uses 0.1), `cache window=K` = the paper cache with a K x K reprojection neighbourhood. Same",
+        "erosion rule for all (15 px at 480, scaled).",
         "",
         "| scene | offset | method | PSNR | valid | err<0.1 | common PSNR | common |",
         "|---|---:|---|---:|---:|---:|---:|---:|",
@@ -245,6 +251,7 @@ def main() -> int:
     parser.add_argument("--splats", type=str, default="plant/plant,academic_tarot_cards/academic_tarot_cards")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--depth-weights", default="", help="comma-separated extra cache inverse-depth weights")
+    parser.add_argument("--reprojection-windows", default="", help="comma-separated extra reprojection windows")
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "warp_quality.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -263,7 +270,9 @@ def main() -> int:
     rows: list[dict[str, object]] = []
     timings: dict[str, dict[str, float]] = {}
     for clip in clips:
-        r, t = evaluate(clip, args.steps, tuple(float(x) for x in filter(None, args.depth_weights.split(","))))
+        weights = tuple(float(x) for x in filter(None, args.depth_weights.split(",")))
+        windows = tuple(int(x) for x in filter(None, args.reprojection_windows.split(",")))
+        r, t = evaluate(clip, args.steps, weights, windows)
         rows += r
         timings[clip.name] = t
         for x in r:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -324,3 +324,227 @@ def _cam_at(pos: list[float], h: int, w: int, f: float) -> Cameras:
     c2w[:3, 3] = torch.tensor(pos, dtype=torch.float64)
     K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
     return Cameras(c2w, K, h, w)
+
+
+# ---------------------------------------------------------------------------------------------- reprojection window
+def _reprojection_cpu_or_skip() -> Callable[..., torch.Tensor]:
+    """reprojection_mask_cpu, or skip the test when the C++ kernels cannot be built."""
+    from worldwarp.splat.raster.cpu import KernelBuildError, load_kernels, reprojection_mask_cpu
+
+    try:
+        load_kernels()
+    except KernelBuildError as e:
+        pytest.skip(f"C++ kernels unavailable: {e}")
+    return reprojection_mask_cpu
+
+
+def _window_reference(
+    pts: torch.Tensor, hist: Cameras, hdepth: torch.Tensor, rel_tol: float, near: float, window: int
+) -> torch.Tensor:
+    """Brute-force statement of the window rule, one point and one block pixel at a time."""
+    uv, z = hist.project(pts)
+    r = window // 2
+    ok = torch.zeros(pts.shape[0], dtype=torch.bool)
+    for p in range(pts.shape[0]):
+        for v in range(len(hist)):
+            u, vv, zz = float(uv[v, p, 0]), float(uv[v, p, 1]), z[v, p]
+            if not (0 <= u < hist.width and 0 <= vv < hist.height and zz > near):
+                continue
+            i0, j0 = math.floor(vv), math.floor(u)
+            for i in range(max(i0 - r, 0), min(i0 + r, hist.height - 1) + 1):
+                for j in range(max(j0 - r, 0), min(j0 + r, hist.width - 1) + 1):
+                    d = hdepth[v, i, j]
+                    if d > near and (zz - d).abs() < rel_tol * d:
+                        ok[p] = True
+    return ok
+
+
+def _old_nearest_rule(
+    pts: torch.Tensor, hist: Cameras, hdepth: torch.Tensor, rel_tol: float, near: float
+) -> torch.Tensor:
+    """The single-pixel rule as it stood before the window option (nearest history pixel only)."""
+    uv, z = hist.project(pts)
+    ok = torch.zeros(pts.shape[0], dtype=torch.bool)
+    for v in range(len(hist)):
+        u, vv = uv[v, :, 0], uv[v, :, 1]
+        inside = (u >= 0) & (u < hist.width) & (vv >= 0) & (vv < hist.height)
+        j = u.floor().long().clamp(0, hist.width - 1)
+        i = vv.floor().long().clamp(0, hist.height - 1)
+        d = hdepth[v, i, j]
+        ok |= inside & (d > near) & (z[v] > near) & ((z[v] - d).abs() < rel_tol * d)
+    return ok
+
+
+def _window_masks(
+    impl: str, target: Cameras, tdepth: torch.Tensor, hist: Cameras, hdepth: torch.Tensor, window: int, **kw: float
+) -> torch.Tensor:
+    """(H, W) mask of every target pixel (lifted with tdepth) by the torch or the C++ check."""
+    valid = torch.ones(tdepth.shape, dtype=torch.bool)
+    if impl == "torch":
+        pts = target.to(dtype=tdepth.dtype).unproject(tdepth[None])[0].reshape(-1, 3)
+        return reprojection_mask(pts, hist, hdepth, window=window, **kw).view(tdepth.shape)  # type: ignore[arg-type]
+    cpu = _reprojection_cpu_or_skip()
+    return cpu(
+        tdepth, valid, target.c2w[0], target.K[0], hist.w2c, hist.K, hdepth, rel_tol=kw.get("rel_tol", 0.1),
+        near=kw.get("near", 0.01), sampling="nearest", window=window,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("impl", ["torch", "cpu"])
+def test_reprojection_window_exact_cases(impl: str) -> None:
+    # 8x8 history view at identity; the target is the same camera, so pixel (i, j) lifted at depth z projects back
+    # onto the centre of history pixel (i, j) at depth z
+    h, w, f = 8, 8, 8.0
+    cam = _camera(h, w, f)
+    tdepth = torch.full((h, w), 2.0, dtype=torch.float64)
+    hdepth = torch.full((1, h, w), 3.0, dtype=torch.float64)  # disagrees with every point (50 % off)
+    hdepth[0, 3, 5] = 2.05  # agrees with the point at (3, 4) (and its neighbours), not its own pixel
+    hdepth[0, 6, 1] = 1.95  # two pixels from (6, 3): reached by a 5x5 block only
+    hdepth[0, 0, 7] = 2.0  # end of row 0 is no neighbour of (1, 0) (no wrap-around through memory)
+    hdepth[0, 2, 7] = 2.0
+    hdepth[0, 7, 0] = 0.0  # corner block of (7, 0) for window 3: {(6, 0), (6, 1), (7, 1)} are all that remain
+    hdepth[0, 7, 1] = 2.0
+    m1, m3, m5 = (_window_masks(impl, cam, tdepth, cam, hdepth, k) for k in (1, 3, 5))
+    # window 1: only the pixels holding an agreeing depth themselves
+    expect1 = torch.zeros(h, w, dtype=torch.bool)
+    for i, j in [(3, 5), (6, 1), (0, 7), (2, 7), (7, 1)]:
+        expect1[i, j] = True
+    assert torch.equal(m1, expect1)
+    # window 3: every pixel within one pixel (Chebyshev) of an agreeing history depth, the block clipped
+    expect3 = torch.zeros(h, w, dtype=torch.bool)
+    for i, j in [(3, 5), (6, 1), (0, 7), (2, 7), (7, 1)]:
+        expect3[max(i - 1, 0) : i + 2, max(j - 1, 0) : j + 2] = True
+    assert torch.equal(m3, expect3)
+    assert m3[3, 4] and not m1[3, 4]  # nearest pixel disagrees, its neighbour agrees
+    assert not m3[1, 0] and not m3[6, 3] and m5[6, 3]  # no wrap-around; two pixels away needs window 5
+    assert m3[7, 0] and m3[0, 6]  # corner and border blocks, clipped to the image
+    expect5 = torch.zeros(h, w, dtype=torch.bool)
+    for i, j in [(3, 5), (6, 1), (0, 7), (2, 7), (7, 1)]:
+        expect5[max(i - 2, 0) : i + 3, max(j - 2, 0) : j + 3] = True
+    assert torch.equal(m5, expect5)
+    # no neighbour agrees anywhere: rejected at every window
+    far = torch.full((1, h, w), 3.0, dtype=torch.float64)
+    for k in (1, 3, 5, 15):
+        assert not _window_masks(impl, cam, tdepth, cam, far, k).any()
+    # history depths at or below near never confirm, however close the point is
+    low = torch.full((1, h, w), 0.45, dtype=torch.float64)
+    assert not _window_masks(impl, cam, torch.full((h, w), 0.46, dtype=torch.float64), cam, low, 3, near=0.5).any()
+    # a target camera one pixel to the left: its column 0 projects just outside the history image (u = -0.5) and
+    # stays rejected although the history pixels next to it agree; the window never extends the image itself
+    shifted = _camera(h, w, f, tx=-0.25)
+    same = torch.full((1, h, w), 2.0, dtype=torch.float64)
+    ms = _window_masks(impl, shifted, tdepth, cam, same, 3)
+    assert not ms[:, 0].any() and ms[:, 1:].all()
+
+
+def test_reprojection_window_points_behind_or_outside_are_rejected() -> None:
+    h, w, f = 8, 8, 8.0
+    cam = _camera(h, w, f)
+    hdepth = torch.full((1, h, w), 2.0, dtype=torch.float64)
+    # just left of the image (u = -0.04), just below it (v = 8.04), behind the camera: all rejected at window 5
+    pts = torch.tensor([[-1.01, 0.0, 2.0], [0.0, 1.01, 2.0], [0.0, 0.0, -2.0]], dtype=torch.float64)
+    assert not reprojection_mask(pts, cam, hdepth, window=5).any()
+    inside = torch.tensor([[-0.99, 0.0, 2.0], [0.0, 0.99, 2.0]], dtype=torch.float64)
+    assert reprojection_mask(inside, cam, hdepth, window=5).all()
+
+
+def _random_window_scene(dtype: torch.dtype) -> tuple[Cameras, torch.Tensor, Cameras, torch.Tensor, torch.Tensor]:
+    """Three shifted history views of a stepped surface (depth edges, a slanted part, holes) and a noisy target."""
+    gen = torch.Generator().manual_seed(11)
+    h, w, f = 18, 26, 20.0
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
+    shifts = torch.tensor([[0.4, 0.0, 0.0], [-0.5, 0.3, 0.2], [0.0, -0.6, -0.3]], dtype=torch.float64)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    c2w[:, :3, 3] = shifts
+    hist = Cameras(c2w, K.expand(3, 3, 3), h, w)
+    cols = torch.arange(w, dtype=torch.float64)
+    base = (3.0 + 0.04 * cols).expand(h, w)  # slanted
+    hdepth = base.expand(3, h, w).clone() - shifts[:, 2].view(3, 1, 1)
+    hdepth += 0.6 * (torch.rand(3, h, w, generator=gen, dtype=torch.float64) < 0.3)  # scattered far pixels
+    hdepth[torch.rand(3, h, w, generator=gen) < 0.15] = 0.0  # holes
+    target = _cam_at([0.1, -0.05, 0.0], h, w, f)
+    tdepth = (3.0 + 0.04 * cols).expand(h, w) * (1 + 0.16 * (torch.rand(h, w, generator=gen) - 0.5))
+    valid = torch.rand(h, w, generator=gen) < 0.9
+    return target, tdepth.to(dtype), hist, hdepth.to(dtype), valid
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_reprojection_window_torch_matches_cpu_and_reference(dtype: torch.dtype) -> None:
+    target, tdepth, hist, hdepth, valid = _random_window_scene(dtype)
+    pts = target.to(dtype=dtype).unproject(tdepth[None])[0]  # (H, W, 3)
+    shares = []
+    prev = None
+    for k in (1, 3, 5):
+        expect = valid.clone()
+        expect[valid] = reprojection_mask(pts[valid], hist, hdepth, rel_tol=0.05, near=0.01, window=k)
+        if dtype == torch.float64:  # the torch implementation states the rule exactly
+            ref = _window_reference(pts[valid], hist.to(dtype=dtype), hdepth, 0.05, 0.01, k)
+            assert torch.equal(expect[valid], ref), k
+        if prev is not None:
+            assert not (prev & ~expect).any()  # a larger block only adds pixels
+        prev = expect
+        shares.append(float(expect[valid].float().mean()))
+        cpu = _reprojection_cpu_or_skip()
+        got = cpu(
+            tdepth, valid, target.c2w[0], target.K[0], hist.w2c, hist.K, hdepth, rel_tol=0.05, near=0.01,
+            sampling="nearest", window=k,
+        )  # fmt: skip
+        assert torch.equal(got, expect), (k, int((got != expect).sum()))
+    assert 0.2 < shares[0] < shares[1] < shares[2] < 1.0, shares  # the scene exercises every window
+
+
+def test_reprojection_window_one_is_the_single_pixel_rule() -> None:
+    target, tdepth, hist, hdepth, valid = _random_window_scene(torch.float64)
+    pts = target.unproject(tdepth[None])[0].reshape(-1, 3)
+    old = _old_nearest_rule(pts, hist, hdepth, 0.05, 0.01)
+    assert 0.2 < float(old.float().mean()) < 0.8
+    assert torch.equal(reprojection_mask(pts, hist, hdepth, rel_tol=0.05), old)
+    assert torch.equal(reprojection_mask(pts, hist, hdepth, rel_tol=0.05, window=1), old)
+    assert WarpConfig().reprojection_window == 1
+
+
+def test_reprojection_window_validation() -> None:
+    for bad in (0, -1, 2, 4, 1.0, 3.0, True, "3"):
+        with pytest.raises(InputError):
+            WarpConfig(reprojection_window=bad)  # type: ignore[arg-type]
+    with pytest.raises(InputError):
+        WarpConfig(depth_sampling="bilinear", reprojection_window=3)
+    assert WarpConfig(depth_sampling="bilinear", reprojection_window=1).reprojection_window == 1
+    assert WarpConfig(reprojection_window=7).reprojection_window == 7
+    cam = _camera(4, 4, 4.0)
+    pts = torch.zeros(1, 3, dtype=torch.float64)
+    depth = torch.ones(1, 4, 4, dtype=torch.float64)
+    for bad in (0, 2, -3):
+        with pytest.raises(InputError):
+            reprojection_mask(pts, cam, depth, window=bad)
+    with pytest.raises(InputError):
+        reprojection_mask(pts, cam, depth, sampling="bilinear", window=3)
+    cpu = _reprojection_cpu_or_skip()
+    args = (depth[0], torch.ones(4, 4, dtype=torch.bool), cam.c2w[0], cam.K[0], cam.w2c, cam.K, depth)
+    for bad in (0, 2):
+        with pytest.raises(InputError):
+            cpu(*args, rel_tol=0.1, near=0.01, sampling="nearest", window=bad)
+    with pytest.raises(InputError):
+        cpu(*args, rel_tol=0.1, near=0.01, sampling="bilinear", window=3)
+
+
+def test_forward_warp_reprojection_window_fused_and_torch_paths(history, monkeypatch) -> None:
+    import worldwarp.warp as warp_module
+
+    image, depth, cam, cache = history
+    moved = Cameras(
+        look_at(torch.tensor([[0.5, 0.1, 0], [-0.8, 0, 0.2]]), torch.tensor([0.0, 0.0, 3.0])), cam.K.expand(2, 3, 3),
+        24, 24,
+    )  # fmt: skip
+    cfg1 = WarpConfig(erosion=0, depth_rel_tol=0.03)
+    cfg3 = WarpConfig(erosion=0, depth_rel_tol=0.03, reprojection_window=3)
+    fused1, fused3 = forward_warp(cache, moved, cam, depth, cfg1), forward_warp(cache, moved, cam, depth, cfg3)
+    monkeypatch.setattr(warp_module, "_fused_reprojection", lambda *a, **k: None)  # force the torch check
+    torch3 = forward_warp(cache, moved, cam, depth, cfg3)
+    assert torch.equal(torch3.depth, fused3.depth) and torch.equal(torch3.mask, fused3.mask)
+    assert torch.equal(forward_warp(cache, moved, cam, depth, cfg1).mask, fused1.mask)
+    assert not (fused1.mask & ~fused3.mask).any() and int(fused3.mask.sum()) > int(fused1.mask.sum())
+    pts = moved.unproject(fused3.depth)
+    for k in range(2):
+        ok = reprojection_mask(pts[k].reshape(-1, 3), cam, depth, rel_tol=0.03, window=3).view(24, 24)
+        assert torch.equal(fused3.mask[k], ok & (fused3.alpha[k] > 0.5) & (fused3.depth[k] > 0.01))

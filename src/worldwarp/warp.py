@@ -7,7 +7,8 @@ target camera (RGB, alpha, expected z-depth) and marks a pixel valid when
 2. (optional) its rendered depth agrees with at least one history view: the pixel is lifted to 3D with its
    rendered depth, projected into every history camera, and accepted when the history depth sampled there
    differs from the projected z-depth by less than ``depth_rel_tol`` (10 %) of the history depth; a pixel that
-   falls outside every history image (or onto no valid history depth) is rejected, and
+   falls outside every history image (or onto no valid history depth) is rejected; ``reprojection_window`` k > 1
+   lets any history pixel of the k x k block around the projected one confirm it (1, the default, is the paper), and
 3. the mask survives an erosion with a square kernel of ``erosion`` pixels at a ``min(H, W)`` of
    ``erosion_reference`` (15 at 480x720), scaled with the resolution (see :func:`erosion_kernel_size`).
 
@@ -54,6 +55,14 @@ class WarpConfig:
         depth_rel_tol: accepted relative depth error ``|z - d_hist| / d_hist`` in the reprojection check.
         depth_sampling: how the history depth is read at a projected point: ``"nearest"`` pixel, or
             ``"bilinear"`` (then all four neighbours must hold valid depth).
+        reprojection_window: odd side ``k >= 1`` of the history-pixel block searched by the reprojection check.
+            1 (default) is the paper's rule: only the history pixel the point projects into is compared. With
+            ``k > 1`` (``"nearest"`` sampling only; ``"bilinear"`` with ``k > 1`` is rejected) a point is accepted
+            by a history view when ANY valid history depth in the ``k x k`` block centred on that pixel (clipped
+            to the image) agrees within ``depth_rel_tol``; the point itself must still project inside the image
+            and in front of the camera. Why: at grazing surfaces and depth edges the nearest history pixel often
+            holds the depth of a neighbouring surface or a steep slope while an adjacent pixel confirms the point,
+            so the single-pixel rule rejects many correct pixels there.
         erosion: side of the square erosion kernel at ``min(H, W) == erosion_reference``; 0 or 1 disables it.
         erosion_reference: the ``min(H, W)`` at which ``erosion`` applies (480 for the paper's 480x720).
         batch_size: number of target cameras rendered at once (bounds memory).
@@ -68,6 +77,7 @@ class WarpConfig:
     reprojection: bool = True
     depth_rel_tol: float = 0.1
     depth_sampling: Literal["nearest", "bilinear"] = "nearest"
+    reprojection_window: int = 1
     erosion: int = 15
     erosion_reference: int = 480
     batch_size: int = 8
@@ -83,6 +93,7 @@ class WarpConfig:
             raise InputError(f"WarpConfig.depth_rel_tol must be > 0, got {self.depth_rel_tol}")
         if self.depth_sampling not in ("nearest", "bilinear"):
             raise InputError(f"WarpConfig.depth_sampling must be 'nearest' or 'bilinear', got {self.depth_sampling!r}")
+        _check_window(self.reprojection_window, self.depth_sampling, "WarpConfig.reprojection_window")
         if self.erosion < 0 or self.erosion_reference <= 0:
             raise InputError(
                 f"WarpConfig.erosion must be >= 0 and erosion_reference > 0, got {self.erosion}, "
@@ -96,6 +107,14 @@ class WarpConfig:
             raise InputError(f"WarpConfig.background must be three numbers, got {self.background}")
         if self.point_radius < 0:
             raise InputError(f"WarpConfig.point_radius must be >= 0, got {self.point_radius}")
+
+
+def _check_window(window: int, sampling: str, name: str) -> None:
+    """Raise :class:`InputError` unless ``window`` is an odd int >= 1 (and 1 when ``sampling`` is bilinear)."""
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise InputError(f"{name} must be an odd integer >= 1, got {window!r}")
+    if window > 1 and sampling != "nearest":
+        raise InputError(f"{name} > 1 needs depth_sampling 'nearest', got {window} with {sampling!r}")
 
 
 @dataclass
@@ -194,17 +213,12 @@ def mask_to_latent(mask: Tensor, time_factor: int, space_factor: int) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------- reprojection
-def _sample_depth(depth: Tensor, uv: Tensor, near: float, mode: str) -> tuple[Tensor, Tensor]:
-    """History depth (H, W) read at pixel positions uv (P, 2) -> (values (P,), ok (P,) bool)."""
+def _sample_bilinear(depth: Tensor, uv: Tensor, near: float) -> tuple[Tensor, Tensor]:
+    """History depth (H, W) read bilinearly between pixel centres at pixel positions uv (P, 2) -> (values (P,),
+    ok (P,) bool); ok needs uv inside the image and valid depth (> near) at every contributing neighbour."""
     h, w = depth.shape
     u, v = uv[:, 0], uv[:, 1]
     inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    if mode == "nearest":
-        j = u.floor().long().clamp(0, w - 1)
-        i = v.floor().long().clamp(0, h - 1)
-        d = depth[i, j]
-        return d, inside & (d > near)
-    # bilinear between pixel centres; every contributing neighbour must hold valid depth
     x = (u - 0.5).clamp(0, w - 1)
     y = (v - 0.5).clamp(0, h - 1)
     x0 = x.floor().long().clamp(0, w - 1)
@@ -219,6 +233,26 @@ def _sample_depth(depth: Tensor, uv: Tensor, near: float, mode: str) -> tuple[Te
     return d, ok
 
 
+def _window_agrees(depth: Tensor, uv: Tensor, z: Tensor, near: float, rel_tol: float, window: int) -> Tensor:
+    """Nearest-pixel check over a block: (P,) bool, True where uv (P, 2) lies inside the history depth (H, W) and
+    some valid depth d (> near) in the ``window`` x ``window`` block centred on the pixel uv falls in (clipped to
+    the image) has ``|z - d| < rel_tol * d``. ``window`` 1 reads only that pixel (the paper's rule)."""
+    h, w = depth.shape
+    u, v = uv[:, 0], uv[:, 1]
+    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    j = u.floor().long().clamp(0, w - 1)
+    i = v.floor().long().clamp(0, h - 1)
+    r = window // 2
+    hit = torch.zeros_like(inside)
+    # clamping a neighbour index onto the border reads a pixel that is inside the clipped block anyway
+    for di in range(-r, r + 1):
+        ii = (i + di).clamp(0, h - 1)
+        for dj in range(-r, r + 1):
+            d = depth[ii, (j + dj).clamp(0, w - 1)]
+            hit |= (d > near) & ((z - d).abs() < rel_tol * d)
+    return hit & inside
+
+
 def reprojection_mask(
     points: Tensor,
     history_cameras: Cameras,
@@ -227,13 +261,17 @@ def reprojection_mask(
     rel_tol: float = 0.1,
     near: float = 0.01,
     sampling: str = "nearest",
+    window: int = 1,
 ) -> Tensor:
     """True for world points (P, 3) whose depth agrees with at least one history view.
 
     A point is accepted by history view v when it projects inside view v's image in front of the camera, the
-    history depth there is valid (> ``near``) and ``|z_v - d_v| < rel_tol * d_v``. Depth maps are (V, Hh, Wh)
-    in ``history_cameras``' image size. Returns (P,) bool.
+    history depth there is valid (> ``near``) and ``|z_v - d_v| < rel_tol * d_v``. With ``window`` k > 1
+    (nearest sampling only) any valid history depth in the k x k block centred on the pixel the point falls in
+    (clipped to the image) may confirm it (see :class:`WarpConfig`). Depth maps are (V, Hh, Wh) in
+    ``history_cameras``' image size. Returns (P,) bool.
     """
+    _check_window(window, sampling, "reprojection window")
     if history_depths.shape != (len(history_cameras), history_cameras.height, history_cameras.width):
         raise InputError(
             f"history depths of shape {tuple(history_depths.shape)} do not match {len(history_cameras)} cameras "
@@ -247,8 +285,11 @@ def reprojection_mask(
         if todo.numel() == 0:
             break
         uv, z = cams[v].project(points[todo])  # (1, P', 2), (1, P')
-        d, valid = _sample_depth(depths[v], uv[0], near, sampling)
-        hit = valid & (z[0] > near) & ((z[0] - d).abs() < rel_tol * d)
+        if sampling == "nearest":
+            hit = (z[0] > near) & _window_agrees(depths[v], uv[0], z[0], near, rel_tol, window)
+        else:
+            d, valid = _sample_bilinear(depths[v], uv[0], near)
+            hit = valid & (z[0] > near) & ((z[0] - d).abs() < rel_tol * d)
         ok[todo[hit]] = True
         todo = todo[~hit]
     return ok
@@ -281,7 +322,7 @@ def _fused_reprojection(
     def check(depth: Tensor, valid: Tensor, c2w: Tensor, k: Tensor) -> Tensor:
         return reprojection_mask_cpu(
             depth, valid, c2w, k, w2c, K, depths, rel_tol=config.depth_rel_tol, near=config.near,
-            sampling=config.depth_sampling,
+            sampling=config.depth_sampling, window=config.reprojection_window,
         )  # fmt: skip
 
     return check
@@ -346,6 +387,7 @@ def forward_warp(
                     rel_tol=config.depth_rel_tol,
                     near=config.near,
                     sampling=config.depth_sampling,
+                    window=config.reprojection_window,
                 )
         rgb_all[s : s + len(batch)] = out.rgb
         depth_all[s : s + len(batch)] = depth

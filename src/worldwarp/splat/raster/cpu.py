@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from worldwarp.errors import InputError
 from worldwarp.splat.gaussians import Gaussians
 from worldwarp.splat.raster.projection import T_STOP, eval_sh
 
@@ -114,7 +115,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         free.argtypes = [p]
         free.restype = None
         rep = getattr(lib, f"ww_reproject_{suffix}")
-        rep.argtypes = [i32, i32, p, p, p, i32, p, i32, i32, p, f64, f64, i32, i32]
+        rep.argtypes = [i32, i32, p, p, p, i32, p, i32, i32, p, f64, f64, i32, i32, i32]
         rep.restype = None
         sim = getattr(lib, f"ww_ssim_{suffix}")
         sim.argtypes = [i32, i32, i32, p, p, p, i32, f64, f64, p, p, i32]
@@ -317,6 +318,7 @@ def reprojection_mask_cpu(
     rel_tol: float,
     near: float,
     sampling: str,
+    window: int = 1,
 ) -> Tensor:
     """Fused reprojection check of one rendered view (see :func:`worldwarp.warp.reprojection_mask`).
 
@@ -326,12 +328,18 @@ def reprojection_mask_cpu(
         c2w, K: the target camera (4, 4) and (3, 3).
         history_w2c, history_K: (V, 4, 4) world-to-camera and (V, 3, 3) intrinsics of the history views.
         history_depths: (V, Hh, Wh) their z-depth.
-        rel_tol, near, sampling: as in ``reprojection_mask`` (``"nearest"`` or ``"bilinear"``).
+        rel_tol, near, sampling, window: as in ``reprojection_mask`` (``"nearest"`` or ``"bilinear"``; ``window``
+            odd >= 1, above 1 only with ``"nearest"``).
 
     Returns:
         (H, W) bool: ``valid`` and the pixel's 3D point agrees with at least one history depth.
-        Raises :class:`KernelBuildError` when the kernels cannot be built (callers fall back to torch).
+        Raises :class:`KernelBuildError` when the kernels cannot be built (callers fall back to torch) and
+        :class:`~worldwarp.errors.InputError` for an invalid ``window``.
     """
+    if isinstance(window, bool) or not isinstance(window, int) or window < 1 or window % 2 == 0:
+        raise InputError(f"reprojection window must be an odd integer >= 1, got {window!r}")
+    if window > 1 and sampling != "nearest":
+        raise InputError(f"reprojection window > 1 needs depth_sampling 'nearest', got {window} with {sampling!r}")
     lib = load_kernels()
     dtype = depth.dtype
     suffix = "f64" if dtype == torch.float64 else "f32"
@@ -347,7 +355,7 @@ def reprojection_mask_cpu(
     d = depth.to("cpu").contiguous()
     getattr(lib, f"ww_reproject_{suffix}")(
         h, w, _ptr(d), _ptr(out), _ptr(tcam), hcams.shape[0], _ptr(hcams), hd.shape[1], hd.shape[2],
-        _ptr(hd), float(rel_tol), float(near), int(sampling == "bilinear"), torch.get_num_threads(),
+        _ptr(hd), float(rel_tol), float(near), int(sampling == "bilinear"), window, torch.get_num_threads(),
     )  # fmt: skip
     return out.bool()
 

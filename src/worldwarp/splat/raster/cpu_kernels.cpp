@@ -1027,9 +1027,12 @@ void fit_loss(int H, int W, const T* color, const T* alpha, const T* depth_acc, 
 // valid[p] set is lifted to 3D with its rendered depth (target camera c2w R, t and fx, fy, cx, cy) and projected
 // into the V history cameras (w2c R, t and intrinsics, 16 numbers each); it stays valid when some view holds a valid
 // history depth d there (> near; nearest pixel, or all four bilinear neighbours) with |z - d| < rel_tol * d.
+// Nearest sampling with window k > 1 (odd) accepts any valid history depth in the k x k block centred on the nearest
+// pixel, clipped to the image (WarpConfig.reprojection_window); k = 1 reads only the nearest pixel.
 template <typename T>
 void reproject(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int V, const T* hcams, int Hh, int Wh,
-               const T* hdepth, T rel_tol, T near, int bilinear, int n_threads) {
+               const T* hdepth, T rel_tol, T near, int bilinear, int window, int n_threads) {
+    const int r = window > 1 ? window / 2 : 0;
     const T* R = tcam;
     const T* t = tcam + 9;
     const T fx = tcam[12], fy = tcam[13], cx = tcam[14], cy = tcam[15];
@@ -1054,24 +1057,31 @@ void reproject(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int 
                     const T u = c[12] * q[0] / zs + c[14], vv = c[13] * q[1] / zs + c[15];
                     if (!(u >= 0 && u < T(Wh) && vv >= 0 && vv < T(Hh))) continue;
                     const T* hd = hdepth + (int64_t)v * Hh * Wh;
-                    T dh;
-                    if (!bilinear) {
+                    if (!bilinear) {  // nearest pixel and its clipped (2r + 1)^2 block
+                        if (!(z > near)) continue;
                         const int jj = std::min(std::max((int)std::floor(u), 0), Wh - 1);
                         const int ii = std::min(std::max((int)std::floor(vv), 0), Hh - 1);
-                        dh = hd[(int64_t)ii * Wh + jj];
-                        if (!(dh > near)) continue;
-                    } else {
-                        const T x = std::min(std::max(u - T(0.5), T(0)), T(Wh - 1));
-                        const T y = std::min(std::max(vv - T(0.5), T(0)), T(Hh - 1));
-                        const int x0 = std::min(std::max((int)std::floor(x), 0), Wh - 1);
-                        const int y0 = std::min(std::max((int)std::floor(y), 0), Hh - 1);
-                        const int x1 = std::min(x0 + 1, Wh - 1), y1 = std::min(y0 + 1, Hh - 1);
-                        const T ffx = x - T(x0), ffy = y - T(y0);
-                        const T d00 = hd[(int64_t)y0 * Wh + x0], d01 = hd[(int64_t)y0 * Wh + x1];
-                        const T d10 = hd[(int64_t)y1 * Wh + x0], d11 = hd[(int64_t)y1 * Wh + x1];
-                        if (!(d00 > near && d01 > near && d10 > near && d11 > near)) continue;
-                        dh = (d00 * (1 - ffx) + d01 * ffx) * (1 - ffy) + (d10 * (1 - ffx) + d11 * ffx) * ffy;
+                        const int i_lo = std::max(ii - r, 0), i_hi = std::min(ii + r, Hh - 1);
+                        const int j_lo = std::max(jj - r, 0), j_hi = std::min(jj + r, Wh - 1);
+                        for (int bi = i_lo; bi <= i_hi && !ok; ++bi) {
+                            const T* row = hd + (int64_t)bi * Wh;
+                            for (int bj = j_lo; bj <= j_hi && !ok; ++bj) {
+                                const T dn = row[bj];
+                                ok = dn > near && std::abs(z - dn) < rel_tol * dn;
+                            }
+                        }
+                        continue;
                     }
+                    const T x = std::min(std::max(u - T(0.5), T(0)), T(Wh - 1));
+                    const T y = std::min(std::max(vv - T(0.5), T(0)), T(Hh - 1));
+                    const int x0 = std::min(std::max((int)std::floor(x), 0), Wh - 1);
+                    const int y0 = std::min(std::max((int)std::floor(y), 0), Hh - 1);
+                    const int x1 = std::min(x0 + 1, Wh - 1), y1 = std::min(y0 + 1, Hh - 1);
+                    const T ffx = x - T(x0), ffy = y - T(y0);
+                    const T d00 = hd[(int64_t)y0 * Wh + x0], d01 = hd[(int64_t)y0 * Wh + x1];
+                    const T d10 = hd[(int64_t)y1 * Wh + x0], d11 = hd[(int64_t)y1 * Wh + x1];
+                    if (!(d00 > near && d01 > near && d10 > near && d11 > near)) continue;
+                    const T dh = (d00 * (1 - ffx) + d01 * ffx) * (1 - ffy) + (d10 * (1 - ffx) + d11 * ffx) * ffy;
                     ok = z > near && std::abs(z - dh) < rel_tol * dh;
                 }
                 valid[p] = ok;
@@ -1103,8 +1113,9 @@ extern "C" {
     void ww_free_##SUFFIX(void* ctx) { pool<T>().put(static_cast<Context<T>*>(ctx)); }                       \
     void ww_reproject_##SUFFIX(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int V, const T* hcams,  \
                                int Hh, int Wh, const T* hdepth, double rel_tol, double near, int bilinear,         \
-                               int n_threads) {                                                                    \
-        reproject<T>(H, W, depth, valid, tcam, V, hcams, Hh, Wh, hdepth, T(rel_tol), T(near), bilinear, n_threads); \
+                               int window, int n_threads) {                                                        \
+        reproject<T>(H, W, depth, valid, tcam, V, hcams, Hh, Wh, hdepth, T(rel_tol), T(near), bilinear, window,     \
+                     n_threads);                                                                                   \
     }                                                                                                              \
     void ww_ssim_##SUFFIX(int P, int H, int W, const T* a, const T* b, const T* taps, int win, double c1,          \
                           double c2, double* plane_sums, T* grad, int n_threads) {                                 \
