@@ -88,6 +88,7 @@ def main() -> int:
         rows[name] = mean_table(docs)[1]["worldwarp"]
         variant_names.append(name)
     n_params = sum(p.numel() for p in den.parameters())
+    preset_cache = PipelineConfig.cpu().cache
     header = "| method | " + " | ".join(f"PSNR f{s} | SSIM f{s} | PSNR holes f{s}" for s in slots) + " |"
     lines = [
         "# Sampler strength of the embedded model (dev suite)",
@@ -98,7 +99,7 @@ def main() -> int:
         f"Model: tiny ST-Diff `{args.checkpoint or 'shipped'}`: {describe_model(den)}, {n_params / 1e6:.2f} M "
         f"parameters. Scenes: procedural dev suite ({', '.join(names)}) at {args.size[0]}x{args.size[1]}, "
         f"seed {args.seed}; CPU preset otherwise (20 steps, shift 5, no CFG, 150 cache steps, cache init "
-        f"{PipelineConfig.cpu().cache.init_scale}, w_depth {PipelineConfig.cpu().cache.w_depth:g}). Machine: "
+        f"{preset_cache.init_scale}, w_depth {preset_cache.w_depth:g}). Machine: "
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, load average "
         f"{os.getloadavg()[0]:.1f}; {(time.perf_counter() - t0) / 60:.1f} min.",
         "",

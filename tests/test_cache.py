@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,6 +13,8 @@ from worldwarp.splat.cache import CacheConfig, cache_loss, fit_cache, init_gauss
 from worldwarp.splat.gaussians import SH_C0, Gaussians
 from worldwarp.splat.raster import rasterize
 from worldwarp.splat.ssim import ssim, ssim_fused, ssim_map
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small workloads: one thread (tests/conftest.py)
 
 
 def _cam(h: int, w: int, f: float, c2w: torch.Tensor | None = None) -> Cameras:
@@ -211,15 +212,6 @@ def test_scene_extent_and_config_validation() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- fitting
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """The rasteriser and the fits run single-threaded here: faster and reproducible on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def synthetic_scene(seed: int = 0) -> Gaussians:
     """A wall of 12x12 large Gaussians at z = 4 and 40 random blobs in front (z in 2..3), random colours."""
     g = torch.Generator().manual_seed(seed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,6 +21,8 @@ from worldwarp.geometry.stereo import (
     plane_sweep_depth,
     select_neighbours,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small workloads: one thread (tests/conftest.py)
 
 H, W = 48, 64
 BACK_Z = 5.0  # fronto-parallel textured backdrop z = 5 (world = reference camera frame)
@@ -94,15 +95,6 @@ def _render(cams: Cameras, scale: float = 1.0, ss: int = 3) -> tuple[torch.Tenso
         depths.append(z.reshape(H, W, ss, ss)[:, :, ss // 2, ss // 2])
         labels.append(label.reshape(H, W, ss, ss)[:, :, ss // 2, ss // 2])
     return torch.stack(images), torch.stack(depths), torch.stack(labels)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Single-threaded: faster for these small images on a shared machine, and reproducible."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -22,6 +22,8 @@ from worldwarp.warp import (
     point_cloud_warp,
     reprojection_mask,
 )
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # small workloads: one thread (tests/conftest.py)
 
 
 def _camera(h: int, w: int, f: float, tx: float = 0.0, ty: float = 0.0, tz: float = 0.0) -> Cameras:
@@ -203,14 +205,6 @@ def test_warp_config_validation() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- forward warp
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def history() -> tuple[torch.Tensor, torch.Tensor, Cameras, Gaussians]:
     """One 24x24 history view (a wall at z = 4 with a square at z = 2.5 in front, smooth random colours), its
@@ -288,6 +282,16 @@ def test_forward_warp_erosion_batches_and_new_views(history) -> None:
         assert torch.equal(raw.mask[k], ok & (raw.alpha[k] > 0.5) & (raw.depth[k] > 0.01))
 
 
+def _shifted_history() -> tuple[Cameras, torch.Tensor]:
+    """Three 18x26 history cameras (focal 20) translated by ``shifts`` (3, 3) from the origin, looking down +z."""
+    h, w, f = 18, 26, 20.0
+    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
+    shifts = torch.tensor([[0.4, 0.0, 0.0], [-0.5, 0.3, 0.2], [0.0, -0.6, -0.3]], dtype=torch.float64)
+    c2w = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
+    c2w[:, :3, 3] = shifts
+    return Cameras(c2w, K.expand(3, 3, 3), h, w), shifts
+
+
 @pytest.mark.parametrize("sampling", ["nearest", "bilinear"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_fused_cpu_reprojection_matches_reprojection_mask(sampling: str, dtype: torch.dtype) -> None:
@@ -296,12 +300,8 @@ def test_fused_cpu_reprojection_matches_reprojection_mask(sampling: str, dtype: 
     from worldwarp.splat.raster.cpu import reprojection_mask_cpu
 
     gen = torch.Generator().manual_seed(5)
-    h, w, f = 18, 26, 20.0
-    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
-    shifts = torch.tensor([[0.4, 0.0, 0.0], [-0.5, 0.3, 0.2], [0.0, -0.6, -0.3]], dtype=torch.float64)
-    c2w = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
-    c2w[:, :3, 3] = shifts
-    hist = Cameras(c2w, K.expand(3, 3, 3), h, w)
+    hist, shifts = _shifted_history()
+    h, w, f = hist.height, hist.width, float(hist.K[0, 0, 0])
     hdepth = (3.0 - shifts[:, 2]).view(3, 1, 1).expand(3, h, w).clone()
     hdepth[torch.rand(3, h, w, generator=gen) < 0.15] = 0.0  # holes
     target = _cam_at([0.1, -0.05, 0.0], h, w, f)
@@ -451,12 +451,8 @@ def test_reprojection_window_points_behind_or_outside_are_rejected() -> None:
 def _random_window_scene(dtype: torch.dtype) -> tuple[Cameras, torch.Tensor, Cameras, torch.Tensor, torch.Tensor]:
     """Three shifted history views of a stepped surface (depth edges, a slanted part, holes) and a noisy target."""
     gen = torch.Generator().manual_seed(11)
-    h, w, f = 18, 26, 20.0
-    K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
-    shifts = torch.tensor([[0.4, 0.0, 0.0], [-0.5, 0.3, 0.2], [0.0, -0.6, -0.3]], dtype=torch.float64)
-    c2w = torch.eye(4, dtype=torch.float64).repeat(3, 1, 1)
-    c2w[:, :3, 3] = shifts
-    hist = Cameras(c2w, K.expand(3, 3, 3), h, w)
+    hist, shifts = _shifted_history()
+    h, w, f = hist.height, hist.width, float(hist.K[0, 0, 0])
     cols = torch.arange(w, dtype=torch.float64)
     base = (3.0 + 0.04 * cols).expand(h, w)  # slanted
     hdepth = base.expand(3, h, w).clone() - shifts[:, 2].view(3, 1, 1)
