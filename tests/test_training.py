@@ -218,3 +218,21 @@ def test_cli_train_procedural(tmp_path: Path) -> None:
     args += ["--width", "24", "--tiny-width", "16", "--tiny-depth", "1", "--no-progress", "--save-every", "1"]
     assert main(args) == 0
     assert latest_checkpoint(out) is not None and latest_checkpoint(out).name == "step_0000002"  # type: ignore[union-attr]
+
+
+def test_lr_factor_warmup_then_constant_or_cosine() -> None:
+    from worldwarp.diffusion.training import TrainConfig, lr_factor
+
+    const = TrainConfig(steps=10, warmup=4)
+    assert [lr_factor(s, const) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    cos = TrainConfig(steps=10, warmup=4, lr_schedule="cosine", min_lr_ratio=0.1)
+    # warm-up ends at step index 3 (factor 1); the cosine spans the remaining 6 steps down to 0.1 at index 9
+    assert [lr_factor(s, cos) for s in range(3)] == [0.25, 0.5, 0.75]
+    assert lr_factor(3, cos) == 1.0
+    assert lr_factor(6, cos) == pytest.approx(0.1 + 0.9 * 0.5)  # half way: p = 3 / 6
+    assert lr_factor(9, cos) == pytest.approx(0.1)
+    assert lr_factor(50, cos) == pytest.approx(0.1)  # a run continued past `steps` stays at the floor
+    with pytest.raises(ValueError, match="lr_schedule"):
+        TrainConfig(lr_schedule="linear")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        TrainConfig(min_lr_ratio=1.5)

@@ -34,6 +34,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=1, help="clips per process and step")
     p.add_argument("--lr", type=float, default=None, help="default: 3e-4 (tiny), 5e-5 (wan)")
     p.add_argument("--warmup", type=int, default=None, help="default: 100 (tiny), 1000 (wan)")
+    p.add_argument(
+        "--lr-schedule", choices=("constant", "cosine"), default="constant", help="after warm-up (paper: constant)"
+    )
+    p.add_argument("--min-lr-ratio", type=float, default=0.0, help="cosine: final lr as a fraction of --lr")
     p.add_argument("--frames", type=int, default=17, help="frames per clip (T - 1 divisible by the time factor)")
     p.add_argument("--height", type=int, default=128)
     p.add_argument("--width", type=int, default=192)
@@ -179,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not args.sigma_shift > 0:
         raise InputError(f"--sigma-shift must be > 0, got {args.sigma_shift}")
+    if not 0 <= args.min_lr_ratio <= 1:
+        raise InputError(f"--min-lr-ratio must lie in [0, 1], got {args.min_lr_ratio}")
     denoiser = _denoiser(args)
     if (args.frames - 1) % denoiser.time_factor:
         raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
@@ -191,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         lr=args.lr if args.lr is not None else DEFAULT_LR[args.denoiser],
         warmup=args.warmup if args.warmup is not None else (100 if args.denoiser == "tiny" else 1000),
+        lr_schedule=args.lr_schedule,
+        min_lr_ratio=args.min_lr_ratio,
         seed=args.seed,
         save_every=args.save_every,
         out=args.out,

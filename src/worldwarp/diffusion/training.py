@@ -81,7 +81,10 @@ class TrainConfig:
         batch: clips per process and step (the global batch is ``batch * num_processes``).
         lr: AdamW learning rate (paper 5e-5 for Wan; see :data:`DEFAULT_LR`).
         weight_decay: AdamW weight decay.
-        warmup: linear warm-up steps (paper 1000), constant afterwards.
+        warmup: linear warm-up steps (paper 1000).
+        lr_schedule: after warm-up, ``"constant"`` (paper) or ``"cosine"`` (half a cosine from ``lr`` down to
+            ``min_lr_ratio * lr`` at ``steps``; see :func:`lr_factor`).
+        min_lr_ratio: the cosine schedule's final learning rate as a fraction of ``lr``.
         grad_clip: clip the global gradient norm to this (0 disables).
         seed: seed of every random draw (clip choice, source frame, noise levels, noise).
         save_every: write a checkpoint every this many steps (and always at the end).
@@ -103,6 +106,8 @@ class TrainConfig:
     lr: float = 5e-5
     weight_decay: float = 0.0
     warmup: int = 100
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = 0.0
     grad_clip: float = 1.0
     seed: int = 0
     save_every: int = 500
@@ -129,6 +134,28 @@ class TrainConfig:
             raise ValueError("cond_dropout and history_prob must lie in [0, 1]")
         if not self.sigma_shift > 0:
             raise ValueError(f"sigma_shift must be > 0, got {self.sigma_shift}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
+
+
+def lr_factor(step: int, config: TrainConfig) -> float:
+    """Learning-rate multiplier after ``step`` scheduler steps (0-based): linear warm-up, then the schedule.
+
+    Warm-up gives ``(step + 1) / warmup`` until it reaches 1. ``"cosine"`` then follows
+    ``m + (1 - m) (1 + cos(pi p)) / 2`` with ``p = (step + 1 - warmup) / (steps - warmup)`` clamped to [0, 1] and
+    ``m = min_lr_ratio``, so the last step of the run uses ``m * lr``.
+    """
+    warm = max(1, config.warmup)
+    if step + 1 < warm:
+        return (step + 1) / warm
+    if config.lr_schedule == "constant":
+        return 1.0
+    span = max(1, config.steps - warm)
+    progress = min(1.0, max(0.0, (step + 1 - warm) / span))
+    m = config.min_lr_ratio
+    return m + (1.0 - m) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -334,8 +361,7 @@ def train(
     if not params:
         raise ValueError("the denoiser has no trainable parameters")
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    warm = max(1, config.warmup)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, config))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     den: Any = denoiser
 
