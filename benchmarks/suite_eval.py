@@ -3,6 +3,7 @@ results files that can be reused, and average them into tables."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -24,10 +25,22 @@ def mean_finite(values: list[float]) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+def weights_digest(module: torch.nn.Module) -> str:
+    """First 16 hex digits of the SHA-256 of a module's parameters and buffers (names, shapes, dtypes, bytes)."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()[:16]
+
+
 def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag: str, reuse: bool) -> dict[str, dict]:
     """Run every method on ``scenes``; returns ``{method: results document}`` (also written as JSON).
 
-    With ``reuse`` a method whose results file exists with the same method config and scenes is read back.
+    Documents of methods that call the denoiser record its :func:`weights_digest` as ``"denoiser_weights"``. With
+    ``reuse`` a method whose results file exists with the same method config, scenes and (for those methods)
+    denoiser weights is read back.
     """
     from worldwarp.eval.benchmark import (
         BenchmarkConfig,
@@ -39,16 +52,19 @@ def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag
     )
     from worldwarp.eval.pipeline_methods import VARIANTS, pipeline_method
 
+    digest = weights_digest(den)
     docs = {}
     for name in methods:
         t0 = time.perf_counter()
         path = results_dir / f"{tag}_{name}.json"
+        uses_model = name in VARIANTS and VARIANTS[name].fill == "diffusion"
         if reuse and path.is_file():
             doc, _ = read_results(path)
             want = _jsonable(method_config) if name in VARIANTS else {}
             same_scenes = [s["name"] for s in doc["scenes"]] == [s.name for s in scenes]
             same_frames = [s["frame_indices"] for s in doc["scenes"]] == [list(s.frame_indices) for s in scenes]
-            if doc["method_config"] == want and same_scenes and same_frames:
+            same_model = not uses_model or doc.get("denoiser_weights") == digest
+            if doc["method_config"] == want and same_scenes and same_frames and same_model:
                 docs[name] = doc
                 print(f"[{tag}] {name}: reused {path}", flush=True)
                 continue
@@ -58,6 +74,8 @@ def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag
         else:
             method, cfg = build_method(name), None
         doc, _ = run_benchmark(scenes, method, name, BenchmarkConfig(), dataset=tag, method_config=cfg)
+        if uses_model:
+            doc["denoiser_weights"] = digest
         write_results(path, doc)
         docs[name] = doc
         print(f"[{tag}] {name}: {time.perf_counter() - t0:.0f} s", flush=True)
