@@ -86,6 +86,25 @@ def test_history_never_changes_and_levels_are_per_token() -> None:
     assert all(v == 1.0 or abs(v - sw) < 1e-12 for v in first[~h].tolist())
 
 
+def test_strength_zero_keeps_the_warped_prior_and_fills_holes() -> None:
+    from worldwarp.diffusion.schedule import initial_levels
+
+    x0, prior, mask, history = _setup(4)
+    den = OracleDenoiser(x0)
+    cfg = SamplerConfig(steps=6, strength=0.0, guidance_scale=1.0)
+    out = sample(den, prior, mask, history, cfg, torch.Generator().manual_seed(0), progress=False)
+    token_levels = initial_levels(mask, history, 0.0, den.patch_size)  # (B, T, H/p, W/p)
+    levels = tokens_to_cells(token_levels, den.patch_size)  # (B, T, H, W)
+    keep = (levels == 0)[:, None].expand_as(out)  # history and warped tokens
+    assert bool((levels == 0).any()) and bool((levels == 1).any())
+    assert torch.equal(out[keep], prior[keep])  # no revision: the prior, bit-exact
+    torch.testing.assert_close(out[~keep], x0[~keep], atol=1e-4, rtol=0)  # holes reach the clean video
+    assert len(den.calls) == 6  # every step runs for the holes
+    assert bool((token_levels[~history] == 0).any())  # some warped tokens outside the history frames
+    for sigmas, _ in den.calls:  # ... which the model always sees clean, at level 0
+        assert torch.equal(sigmas == 0, token_levels == 0)
+
+
 def test_no_holes_skips_waiting_steps() -> None:
     x0, prior, _, history = _setup()
     full = torch.ones(2, 4, 4, 6, dtype=torch.bool)

@@ -53,7 +53,7 @@ def test_shift_sigmas_fixed_points_and_error() -> None:
 
 @pytest.mark.parametrize(
     ("strength", "steps", "index"),
-    [(1.0, 50, 0), (0.8, 50, 10), (0.6, 50, 20), (0.5, 50, 25), (0.0, 50, 49), (0.01, 50, 49), (0.7, 10, 3)],
+    [(1.0, 50, 0), (0.8, 50, 10), (0.6, 50, 20), (0.5, 50, 25), (0.0, 50, 50), (0.01, 50, 49), (0.7, 10, 3)],
 )
 def test_start_index(strength: float, steps: int, index: int) -> None:
     assert start_index(strength, steps) == index
@@ -64,6 +64,7 @@ def test_sigma_for_strength_golden() -> None:
     assert sigma_for_strength(0.6, 50) == pytest.approx(15 / 17, abs=1e-15)
     assert sigma_for_strength(0.5, 50) == pytest.approx(5 / 6, abs=1e-15)
     assert sigma_for_strength(1.0, 20) == 1.0
+    assert sigma_for_strength(0.0, 20) == 0.0  # no revision: warped tokens are clean, like history
     with pytest.raises(ValueError):
         start_index(1.5, 50)
     with pytest.raises(ValueError):

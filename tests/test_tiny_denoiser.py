@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -27,7 +28,10 @@ SMALL_UNET = TinyDenoiserConfig(
     freq_dim=16,
     widths=(8, 16, 16),
 )
-ARCHS = pytest.mark.parametrize("config", [SMALL, SMALL_UNET], ids=["transformer", "unet"])
+SMALL_REFINE = dataclasses.replace(SMALL, refine_width=8)
+ARCHS = pytest.mark.parametrize(
+    "config", [SMALL, SMALL_UNET, SMALL_REFINE], ids=["transformer", "unet", "transformer-refine"]
+)
 
 
 def _random_model(config: TinyDenoiserConfig = SMALL, seed: int = 0) -> TinyDenoiser:
@@ -91,7 +95,15 @@ def test_velocity_skip_golden_values() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", [{"arch": "mlp"}, {"widths": (8, 16)}, {"widths": (8, 12, 16)}, {"width": 12}, {"skip_std": -1.0}]
+    "bad",
+    [
+        {"arch": "mlp"},
+        {"widths": (8, 16)},
+        {"widths": (8, 12, 16)},
+        {"width": 12},
+        {"skip_std": -1.0},
+        {"refine_width": -1},
+    ],
 )
 def test_config_rejects_bad_values(bad: dict) -> None:
     with pytest.raises(ValueError):
@@ -209,3 +221,27 @@ def test_sampling_end_to_end_keeps_history(config: TinyDenoiserConfig) -> None:
     assert out.shape == prior.shape and bool(torch.isfinite(out).all())
     assert torch.equal(out[:, :, 0], prior[:, :, 0])
     assert model.decode(out).shape == video.shape
+
+
+def test_refiner_starts_as_the_identity_and_is_per_frame() -> None:
+    base = _random_model(SMALL)
+    torch.manual_seed(3)
+    refined = TinyDenoiser(SMALL_REFINE).eval()
+    missing, unexpected = refined.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(missing) == [f"net.refine.{i}.{n}" for i in (0, 2) for n in ("bias", "weight")] and not unexpected
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(1, base.latent_channels, 3, 4, 6, generator=g)
+    s = torch.rand(1, 3, 2, 3, generator=g)
+    cond = base.encode_prompt("a room", "")
+    with torch.no_grad():
+        assert torch.equal(refined.velocity(z, s, cond), base.velocity(z, s, cond))  # zero-initialised output conv
+        for p in refined.net.refine.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        v = refined.velocity(z, s, cond)
+        # the refiner's correction of latent frame 0 only depends on frame 0's inputs (3x3 convolutions per frame)
+        head = base.velocity(z, s, cond)
+        delta = refined.net.refine(
+            torch.cat([head[:, :, 0], z[:, :, 0], s[:, :1].repeat_interleave(2, 2).repeat_interleave(2, 3)], 1)
+        )
+    assert not torch.equal(v, head)
+    torch.testing.assert_close(v[:, :, 0], head[:, :, 0] + delta, atol=1e-6, rtol=1e-6)

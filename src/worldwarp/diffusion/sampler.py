@@ -35,7 +35,8 @@ class SamplerConfig:
         steps: Euler steps S of the global schedule (paper 50).
         shift: flow-matching time shift (Wan 5).
         strength: tau in [0, 1]; warped tokens start at schedule index ``min(floor((1 - tau) S), S - 1)``
-            (paper 0.8; the UI's default 0.6; useful range 0.5-0.8).
+            (paper 0.8; the UI's default 0.6; useful range 0.5-0.8); 0 exactly keeps them as warped (no
+            revision: only the holes are generated).
         guidance_scale: classifier-free guidance against the negative prompt (paper 5; 1 disables it and skips
             the unconditional pass).
         noise_mode: ``"spatiotemporal"`` (the method) or one of the ablations ``"full"``, ``"spatial"``,

@@ -62,15 +62,19 @@ def flow_sigmas(
 
 
 def start_index(strength: float, steps: int) -> int:
-    """Schedule index where warped tokens start: ``min(floor((1 - strength) * steps), steps - 1)``.
+    """Schedule index where warped tokens start: ``min(floor((1 - strength) * steps), steps - 1)``; ``steps`` for 0.
 
-    ``strength`` 1 starts them at pure noise (index 0); small strengths start late but always at least one step
-    before the end, so every warped token is revised at least once.
+    ``strength`` 1 starts them at pure noise (index 0); small positive strengths start late but always at least
+    one step before the end, so every warped token is revised at least once. ``strength`` 0 exactly is "no
+    revision" (as an image-to-image strength of 0 is the identity): index ``steps``, level 0, so warped tokens
+    keep the prior like history tokens and only the holes are generated.
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must lie in [0, 1], got {strength}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if strength == 0.0:
+        return steps
     # the small epsilon keeps e.g. (1 - 0.8) * 50 = 9.999999999999998 from flooring to 9
     return min(int(math.floor((1.0 - strength) * steps + 1e-9)), steps - 1)
 

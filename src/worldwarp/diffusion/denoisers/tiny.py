@@ -54,6 +54,8 @@ class TinyDenoiserConfig:
         mlp_ratio: transformer: hidden size of the MLP relative to ``width``.
         freq_dim: size of the sinusoidal noise-level code.
         widths: unet: feature channels of its three levels, finest first.
+        refine_width: transformer: hidden channels of the zero-initialised 3x3 convolutional refiner on the latent
+            grid that lets each cell's velocity see its neighbours' (0 = none, the shipped stage-3 model).
         skip_std: unet: data standard deviation ``s`` of the linear input skip (0 = none): the network predicts
             the residual of ``c_skip(sigma) z_t``, the best linear guess of the velocity (docs/training.md).
     """
@@ -69,6 +71,7 @@ class TinyDenoiserConfig:
     freq_dim: int = 64
     widths: tuple[int, int, int] = (64, 96, 128)
     skip_std: float = 0.5
+    refine_width: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ("unet", "transformer"):
@@ -83,6 +86,8 @@ class TinyDenoiserConfig:
             raise ValueError("width must be a multiple of 8 and freq_dim even")
         if len(self.widths) != 3 or any(w < 8 or w % 8 or w % self.heads for w in self.widths):
             raise ValueError(f"widths must be 3 multiples of 8 and of heads, got {list(self.widths)}")
+        if int(self.refine_width) < 0:
+            raise ValueError(f"TinyDenoiserConfig.refine_width must be >= 0, got {self.refine_width}")
         if not 0.0 <= float(self.skip_std) < 10.0:
             raise ValueError(f"skip_std must be in [0, 10), got {self.skip_std}")
 
@@ -121,7 +126,14 @@ class TinyDenoiser(nn.Module):
             from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer
 
             self.net = TinyTransformer(
-                self.latent_channels, c.patch_size, c.width, c.depth, c.heads, c.mlp_ratio, c.freq_dim
+                self.latent_channels,
+                c.patch_size,
+                c.width,
+                c.depth,
+                c.heads,
+                c.mlp_ratio,
+                c.freq_dim,
+                c.refine_width,
             )
 
     # ------------------------------------------------------------------ autoencoder (exact)

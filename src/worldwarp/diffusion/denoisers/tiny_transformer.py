@@ -7,6 +7,7 @@ token's (level, condition) embedding; fixed sinusoidal (t, y, x) positions, so a
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -55,7 +56,15 @@ class TinyTransformer(nn.Module):
     """Velocity of latents (B, C, T', H', W') given per-token levels (B, T', H'/p, W'/p) and a condition (B,)."""
 
     def __init__(
-        self, channels: int, patch_size: int, width: int, depth: int, heads: int, mlp_ratio: float, freq_dim: int
+        self,
+        channels: int,
+        patch_size: int,
+        width: int,
+        depth: int,
+        heads: int,
+        mlp_ratio: float,
+        freq_dim: int,
+        refine_width: int = 0,
     ) -> None:
         super().__init__()
         self.patch_size = patch_size
@@ -70,6 +79,17 @@ class TinyTransformer(nn.Module):
         for layer in (self.final_mod, self.final):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        # optional refiner: v += conv3x3(gelu(conv3x3([v, z_t, sigma]))) on each latent frame's cell grid, so that a
+        # cell's prediction sees its neighbours' (the per-token head alone leaves seams between cells)
+        self.refine: nn.Sequential | None = None
+        if refine_width > 0:
+            self.refine = nn.Sequential(
+                nn.Conv2d(2 * channels + 1, refine_width, 3, padding=1),
+                nn.GELU(approximate="tanh"),
+                nn.Conv2d(refine_width, channels, 3, padding=1),
+            )
+            nn.init.zeros_(self.refine[2].weight)  # starts as the identity: v unchanged
+            nn.init.zeros_(self.refine[2].bias)
 
     def forward(self, latents: Tensor, sigmas: Tensor, cond_index: Tensor) -> Tensor:
         B, C, T, H, W = latents.shape
@@ -85,4 +105,10 @@ class TinyTransformer(nn.Module):
         shift, scale = self.final_mod(e)[inv].chunk(2, dim=-1)
         x = self.final(self.final_norm(x) * (1 + scale) + shift)  # (B, T, h w, C p p)
         x = x.reshape(B, T, h, w, C, p, p).permute(0, 4, 1, 2, 5, 3, 6).reshape(B, C, T, H, W)
+        if self.refine is not None:
+            cell_sigma = sigmas.to(dtype).repeat_interleave(p, dim=2).repeat_interleave(p, dim=3)  # (B, T, H, W)
+            inp = torch.cat([x, latents.to(dtype), cell_sigma[:, None]], dim=1)  # (B, 2C + 1, T, H, W)
+            inp = inp.permute(0, 2, 1, 3, 4).reshape(B * T, 2 * C + 1, H, W)
+            dx = self.refine(inp).reshape(B, T, C, H, W).permute(0, 2, 1, 3, 4)
+            x = x + dx
         return x.to(latents.dtype)
