@@ -15,7 +15,9 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk", type=int, help="frames per chunk, history included")
     g.add_argument("--overlap", type=int, help="history frames carried between chunks")
     g.add_argument(
-        "--strength", type=float, help="revise strength tau of warped regions (paper preset 0.8, cpu preset 0.05)"
+        "--strength",
+        type=float,
+        help="revise strength tau of warped regions (paper preset 0.8, cpu preset 0.05; 0 = keep them as warped)",
     )
     g.add_argument("--steps", type=int, help="diffusion steps")
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
