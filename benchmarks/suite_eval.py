@@ -126,4 +126,5 @@ def describe_model(den: torch.nn.Module) -> str:
         return type(den).__name__
     if getattr(c, "arch", "transformer") == "unet":
         return f"U-Net, widths {'/'.join(str(w) for w in c.widths)}, {c.depth} block(s) per level"
-    return f"transformer, width {c.width}, depth {c.depth}, patch {c.patch_size}"
+    refine = f", conv refiner {c.refine_width}" if getattr(c, "refine_width", 0) else ""
+    return f"transformer, width {c.width}, depth {c.depth}, patch {c.patch_size}{refine}"
