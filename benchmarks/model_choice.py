@@ -120,4 +120,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from worldwarp.errors import InputError
+
+    try:
+        raise SystemExit(main())
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -40,7 +40,8 @@ def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag
 
     Documents of methods that call the denoiser record its :func:`weights_digest` as ``"denoiser_weights"``. With
     ``reuse`` a method whose results file exists with the same method config, scenes and (for those methods)
-    denoiser weights is read back.
+    denoiser weights is read back: the model is identified by its weights, not by the folder it was read from, and
+    methods that never call it ignore the denoiser setting.
     """
     from worldwarp.eval.benchmark import (
         BenchmarkConfig,
@@ -61,10 +62,18 @@ def evaluate_methods(scenes, methods, den, method_config, results_dir: Path, tag
         if reuse and path.is_file():
             doc, _ = read_results(path)
             want = _jsonable(method_config) if name in VARIANTS else {}
+            have = dict(doc["method_config"] or {})
+            if name in VARIANTS:  # the model is identified by its weights, not by the folder it was read from
+                want = {**want, "denoiser": {**want["denoiser"], "checkpoint": None}} if uses_model else want
+                if uses_model and isinstance(have.get("denoiser"), dict):
+                    have["denoiser"] = {**have["denoiser"], "checkpoint": None}
+                if not uses_model:  # no model involved: the denoiser setting does not matter
+                    want = {k: v for k, v in want.items() if k != "denoiser"}
+                    have.pop("denoiser", None)
             same_scenes = [s["name"] for s in doc["scenes"]] == [s.name for s in scenes]
             same_frames = [s["frame_indices"] for s in doc["scenes"]] == [list(s.frame_indices) for s in scenes]
             same_model = not uses_model or doc.get("denoiser_weights") == digest
-            if doc["method_config"] == want and same_scenes and same_frames and same_model:
+            if have == want and same_scenes and same_frames and same_model:
                 docs[name] = doc
                 print(f"[{tag}] {name}: reused {path}", flush=True)
                 continue
