@@ -190,7 +190,7 @@ def main() -> int:
         "Metrics: mean over the scored scenes; PSNR / SSIM against the real frame; 'PSNR holes' = PSNR over the",
         "pixels the start frame's point warp does not reach (what must be invented). The paper's numbers",
         "(DESIGN.md section 2: frame-200 PSNR on RealEstate10K, Wan 1.3B at 480x720) are not comparable in absolute",
-        f"value: this is a {n_params / 1e6:.2f} M-parameter model trained for 90 minutes on two CPU cores.",
+        f"value: this is a {n_params / 1e6:.2f} M-parameter model trained for about an hour on two CPU cores.",
         "",
     ]
     summary = []

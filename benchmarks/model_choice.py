@@ -3,7 +3,8 @@
 Run from the repository root (writes docs/benchmarks/model_choice.md):
 
     python benchmarks/model_choice.py --checkpoint stage-3=shipped \
-        --checkpoint stage-4=runs/stage4_model [--checkpoint NAME=DIR ...] [--scenes 6] [--strengths 0,0.05,0.1]
+        --checkpoint stage-5=runs/stage5_model [--checkpoint NAME=DIR ...] [--scenes 6] [--strengths 0.05] \
+        [--frames 50,199]
 
 Every checkpoint runs the full method (3DGS cache, spatio-temporal noise, CPU preset) at every strength on the
 first ``--scenes`` dev clips; the same warp with OpenCV inpainting (no revision, no model) is the reference. A
@@ -42,7 +43,7 @@ def main() -> int:
     )
     ap.add_argument("--scenes", type=int, default=6, help="procedural dev-suite clips (default 6)")
     ap.add_argument("--size", type=parse_size, default=(64, 96), help="evaluation size (default 64x96)")
-    ap.add_argument("--frames", default="25,50", help="frames to score (default 25,50)")
+    ap.add_argument("--frames", default="50,199", help="frames to score (default 50,199: the test suite's)")
     ap.add_argument("--strengths", default="0,0.05,0.1", help="comma-separated strengths")
     ap.add_argument("--cache", type=Path, default=Path("runs/suites"), help="rendered suite clips cache")
     ap.add_argument("--results", type=Path, default=Path("runs/model_choice"), help="per-run results JSON")
