@@ -25,7 +25,15 @@ from pathlib import Path
 
 import torch
 
-from suite_eval import describe_model, evaluate_methods, mean_table, parse_size, weights_digest
+from suite_eval import (
+    describe_model,
+    dev_scenes,
+    evaluate_methods,
+    mean_table,
+    metric_table,
+    parse_size,
+    weights_digest,
+)
 from worldwarp.io.atomic import atomic_write_text
 
 
@@ -52,15 +60,12 @@ def main() -> int:
     args = ap.parse_args()
 
     from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
-    from worldwarp.eval.datasets import DatasetConfig, load_dataset
     from worldwarp.eval.pipeline_methods import PipelineMethodConfig
     from worldwarp.pipeline import PipelineConfig
 
     t0 = time.perf_counter()
     strengths = [float(x) for x in args.strengths.split(",")]
-    frames = tuple(int(x) for x in args.frames.split(","))
-    data = DatasetConfig("procedural", args.cache, "dev", size=args.size, max_scenes=args.scenes, frames=frames)
-    scenes = load_dataset(data)
+    scenes = dev_scenes(args.cache, args.size, args.scenes, args.frames)
 
     rows: dict[str, dict] = {}
     models: list[str] = []
@@ -90,7 +95,6 @@ def main() -> int:
     candidates = [k for k in rows if not k.startswith("inpaint-cache")]
     best = max(candidates, key=lambda k: rows[k][last]["psnr"])
     preset = PipelineConfig.cpu()
-    header = "| model, strength | " + " | ".join(f"PSNR f{s} | SSIM f{s} | PSNR holes f{s}" for s in slots) + " |"
     lines = [
         "# Choice of the shipped tiny ST-Diff checkpoint (dev suite)",
         "",
@@ -108,12 +112,8 @@ def main() -> int:
         f"generated). Machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, load "
         f"average {os.getloadavg()[0]:.1f}; {(time.perf_counter() - t0) / 60:.1f} min (reused runs excluded).",
         "",
-        header,
-        "|---|" + "---|" * (3 * len(slots)),
+        *metric_table("model, strength", rows, slots),
     ]
-    for name, tab in rows.items():
-        cells = " | ".join(f"{tab[s]['psnr']:.2f} | {tab[s]['ssim']:.3f} | {tab[s]['psnr_holes']:.2f}" for s in slots)
-        lines.append(f"| {name} | {cells} |")
     lines += ["", f"Best PSNR at frame {last}: {best}."]
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print(json.dumps({"out": str(args.out), "best": best}))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from suite_eval import describe_model, evaluate_methods, mean_table, parse_size
+from suite_eval import describe_model, dev_scenes, evaluate_methods, mean_table, metric_table, parse_size
 from worldwarp.io.atomic import atomic_write_text
 
 
@@ -51,7 +51,6 @@ def main() -> int:
     args = ap.parse_args()
 
     from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
-    from worldwarp.eval.datasets import DatasetConfig, load_dataset
     from worldwarp.eval.pipeline_methods import PipelineMethodConfig
     from worldwarp.pipeline import PipelineConfig
 
@@ -59,9 +58,7 @@ def main() -> int:
     strengths = [float(x) for x in args.strengths.split(",")]
     spec = DenoiserSpec(name="tiny", checkpoint=args.checkpoint)
     den = load_denoiser(spec, "cpu")
-    frames = tuple(int(x) for x in args.frames.split(","))
-    data = DatasetConfig("procedural", args.cache, "dev", size=args.size, max_scenes=args.scenes, frames=frames)
-    scenes = load_dataset(data)
+    scenes = dev_scenes(args.cache, args.size, args.scenes, args.frames)
 
     rows: dict[str, dict] = {}
     for tau in strengths:
@@ -89,7 +86,6 @@ def main() -> int:
         variant_names.append(name)
     n_params = sum(p.numel() for p in den.parameters())
     preset_cache = PipelineConfig.cpu().cache
-    header = "| method | " + " | ".join(f"PSNR f{s} | SSIM f{s} | PSNR holes f{s}" for s in slots) + " |"
     lines = [
         "# Sampler strength of the embedded model (dev suite)",
         "",
@@ -103,12 +99,8 @@ def main() -> int:
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, load average "
         f"{os.getloadavg()[0]:.1f}; {(time.perf_counter() - t0) / 60:.1f} min.",
         "",
-        header,
-        "|---|" + "---|" * (3 * len(slots)),
+        *metric_table("method", rows, slots),
     ]
-    for name, tab in rows.items():
-        cells = " | ".join(f"{tab[s]['psnr']:.2f} | {tab[s]['ssim']:.3f} | {tab[s]['psnr_holes']:.2f}" for s in slots)
-        lines.append(f"| {name} | {cells} |")
     lines += [
         "",
         f"Best PSNR at frame {last}: strength {best:g}. This is the value of the CPU preset "

@@ -20,6 +20,26 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
+def dev_scenes(cache: Path, size: tuple[int, int], count: int, frames_text: str) -> list:
+    """The first ``count`` clips of the procedural "dev" suite at ``size``, scoring the frames ``"a,b,..."``."""
+    from worldwarp.eval.datasets import DatasetConfig, load_dataset
+
+    frames = tuple(int(x) for x in frames_text.split(","))
+    return load_dataset(DatasetConfig("procedural", cache, "dev", size=size, max_scenes=count, frames=frames))
+
+
+def metric_table(first_column: str, rows: dict[str, dict], slots: list[str]) -> list[str]:
+    """Markdown lines of a ``{row name: mean_table entry}`` table: PSNR, SSIM and PSNR in holes per frame slot."""
+    lines = [
+        f"| {first_column} | " + " | ".join(f"PSNR f{s} | SSIM f{s} | PSNR holes f{s}" for s in slots) + " |",
+        "|---|" + "---|" * (3 * len(slots)),
+    ]
+    for name, tab in rows.items():
+        cells = " | ".join(f"{tab[s]['psnr']:.2f} | {tab[s]['ssim']:.3f} | {tab[s]['psnr_holes']:.2f}" for s in slots)
+        lines.append(f"| {name} | {cells} |")
+    return lines
+
+
 def mean_finite(values: list[float]) -> float:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(vals)) if vals else math.nan
