@@ -35,11 +35,12 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.diffusion.denoisers.base import Denoiser
+from worldwarp.diffusion.latent_grid import history_latent_frames, pixel_mask_to_cells
 from worldwarp.diffusion.sampler import SamplerConfig, sample
 from worldwarp.errors import InputError
 from worldwarp.splat.cache import CacheConfig, fit_cache
 from worldwarp.splat.gaussians import Gaussians
-from worldwarp.warp import WarpConfig, WarpResult, forward_warp, mask_to_latent, point_cloud_warp
+from worldwarp.warp import WarpConfig, WarpResult, forward_warp, point_cloud_warp
 
 __all__ = [
     "ChunkRecord",
@@ -60,7 +61,11 @@ STATE_VERSION = 1
 
 @dataclass
 class PipelineConfig:
-    """Every number of the method (paper defaults; :meth:`cpu` gives the embedded CPU preset).
+    """Every number of the method.
+
+    The field defaults are the paper's numbers with the embedded model's rules; use a preset: :meth:`release` (the
+    authors' released demo, the default for Wan), :meth:`paper` (the paper's chunking and strength on the same
+    machinery) or :meth:`cpu` (the embedded CPU model). docs/wan.md tabulates them.
 
     Attributes:
         height, width: working resolution (multiples of the denoiser's space factor times its patch size).
@@ -101,9 +106,57 @@ class PipelineConfig:
             raise InputError(f"unknown fill mode {self.fill!r}; choose diffusion or inpaint")
 
     @classmethod
+    def release(cls, **overrides: Any) -> PipelineConfig:
+        """The authors' release (its Gradio demo's defaults) as far as this pipeline can express them.
+
+        480x720, 81-frame chunks with 1 history frame, strength 0.6, 50 steps, shift 5, CFG 5 against the release's
+        negative prompt; the sigma grid of diffusers' ``FlowMatchEulerDiscreteScheduler``, the release's start
+        index, mask reduction and patch levels (:mod:`worldwarp.diffusion.latent_grid`); erosion with zero padding;
+        a 3DGS cache of at most 50k random pixels per frame, SH degree 3, scales = RMS of the 3-NN distances,
+        opacity 0.9999, absolute mean learning rate, 500 steps. What remains different is listed in docs/wan.md.
+        """
+        from worldwarp.diffusion.denoisers.wan import RELEASE_NEGATIVE_PROMPT
+
+        base: dict[str, Any] = dict(
+            height=480,
+            width=720,
+            chunk_frames=81,
+            overlap=1,
+            sampler=SamplerConfig(
+                steps=50,
+                shift=5.0,
+                strength=0.6,
+                guidance_scale=5.0,
+                sigma_grid="scheduler",
+                start_rule="release",
+                mask_reduction="release",
+                patch_levels="release",
+            ),
+            cache=CacheConfig(
+                steps=500,
+                max_points_per_frame=50_000,
+                sampling="random",
+                init_scale="knn_rms",
+                knn=3,
+                lr_means_scale="none",
+                sh_degree=3,
+                init_opacity=0.9999,
+            ),
+            warp=WarpConfig(erosion_border="zero"),
+            negative_prompt=RELEASE_NEGATIVE_PROMPT,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
     def paper(cls, **overrides: Any) -> PipelineConfig:
-        """The paper's settings (480x720, 49-frame chunks, 5 overlap, 50 steps, CFG 5, 500 cache steps)."""
-        return cls(**overrides)
+        """The paper's numbers (49-frame chunks, 5 history frames, strength 0.8) on the :meth:`release` machinery."""
+        release = cls.release()
+        base: dict[str, Any] = dict(
+            chunk_frames=49, overlap=5, sampler=replace(release.sampler, strength=0.8), cache=release.cache
+        )
+        base.update(overrides)
+        return cls.release(**base)
 
     @classmethod
     def cpu(cls, **overrides: Any) -> PipelineConfig:
@@ -130,7 +183,7 @@ class PipelineConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> PipelineConfig:
-        presets = {"paper": cls.paper, "cpu": cls.cpu}
+        presets = {"release": cls.release, "paper": cls.paper, "cpu": cls.cpu}
         if name not in presets:
             raise InputError(f"unknown pipeline preset {name!r}; choose one of {', '.join(presets)}")
         return presets[name](**overrides)
@@ -425,11 +478,8 @@ class WorldWarpPipeline:
         pix_mask = torch.cat([torch.ones(n_hist, c.height, c.width, dtype=torch.bool, device=video.device), warp.mask])
         with torch.no_grad():
             latents = den.encode(video.permute(1, 0, 2, 3)[None])  # (1, C, T', H', W')
-            lmask = mask_to_latent(pix_mask, den.time_factor, den.space_factor)[None]  # (1, T', H', W')
-            Tl = latents.shape[2]
-            # latent frame t covers pixel frames [0] (t = 0) or [tf (t - 1) + 1, tf t]; it is history when all are.
-            last_frame = torch.tensor([0] + [den.time_factor * t for t in range(1, Tl)], device=video.device)
-            history = (last_frame < n_hist)[None]  # (1, T')
+            lmask = pixel_mask_to_cells(pix_mask, den.time_factor, den.space_factor, c.sampler.mask_reduction)[None]
+            history = history_latent_frames(n_hist, latents.shape[2], den.time_factor, video.device)[None]  # (1, T')
             generator = torch.Generator(device=latents.device).manual_seed(1_000_003 * c.seed + k)
             out = sample(
                 den,

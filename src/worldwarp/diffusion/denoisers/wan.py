@@ -46,6 +46,7 @@ from worldwarp.diffusion.denoisers.wan_loading import (
 from worldwarp.errors import InputError
 
 __all__ = [
+    "RELEASE_NEGATIVE_PROMPT",
     "WAN_NEGATIVE_PROMPT_ZH",
     "WAN_NEGATIVE_PROMPT_EN",
     "OFFLOAD_MODES",
@@ -67,6 +68,15 @@ WAN_NEGATIVE_PROMPT_EN = (
     "gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly drawn hands, "
     "poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy background, "
     "three legs, many people in the background, walking backwards"
+)
+# The negative prompt of the authors' release (its demo's default; Wan's English list with people and animals
+# excluded and a static camera discouraged), the default of the Wan presets (PipelineConfig.release / paper).
+RELEASE_NEGATIVE_PROMPT = (
+    "Person, people, pet, animals. Bright tones, static camera, overexposed, static, blurred details, subtitles, "
+    "style, works, paintings, images, static, overall gray, worst quality, low quality, JPEG compression residue, "
+    "ugly, incomplete, extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, "
+    "fused fingers, still picture, messy background, three legs, many people in the background, walking "
+    "backwards, unrealistic."
 )
 
 OFFLOAD_MODES = ("none", "model", "sequential")
