@@ -43,12 +43,14 @@ from worldwarp.splat.gaussians import Gaussians
 from worldwarp.warp import WarpConfig, WarpResult, forward_warp, point_cloud_warp
 
 __all__ = [
+    "PIPELINE_PRESETS",
     "ChunkRecord",
     "GenerationState",
     "PipelineConfig",
     "PipelineOutput",
     "WorldWarpPipeline",
     "chunk_layout",
+    "default_preset",
     "fill_depth",
     "inpaint_holes",
     "quantize",
@@ -57,6 +59,12 @@ __all__ = [
 CacheMode = Literal["gaussians", "points", "none"]
 FillMode = Literal["diffusion", "inpaint"]
 STATE_VERSION = 1
+PIPELINE_PRESETS = ("release", "paper", "cpu")
+
+
+def default_preset(denoiser: str) -> str:
+    """The preset a denoiser runs when none is named: ``"release"`` for ``wan``, ``"cpu"`` for the embedded model."""
+    return "release" if denoiser == "wan" else "cpu"
 
 
 @dataclass
@@ -254,6 +262,7 @@ class ChunkRecord:
         mask: (n, H, W) bool validity mask of the new frames.
         gaussians: the chunk's 3DGS cache (None for the ablations without one, or after a resume).
         timings: seconds per stage.
+        prompt: the text prompt the chunk was generated with (its caption when the pipeline has a captioner).
     """
 
     index: int
@@ -265,6 +274,7 @@ class ChunkRecord:
     mask: Tensor
     gaussians: Gaussians | None
     timings: dict[str, float]
+    prompt: str = ""
 
 
 @dataclass
@@ -314,6 +324,9 @@ class WorldWarpPipeline:
         config: the method's numbers (:class:`PipelineConfig`).
         depth_estimator: estimates depth of generated frames where they were filled (optional; without it
             holes take a background-biased fill of the rendered depth).
+        captioner: a :class:`~worldwarp.diffusion.captions.Captioner` whose caption of each chunk's input frames
+            (the start image for chunk 0, the previous chunk's frames afterwards) becomes the chunk's prompt, as in
+            the release; None uses ``config.prompt`` for every chunk.
         device: where the cache and the sampler run; the denoiser must already be there.
     """
 
@@ -323,8 +336,10 @@ class WorldWarpPipeline:
         config: PipelineConfig | None = None,
         depth_estimator: Any | None = None,
         device: torch.device | str = "cpu",
+        captioner: Any | None = None,
     ) -> None:
         self.denoiser = denoiser
+        self.captioner = captioner
         self.config = config or PipelineConfig()
         self.depth_estimator = depth_estimator
         self.device = torch.device(device)
@@ -338,7 +353,7 @@ class WorldWarpPipeline:
         grid = denoiser.space_factor * denoiser.patch_size
         if c.height % grid or c.width % grid:
             raise InputError(f"resolution {c.height}x{c.width} must be a multiple of {grid} for this denoiser")
-        self._cond: Any = None
+        self._conds: dict[str, Any] = {}  # prompt -> conditioning (the negative prompt is fixed per pipeline)
 
     # ------------------------------------------------------------------ state
     def start(self, image: Tensor, cameras: Cameras, depth: Tensor) -> GenerationState:
@@ -375,10 +390,24 @@ class WorldWarpPipeline:
             layout=layout,
         )
 
-    def _conditioning(self) -> Any:
-        if self._cond is None and self.config.fill == "diffusion":
-            self._cond = self.denoiser.encode_prompt(self.config.prompt, self.config.negative_prompt)
-        return self._cond
+    def _conditioning(self, prompt: str) -> Any:
+        if prompt not in self._conds:
+            if len(self._conds) >= 8:
+                self._conds.pop(next(iter(self._conds)))
+            self._conds[prompt] = self.denoiser.encode_prompt(prompt, self.config.negative_prompt)
+        return self._conds[prompt]
+
+    def chunk_prompt(self, state: GenerationState, k: int) -> str:
+        """The prompt of chunk ``k``: the caption of its input frames with a captioner, else ``config.prompt``."""
+        if self.captioner is None or self.config.fill != "diffusion":
+            return self.config.prompt
+        if k == 0:
+            frames = state.frames[:1]
+        else:
+            prev = state.chunks[k - 1]
+            stop = prev.new_indices[-1] + 1 if prev.new_indices else prev.start + prev.history
+            frames = state.frames[prev.start : stop]
+        return self.captioner.caption(frames) or self.config.prompt  # an empty caption falls back to the prompt
 
     # ------------------------------------------------------------------ one chunk
     def step(self, state: GenerationState) -> ChunkRecord:
@@ -414,11 +443,17 @@ class WorldWarpPipeline:
         timings["warp"] = time.perf_counter() - t
 
         # 5. ST-Diff: fill the holes and revise the warped regions (or the inpainting baseline).
+        prompt = ""
+        if c.fill == "diffusion":
+            t = time.perf_counter()
+            prompt = self.chunk_prompt(state, k)
+            cond = self._conditioning(prompt)
+            timings["prompt"] = time.perf_counter() - t
         t = time.perf_counter()
         if c.fill == "inpaint":
             new_frames = inpaint_holes(warp.rgb, warp.mask)
         else:
-            new_frames = self._diffuse(k, hist_frames, warp)
+            new_frames = self._diffuse(k, hist_frames, warp, cond)
         new_frames = quantize(new_frames)
         timings["diffusion"] = time.perf_counter() - t
 
@@ -441,6 +476,7 @@ class WorldWarpPipeline:
             mask=warp.mask[:keep],
             gaussians=gaussians,
             timings=timings,
+            prompt=prompt,
         )
         state.chunks.append(record)
         return record
@@ -468,7 +504,7 @@ class WorldWarpPipeline:
             mask=torch.zeros(n, H, W, dtype=torch.bool, device=frames.device),
         )
 
-    def _diffuse(self, k: int, hist_frames: Tensor, warp: WarpResult) -> Tensor:
+    def _diffuse(self, k: int, hist_frames: Tensor, warp: WarpResult, cond: Any) -> Tensor:
         c = self.config
         den = self.denoiser
         n_hist = hist_frames.shape[0]
@@ -488,7 +524,7 @@ class WorldWarpPipeline:
                 history,
                 c.sampler,
                 generator=generator,
-                cond=self._conditioning(),
+                cond=cond,
                 progress=c.progress,
             )
             decoded = den.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
@@ -630,6 +666,7 @@ class ChunkStore:
                     mask=payload["mask"].to(dev),
                     gaussians=None,
                     timings=r["timings"],
+                    prompt=r.get("prompt", ""),
                 )
             )
 

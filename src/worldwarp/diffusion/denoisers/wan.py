@@ -101,6 +101,8 @@ class WanConfig:
         stdiff_weights: the WorldWarp release's ST-Diff transformer state dict (.safetensors/.pt/.pth/.bin/.ckpt,
             loaded strictly) or a diffusers transformer folder; None runs the base Wan transformer (not trained
             for per-token noise levels; for ablations only).
+        trust_checkpoint: allow a torch file that only loads as a full pickle (``weights_only=False``, which runs
+            code from the file; a warning is issued); otherwise such a file is an :class:`InputError`.
         dtype: transformer and text-encoder dtype ("bfloat16", "float16", "float32"); None = bfloat16 on CUDA,
             float32 elsewhere.
         vae_dtype: VAE dtype (Wan recommends float32).
@@ -120,6 +122,7 @@ class WanConfig:
 
     model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     stdiff_weights: str | None = None
+    trust_checkpoint: bool = False
     dtype: str | None = None
     vae_dtype: str = "float32"
     device: str | None = None
@@ -220,6 +223,7 @@ class WanDenoiser:
         self.text_encoder = None if text_encoder is None else text_encoder.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.text_encoder_calls = 0
+        self._embed_memo: dict[str, Tensor] = {}  # cleaned prompt -> embeddings, the last few prompts of this run
 
         p_t, p_h, p_w = (int(x) for x in transformer.config.patch_size)
         if p_t != 1 or p_h != p_w:
@@ -273,6 +277,7 @@ class WanDenoiser:
             config.model,
             config.stdiff_weights,
             torch_dtype=dtype,
+            trust_pickle=config.trust_checkpoint,
             local_files_only=config.local_files_only,
             revision=config.revision,
         )
@@ -371,6 +376,15 @@ class WanDenoiser:
             InputError: cache miss while ``use_text_encoder`` is False.
         """
         text = clean_prompt(prompt)
+        if text in self._embed_memo:
+            return self._embed_memo[text]
+        embeds = self._embed_uncached(text)
+        if len(self._embed_memo) >= 16:
+            self._embed_memo.pop(next(iter(self._embed_memo)))
+        self._embed_memo[text] = embeds
+        return embeds
+
+    def _embed_uncached(self, text: str) -> Tensor:
         if self.prompt_cache is not None:
             cached = self.prompt_cache.get(text)
             if cached is not None:
