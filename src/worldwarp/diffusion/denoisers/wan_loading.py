@@ -203,10 +203,16 @@ def _torch_load(path: Path, trust_pickle: bool) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        import re
+
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if "unsupported global" not in str(e).lower():
+            raise  # a corrupt or truncated file, not a refused object
         if not trust_pickle:
+            what = f" ({found.group(1)})" if found else ""
             raise InputError(
-                f"{path}: the file holds Python objects besides tensors, so it loads only as a full pickle, which "
-                "can run code stored in it; if you trust the file, pass --trust-checkpoint "
+                f"{path}: the file holds Python objects besides tensors{what}, so it loads only as a full pickle, "
+                "which can run code stored in it; if you trust the file, pass --trust-checkpoint "
                 "(WanConfig.trust_checkpoint=True), or convert it to .safetensors"
             ) from e
     warnings.warn(
