@@ -5,7 +5,8 @@ For every clip (frames (T, 3, H, W), z-depth (T, H, W), :class:`~worldwarp.camer
 1. pick a source frame and forward-warp it into every frame of the clip by point splatting
    (:func:`worldwarp.warp.point_cloud_warp`, fixed radius) -> warped video + validity mask;
 2. encode the warped and the ground-truth video; reduce the mask to the token grid
-   (:func:`worldwarp.warp.mask_to_latent`, then patches: a token is valid only if all its cells are);
+   (:func:`worldwarp.diffusion.latent_grid.pixel_mask_to_cells`, strict rule, then patches: a token is valid only
+   if all its cells are);
 3. composite ``z_c = warped where valid, ground truth elsewhere``;
 4. for every latent frame draw an independent pair (sigma_warped, sigma_filled); ``Sigma = M sigma_warped +
    (1 - M) sigma_filled``; ``z_t = (1 - Sigma) z_c + Sigma eps``;
@@ -227,14 +228,14 @@ def make_training_inputs(
     noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``, then the clean
     warped draw (B, T') when ``clean_warped_prob > 0``.
     """
-    from worldwarp.warp import mask_to_latent
+    from worldwarp.diffusion.latent_grid import pixel_mask_to_cells
 
     with torch.no_grad():
         z_gt = denoiser.encode(frames.transpose(1, 2))  # (B, C, T', H', W')
         z_w = denoiser.encode(warped.transpose(1, 2))
     B, C, Tl, H, W = z_gt.shape
     p = denoiser.patch_size
-    cells = mask_to_latent(mask, denoiser.time_factor, denoiser.space_factor)  # (B, T', H', W')
+    cells = pixel_mask_to_cells(mask, denoiser.time_factor, denoiser.space_factor)  # (B, T', H', W'), strict
     tok = reduce_mask_to_patches(cells, p)  # (B, T', H'/p, W'/p)
     dev, dt = z_gt.device, z_gt.dtype
     u = torch.rand(2, B, Tl, generator=generator, device=dev, dtype=torch.float64)
