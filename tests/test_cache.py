@@ -85,8 +85,8 @@ def test_fused_ssim_matches_reference_forward_and_backward(dtype: torch.dtype, r
 
 def test_fused_losses_do_not_depend_on_the_thread_count() -> None:
     # the C++ SSIM and fit loss split rows over threads and sum rows in order: bitwise equal for any thread count
-    from worldwarp.splat.raster.cpu import fit_loss_cpu
-    from worldwarp.splat.ssim import gaussian_window
+    from worldwarp.splat.kernels.ops import fit_loss
+    from worldwarp.splat.ssim import gaussian_window, stabilisers
 
     g = torch.Generator().manual_seed(5)
     h, w = 70, 93
@@ -101,8 +101,8 @@ def test_fused_losses_do_not_depend_on_the_thread_count() -> None:
         x = a.clone().requires_grad_()
         value = ssim_fused(x, b)
         value.sum().backward()
-        terms, grads = fit_loss_cpu(
-            color, alpha, depth_acc, bg, a[0], depth_ok, inv_depth, taps, (0.8, 0.2, 0.1), 1e-3, 1e-6
+        terms, grads = fit_loss(
+            color, alpha, depth_acc, bg, a[0], depth_ok, inv_depth, taps, (0.8, 0.2, 0.1), 1e-3, 1e-6, *stabilisers()
         )
         return [value.detach(), x.grad, terms, *grads]
 
