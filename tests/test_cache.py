@@ -273,6 +273,23 @@ def test_fit_is_deterministic_for_a_seed(training_views) -> None:
     assert torch.equal(zero.means, init_gaussians(images, depths, cams).means)
 
 
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_fit_renders_through_rasterize(training_views, monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    # the cache renders with the public rasterize() like everyone else, one call per step, on both loss paths
+    import worldwarp.splat.cache as cache
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["backend"])
+        return rasterize(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "rasterize", counted)
+    images, depths, cams = training_views
+    fit_cache(images, depths, cams, CacheConfig(steps=3, backend=backend, max_points_per_frame=50), progress=False)
+    assert calls == [backend] * 3
+
+
 def test_fit_sh_degree_one_and_float32(training_views) -> None:
     images, depths, cams = training_views
     fit = fit_cache(images.float(), depths.float(), cams, CacheConfig(steps=5, sh_degree=1), progress=False)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from worldwarp.splat.gaussians import Gaussians
 from worldwarp.splat.kernels import build, ops
-from worldwarp.splat.raster.projection import T_STOP, eval_sh
+from worldwarp.splat.raster.projection import T_STOP, eval_sh, world_to_camera
 
 __all__ = ["camera_array", "render_cpu", "view_colors"]
 
@@ -35,9 +35,7 @@ def camera_array(c2w: Tensor, K: Tensor, dtype: torch.dtype) -> Tensor:
 
     Same arithmetic as :func:`~worldwarp.splat.raster.projection.project_gaussians` (c2w converted first).
     """
-    c2w = c2w.to("cpu", dtype)
-    R_wc = c2w[:3, :3].T
-    t_wc = -R_wc @ c2w[:3, 3]
+    R_wc, t_wc = world_to_camera(c2w.to("cpu", dtype))
     return ops.pack_cameras(R_wc, t_wc, K, dtype)
 
 
