@@ -34,8 +34,8 @@ import torch
 
 from worldwarp.cameras import Cameras, intrinsics_from_fov, look_at
 from worldwarp.splat.gaussians import Gaussians
+from worldwarp.splat.kernels import load_library
 from worldwarp.splat.raster import rasterize
-from worldwarp.splat.raster.cpu import load_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "raster.md")
     args = parser.parse_args(argv)
     load = machine()
-    load_kernels()
+    load_library("raster")
 
     rows: list[tuple[str, int, str, float, float, str]] = []
     scenes: list[tuple[str, Gaussians, Cameras]] = [

@@ -297,7 +297,7 @@ def _shifted_history() -> tuple[Cameras, torch.Tensor]:
 def test_fused_cpu_reprojection_matches_reprojection_mask(sampling: str, dtype: torch.dtype) -> None:
     # the C++ check forward_warp uses on CPU against the torch reprojection_mask, pixel for pixel: a plane at z = 3
     # seen by shifted history cameras (so some pixels fall outside), holes in the history depth, noisy target depth
-    from worldwarp.splat.raster.cpu import reprojection_mask_cpu
+    from worldwarp.warp import reprojection_mask_cpu
 
     gen = torch.Generator().manual_seed(5)
     hist, shifts = _shifted_history()
@@ -329,10 +329,11 @@ def _cam_at(pos: list[float], h: int, w: int, f: float) -> Cameras:
 # ---------------------------------------------------------------------------------------------- reprojection window
 def _reprojection_cpu_or_skip() -> Callable[..., torch.Tensor]:
     """reprojection_mask_cpu, or skip the test when the C++ kernels cannot be built."""
-    from worldwarp.splat.raster.cpu import KernelBuildError, load_kernels, reprojection_mask_cpu
+    from worldwarp.splat.kernels import KernelBuildError, load_library
+    from worldwarp.warp import reprojection_mask_cpu
 
     try:
-        load_kernels()
+        load_library("reproject")
     except KernelBuildError as e:
         pytest.skip(f"C++ kernels unavailable: {e}")
     return reprojection_mask_cpu

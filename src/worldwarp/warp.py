@@ -42,6 +42,7 @@ __all__ = [
     "mask_to_latent",
     "point_cloud_warp",
     "reprojection_mask",
+    "reprojection_mask_cpu",
 ]
 
 
@@ -307,6 +308,54 @@ def reprojection_mask(
     return ok
 
 
+def reprojection_mask_cpu(
+    depth: Tensor,
+    valid: Tensor,
+    c2w: Tensor,
+    K: Tensor,
+    history_w2c: Tensor,
+    history_K: Tensor,
+    history_depths: Tensor,
+    *,
+    rel_tol: float,
+    near: float,
+    sampling: str,
+    window: int = 1,
+) -> Tensor:
+    """:func:`reprojection_mask` of every pixel of one rendered view, fused in one C++ pass.
+
+    Args:
+        depth: (H, W) rendered z-depth of the target view (float32 or float64, CPU); the check runs in its dtype.
+        valid: (H, W) bool, the pixels to check (others stay False).
+        c2w, K: the target camera (4, 4) and (3, 3).
+        history_w2c, history_K: (V, 4, 4) world-to-camera and (V, 3, 3) intrinsics of the history views.
+        history_depths: (V, Hh, Wh) their z-depth.
+        rel_tol, near, sampling, window: as in :func:`reprojection_mask`.
+
+    Returns:
+        (H, W) bool: ``valid`` and the pixel's 3D point agrees with at least one history depth.
+        Raises :class:`~worldwarp.splat.kernels.KernelBuildError` when the kernels cannot be built (callers fall
+        back to torch) and :class:`~worldwarp.errors.InputError` for an invalid ``window``.
+    """
+    from worldwarp.splat.kernels.ops import pack_cameras, reproject
+
+    _check_window(window, sampling, "reprojection window")
+    dtype = depth.dtype
+    c2w = c2w.to("cpu", dtype)
+    history_w2c = history_w2c.to("cpu", dtype)
+    return reproject(
+        depth.to("cpu").contiguous(),
+        valid.to("cpu", torch.bool).contiguous(),
+        pack_cameras(c2w[:3, :3], c2w[:3, 3], K, dtype),
+        pack_cameras(history_w2c[:, :3, :3], history_w2c[:, :3, 3], history_K, dtype),
+        history_depths.to("cpu", dtype).contiguous(),
+        rel_tol=float(rel_tol),
+        near=float(near),
+        bilinear=sampling == "bilinear",
+        window=window,
+    )
+
+
 def _fused_reprojection(
     history_cameras: Cameras | None,
     history_depths: Tensor | None,
@@ -314,19 +363,17 @@ def _fused_reprojection(
     dtype: torch.dtype,
     device: torch.device,
 ) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None:
-    """The C++ reprojection check (same rule as :func:`reprojection_mask`) bound to the history views, or None
-    when it does not apply (backend "torch", non-CPU tensors, other dtypes, no compiler); None means torch."""
+    """:func:`reprojection_mask_cpu` bound to the history views, or None when it does not apply (backend "torch",
+    non-CPU tensors, other dtypes, no compiler); None means torch."""
     if history_cameras is None or history_depths is None or config.backend == "torch" or device.type != "cpu":
         return None
     if dtype not in (torch.float32, torch.float64):
         return None
     if history_depths.shape != (len(history_cameras), history_cameras.height, history_cameras.width):
         return None  # reprojection_mask raises the error
-    from worldwarp.splat.raster.cpu import KernelBuildError, load_kernels, reprojection_mask_cpu
+    from worldwarp.splat.kernels import kernels_available
 
-    try:
-        load_kernels()
-    except KernelBuildError:
+    if not kernels_available("reproject"):
         return None
     hist = history_cameras.to("cpu", dtype)
     w2c, K, depths = hist.w2c, hist.K, history_depths.to("cpu", dtype)
