@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
-from worldwarp.errors import InputError
+from worldwarp.errors import InputError, check_finite
 from worldwarp.splat.gaussians import Gaussians
 from worldwarp.splat.raster import rasterize
 
@@ -94,6 +94,7 @@ class WarpConfig:
     point_radius: float = 1.0
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if not 0.0 <= self.alpha_threshold < 1.0:
             raise InputError(f"WarpConfig.alpha_threshold must lie in [0, 1), got {self.alpha_threshold}")
         if self.depth_rel_tol <= 0:

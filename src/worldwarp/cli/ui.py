@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from worldwarp.errors import InputError
-    from worldwarp.pipeline import PipelineConfig, default_preset
+    from worldwarp.settings import configure
     from worldwarp.ui.session import UIConfig
 
     try:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     config = UIConfig(
         checkpoint=args.checkpoint,
-        pipeline=PipelineConfig.preset(args.preset or default_preset(args.denoiser)),
+        pipeline=configure(args.preset, denoiser=args.denoiser),
         examples_dir=Path(args.examples) if args.examples else None,
         denoiser=args.denoiser,
         wan_model=args.wan_model,
