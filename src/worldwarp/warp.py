@@ -14,7 +14,8 @@ target camera (RGB, alpha, expected z-depth) and marks a pixel valid when
 
 :func:`point_cloud_warp` is the ablation baseline ("point-cloud cache"): history pixels are unprojected and
 z-buffer splatted into the targets with a fixed pixel radius; a pixel is valid when some point covers it (then
-eroded the same way). :func:`mask_to_latent` reduces a pixel mask to the diffusion model's latent grid.
+eroded the same way). The warp works in pixels only: :mod:`worldwarp.diffusion.latent_grid` puts its mask on the
+diffusion model's latent grid.
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ __all__ = [
     "erode_mask",
     "erosion_kernel_size",
     "forward_warp",
-    "mask_to_latent",
     "point_cloud_warp",
     "reprojection_mask",
 ]
@@ -192,37 +192,6 @@ def _window_any(x: Tensor, r: int, dim: int, outside: bool = False) -> Tensor:
         s = s.narrow(dim, 0, m) | s.narrow(dim, span, m)
         span *= 2
     return s.narrow(dim, 0, n) | s.narrow(dim, 2 * r + 1 - span, n)
-
-
-def mask_to_latent(mask: Tensor, time_factor: int, space_factor: int) -> Tensor:
-    """Reduce a pixel validity mask to the latent grid of a causal video VAE.
-
-    Args:
-        mask: (..., T, H, W) bool, True = valid (warped) pixel.
-        time_factor: temporal compression (4 for Wan); frame 0 forms a latent frame on its own, then every
-            ``time_factor`` frames form one, so ``T' = 1 + (T - 1) // time_factor`` (trailing frames that do
-            not fill a group are dropped, as the VAE drops them).
-        space_factor: spatial compression (8 for Wan); H and W must be multiples of it.
-
-    Returns:
-        (..., T', H / space_factor, W / space_factor) bool: a latent cell is valid only if every pixel of every
-        frame it covers is valid.
-    """
-    if mask.ndim < 3:
-        raise ValueError(f"mask must have shape (..., T, H, W), got {tuple(mask.shape)}")
-    if time_factor < 1 or space_factor < 1:
-        raise ValueError(f"compression factors must be >= 1, got time {time_factor}, space {space_factor}")
-    *lead, t, h, w = mask.shape
-    if h % space_factor or w % space_factor:
-        raise ValueError(f"mask size {h}x{w} is not a multiple of the spatial factor {space_factor}")
-    mask = mask.bool()
-    t_lat = 1 + (t - 1) // time_factor
-    first = mask[..., :1, :, :]
-    rest = mask[..., 1 : 1 + (t_lat - 1) * time_factor, :, :]
-    rest = rest.reshape(*lead, t_lat - 1, time_factor, h, w).all(dim=-3)
-    m = torch.cat([first, rest], dim=-3)  # (..., T', H, W)
-    m = m.reshape(*lead, t_lat, h // space_factor, space_factor, w // space_factor, space_factor)
-    return m.all(dim=-1).all(dim=-2)
 
 
 # ---------------------------------------------------------------------------------------------- reprojection

@@ -16,12 +16,17 @@ import torch
 from torch import Tensor
 
 from worldwarp.diffusion.denoisers.base import Denoiser
-from worldwarp.diffusion.latent_grid import LATENT_GRID_RULES, LatentGridRule, model_levels, start_levels
-from worldwarp.diffusion.schedule import (
+from worldwarp.diffusion.latent_grid import (
+    LATENT_GRID_RULES,
     NOISE_MODES,
+    LatentGridRule,
+    NoiseMode,
+    model_levels,
+    start_levels,
+)
+from worldwarp.diffusion.schedule import (
     SIGMA_GRIDS,
     START_RULES,
-    NoiseMode,
     SigmaGrid,
     StartRule,
     euler_step,
@@ -47,7 +52,7 @@ class SamplerConfig:
         guidance_scale: classifier-free guidance against the negative prompt (paper 5; 1 disables it and skips
             the unconditional pass).
         noise_mode: ``"spatiotemporal"`` (the method) or one of the ablations ``"full"``, ``"spatial"``,
-            ``"temporal"`` (see :func:`worldwarp.diffusion.schedule.warp_token_mask`).
+            ``"temporal"`` (see :func:`worldwarp.diffusion.latent_grid.warp_token_mask`).
         sigma_grid: ``"shifted_linspace"`` or ``"scheduler"`` (diffusers' ``FlowMatchEulerDiscreteScheduler``, as
             the release), see :func:`worldwarp.diffusion.schedule.sigma_grid`.
         start_rule: ``"strict"`` or ``"release"`` start index, see :func:`worldwarp.diffusion.schedule.start_index`.
