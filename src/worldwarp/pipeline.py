@@ -182,11 +182,11 @@ class PipelineConfig:
         """The embedded CPU preset: 128x192, 25-frame chunks, 20 steps, strength 0.05, no CFG, 150 cache steps.
 
         Strength 0.05 (warped tokens start at sigma 0.21 and take the last Euler step) was chosen for the embedded
-        tiny model on the procedural "dev" suite (benchmarks/strength_sweep.py, docs/benchmarks/strength.md): the
+        tiny model on the procedural "dev" suite (benchmarks/experiments/strength.py, docs/benchmarks/strength.md): the
         small model revises a warped prior worse the more noise it starts from. The paper preset keeps 0.8 (Wan).
         The cache's inverse-depth weight 0.1 (paper 0.01) was chosen the same way: with only 150 steps the
         fitted depth stays biased toward the camera at grazing surfaces and the reprojection check then drops
-        correct pixels; the stronger depth term gave the best dev PSNR at frame 50 (14.83 against 14.68).
+        correct pixels; the stronger depth term gave the best dev PSNR (docs/benchmarks/strength.md).
         """
         base: dict[str, Any] = dict(
             height=128,

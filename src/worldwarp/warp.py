@@ -62,10 +62,10 @@ class WarpConfig:
             to the image) agrees within ``depth_rel_tol``; the point itself must still project inside the image
             and in front of the camera. Why: at grazing surfaces and depth edges the nearest history pixel often
             holds the depth of a neighbouring surface or a steep slope while an adjacent pixel confirms the point,
-            so the single-pixel rule rejects many correct pixels there. Measured (benchmarks/warp_quality.py,
-            docs/benchmarks/warp_quality.md): window 3 adds 0.002-0.057 of the image to the mask but lowers the
-            PSNR on valid pixels by up to 2.4 dB (7-Scenes +5: 23.55 -> 22.10), so the pixels it adds are worse
-            than the ones kept; no preset uses it.
+            so the single-pixel rule rejects many correct pixels there. Measured on real scenes
+            (benchmarks/experiments/warp_quality.py, numbers in docs/benchmarks/warp_quality.md): window 3 adds
+            pixels to the mask but lowers the PSNR on valid pixels, so the pixels it adds are worse than the ones
+            kept; no preset uses it.
         erosion: side of the square erosion kernel at ``min(H, W) == erosion_reference``; 0 or 1 disables it.
         erosion_reference: the ``min(H, W)`` at which ``erosion`` applies (480 for the paper's 480x720).
         erosion_border: ``"keep"``: pixels outside the image count as valid, so the border does not erode;

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import torch
 
+from worldwarp.diffusion.denoisers.digest import weights_digest  # noqa: F401  (re-exported for the scripts)
+from worldwarp.eval.suite import evaluate_methods  # noqa: F401  (re-exported for the scripts)
+
 METRICS = ("psnr", "ssim", "psnr_holes", "hf_ratio", "color_error")
 
 
