@@ -446,9 +446,9 @@ class WorldWarpPipeline:
         spec = DenoiserSpec(name=name, checkpoint=None if checkpoint is None else os.fspath(checkpoint))
         if base is not None:
             spec.wan_model = base
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dev = torch.device(device)
+        from worldwarp.devices import resolve_device
+
+        dev = resolve_device(device)
         denoiser = load_denoiser(spec, device=dev) if config.fill == "diffusion" else None
         return cls(denoiser, config, depth_estimator=depth_estimator, device=dev, captioner=captioner)
 

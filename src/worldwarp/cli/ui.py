@@ -32,8 +32,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
+    from worldwarp.devices import resolve_device
     from worldwarp.errors import InputError
     from worldwarp.settings import configure
     from worldwarp.ui.session import UIConfig
@@ -46,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must lie in 1..65535, got {args.port}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     config = UIConfig(
         checkpoint=args.checkpoint,
         pipeline=configure(args.preset, denoiser=args.denoiser),
