@@ -11,14 +11,13 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
-from worldwarp.diffusion.sampler import SamplerConfig
 from worldwarp.pipeline import PipelineConfig, WorldWarpPipeline
 
 __all__ = ["GenerationRequest", "run_generation", "build_config", "STATE_DIRNAME"]
@@ -69,37 +68,28 @@ class GenerationRequest:
 
 
 def build_config(req: GenerationRequest) -> PipelineConfig:
-    """The preset (by default the denoiser's, :func:`~worldwarp.pipeline.default_preset`) with the overrides."""
-    from worldwarp.pipeline import default_preset
+    """The preset (by default the denoiser's, :func:`~worldwarp.pipeline.default_preset`) with the request's
+    overrides (:func:`worldwarp.settings.configure`); a bad value is an :class:`~worldwarp.errors.InputError`."""
+    from worldwarp.settings import Overrides, configure
 
-    name = req.preset or default_preset((req.denoiser or DenoiserSpec()).name)
-    cfg = PipelineConfig.preset(name)
-    sampler = replace(
-        cfg.sampler,
-        **{
-            k: v
-            for k, v in dict(
-                steps=req.steps, strength=req.strength, guidance_scale=req.cfg, noise_mode=req.noise
-            ).items()
-            if v is not None
-        },
-    )
-    SamplerConfig(**sampler.__dict__)  # validates
-    cache = cfg.cache if req.cache_steps is None else replace(cfg.cache, steps=req.cache_steps)
-    over: dict[str, Any] = dict(
-        sampler=sampler,
-        cache=cache,
-        cache_mode=req.cache,
-        fill=req.fill,
+    overrides = Overrides(
+        height=req.height,
+        width=req.width,
+        chunk_frames=req.chunk,
+        overlap=req.overlap,
+        steps=req.steps,
+        strength=req.strength,
+        guidance_scale=req.cfg,
+        noise_mode=req.noise,  # type: ignore[arg-type]
+        cache_steps=req.cache_steps,
+        cache_mode=req.cache,  # type: ignore[arg-type]
+        fill=req.fill,  # type: ignore[arg-type]
         prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
         seed=req.seed,
         progress=not req.quiet,
     )
-    for field, value in (("height", req.height), ("width", req.width), ("chunk_frames", req.chunk),
-                         ("overlap", req.overlap), ("negative_prompt", req.negative_prompt)):  # fmt: skip
-        if value is not None:
-            over[field] = value
-    return replace(cfg, **over)
+    return configure(req.preset, overrides, denoiser=(req.denoiser or DenoiserSpec()).name)
 
 
 def _device(name: str | None) -> torch.device:
@@ -137,6 +127,7 @@ def run_generation(
     )  # fmt: skip
     for note in inputs.notes:
         log(f"worldwarp: {note}")
+    t_inputs = time.perf_counter()
     spec = req.denoiser or DenoiserSpec()
     if req.caption_model is not None and spec.name != "wan":
         from worldwarp.errors import InputError
@@ -147,8 +138,9 @@ def run_generation(
         from worldwarp.diffusion.captions import CaptionConfig, Captioner
 
         captioner = Captioner.from_config(CaptionConfig(model=req.caption_model, device=str(device), offload=True))
-    denoiser = load_denoiser(spec, device=device)
+    denoiser = load_denoiser(spec, device=device) if config.fill == "diffusion" else None  # inpainting needs none
     pipe = WorldWarpPipeline(denoiser, config, device=device, captioner=captioner)
+    t_model = time.perf_counter()
 
     out = Path(req.out)
     state_dir = out / STATE_DIRNAME
@@ -165,6 +157,11 @@ def run_generation(
         inputs.image.to(device), inputs.cameras, inputs.depth.to(device), state_dir=state_dir, resume=req.resume,
         callback=save_cache,
     )  # fmt: skip
+    # seconds per stage, back to back: they add up to "seconds" (restored chunks of a resumed run are not counted)
+    timings = {"inputs": t_inputs - t0, "model": t_model - t_inputs}
+    for stage, seconds in output.timings.items():
+        if stage != "total":
+            timings[stage] = timings.get(stage, 0.0) + seconds
     run = {
         "command": sys.argv,
         "inputs": {
@@ -188,6 +185,7 @@ def run_generation(
             for r in output.chunks
         ],
         "valid_share": [float(r.mask.float().mean()) for r in output.chunks],
+        "timings": timings,
         "seconds": time.perf_counter() - t0,
         "versions": run_info(),
         **(extra_run_info or {}),

@@ -26,7 +26,6 @@ same estimator run on the ground-truth frames as a control.
 from __future__ import annotations
 
 import io
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -166,7 +165,7 @@ def _inpaint(config: InpaintConfig) -> Method:
         raise InputError(f"inpaint algorithm must be 'telea' or 'ns', got {config.algorithm!r}")
 
     def method(scene: EvalScene, indices: list[int]) -> Tensor:
-        from worldwarp.pipeline import inpaint_holes
+        from worldwarp.fill import inpaint_holes
 
         warp = warp_start_frame(scene, indices, config.point_radius, config.near)
         return inpaint_holes(warp.rgb.float(), warp.mask, config.inpaint_radius, config.algorithm)
@@ -486,8 +485,3 @@ def merge_results(
         for k in sorted(names):
             feats[k] = np.concatenate([f[k] for _, f in parts if f is not None])[sort]
     return merged, feats
-
-
-def _finite_mean(values: list[float]) -> float:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(vals)) if vals else math.nan

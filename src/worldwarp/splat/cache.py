@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
-from worldwarp.errors import InputError
+from worldwarp.errors import InputError, check_finite
 from worldwarp.splat.gaussians import Gaussians, num_sh_coeffs, rgb_to_sh
 from worldwarp.splat.raster import DEPTH_ALPHA_EPS, rasterize
 from worldwarp.splat.ssim import gaussian_window, ssim_fused, stabilisers
@@ -91,6 +91,7 @@ class CacheConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.steps < 0:
             raise InputError(f"CacheConfig.steps must be >= 0, got {self.steps}")
         if self.max_points_per_frame < 1:

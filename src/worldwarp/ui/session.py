@@ -11,7 +11,6 @@ file) become a one-line message in the view, never an exception, so the Gradio l
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -28,6 +27,7 @@ from worldwarp.cameras import CameraError
 from worldwarp.diffusion.denoisers.base import Denoiser
 from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
 from worldwarp.errors import InputError, WorldWarpError
+from worldwarp.examples import Example, examples_dir, list_examples, load_example
 from worldwarp.pipeline import GenerationState, PipelineConfig, WorldWarpPipeline
 
 __all__ = [
@@ -54,9 +54,7 @@ USER_ERRORS = (WorldWarpError, CameraError, FileNotFoundError)
 
 def default_examples_dir() -> Path:
     """The bundled examples folder (``worldwarp/assets/examples``; it may not exist in a source checkout)."""
-    from worldwarp.cli.demo import example_dir
-
-    return example_dir("room").parent
+    return examples_dir()
 
 
 @dataclass
@@ -220,62 +218,6 @@ def compose_spec(spec: str, name: str, mode: Literal["with", "then"]) -> str:
     return f"{spec}{'+' if mode == 'with' else ','}{name}"
 
 
-# ---------------------------------------------------------------------------------------------- examples
-@dataclass
-class Example:
-    """A bundled example: start image, its depth (or None) and the path settings of ``example.json``."""
-
-    name: str
-    image: Path
-    depth: Path | None
-    fov_x_deg: float = 60.0
-    speed: float = 1.0
-    scale: float = 1.0
-    description: str = ""
-    trajectory: str | None = None
-    frames: int | None = None
-
-
-def list_examples(folder: Path) -> list[str]:
-    """Sorted names of the examples in ``folder`` (sub-folders with an ``example.json``); [] if none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if (p / "example.json").is_file())
-
-
-def load_example(folder: Path, name: str) -> Example:
-    """Read the example ``folder/name``; a missing or malformed example is an :class:`InputError`."""
-    root = Path(folder) / name
-    meta_file = root / "example.json"
-    if not name or not meta_file.is_file():
-        raise InputError(f"no example named {name!r} in {folder}")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{meta_file}:{e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_file}: expected a JSON object")
-    image = root / "image.png"
-    if not image.is_file():
-        raise InputError(f"{image}: example image not found")
-    depth = root / "depth.png"
-    try:
-        return Example(
-            name=name,
-            image=image,
-            depth=depth if depth.is_file() else None,
-            fov_x_deg=float(meta.get("fov_x_deg", 60.0)),
-            speed=float(meta.get("speed", 1.0)),
-            scale=float(meta.get("scale", 1.0)),
-            description=str(meta.get("description", "")),
-            trajectory=str(meta["trajectory"]) if "trajectory" in meta else None,
-            frames=int(meta["frames"]) if "frames" in meta else None,
-        )
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{meta_file}: bad value ({e})") from None
-
-
 # ---------------------------------------------------------------------------------------------- session
 @dataclass
 class SessionView:
@@ -339,8 +281,9 @@ class UISession:
 
     def pipeline_config(self, strength: float, seed: int) -> PipelineConfig:
         """The app's pipeline settings with the page's strength and seed."""
-        cfg = self.config.pipeline
-        return replace(cfg, seed=int(seed), sampler=replace(cfg.sampler, strength=float(strength)))
+        from worldwarp.settings import Overrides, apply_overrides
+
+        return apply_overrides(self.config.pipeline, Overrides(strength=float(strength), seed=int(seed)))
 
     def _pipeline(self, strength: float, seed: int) -> WorldWarpPipeline:
         return WorldWarpPipeline(self.model.get(), self.pipeline_config(strength, seed), device=self.config.device)
@@ -364,8 +307,6 @@ class UISession:
         try:
             if not isinstance(chunks, int) or chunks < 1:
                 raise InputError(f"number of chunks must be a whole number >= 1, got {chunks}")
-            if not 0.0 <= float(strength) <= 1.0:
-                raise InputError(f"strength must lie in [0, 1], got {strength}")
             if not spec.image:
                 raise InputError("no start image: upload one or pick an example")
             _check_spec(spec, self.config.max_frames)

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/bench_raster.py [--repeats 3] [--out docs/benchmarks/raster.md] [--data ../shared/data]
+    python benchmarks/perf/raster.py [--repeats 3] [--out docs/benchmarks/raster.md] [--data ../shared/data]
 
 Scenes: 50k random Gaussians at 256x384; the real "plant" splat (113,648 Gaussians, y-down) seen from a
 camera looking at it at 256x384; and 50k random Gaussians at 64x96, small enough for the full reference.
@@ -37,7 +37,7 @@ from worldwarp.splat.gaussians import Gaussians
 from worldwarp.splat.kernels import load_library
 from worldwarp.splat.raster import rasterize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def random_scene(g: int, seed: int = 0) -> Gaussians:
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {load}.",
         "",
-        "Command: `python benchmarks/bench_raster.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
+        "Command: `python benchmarks/perf/raster.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
         + "`",
         "",
         "The plant splat is CC-BY-4.0, Marcel Padilla (marcelpadilla/splats).",
