@@ -32,8 +32,9 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def progress_printer(quiet: bool = False):
-    """A ``progress(fraction, message)`` that prints each new message on stderr."""
+    """A ``progress(fraction, message)`` that prints each new message on stderr when it is a terminal."""
     last = [""]
+    quiet = quiet or not sys.stderr.isatty()
 
     def show(fraction: float, message: str) -> None:
         if quiet or message == last[0]:

@@ -59,7 +59,8 @@ class PoseEstimatorConfig:
         sequential_overlap: neighbours matched per frame in sequential matching.
         refine_focal: refine one focal length (SIMPLE_PINHOLE) starting from the given K instead of keeping K
             fixed; the principal point and distortion are never refined.
-        verbose: keep COLMAP's progress log on stderr (by default only its errors are shown).
+        verbose: keep COLMAP's log on stderr (by default it is silent; :func:`check_reconstruction` says what
+            went wrong).
     """
 
     peak_threshold: float = 0.002
@@ -188,7 +189,7 @@ def estimate_poses(
         raise ValueError(f"frames must be (N, 3, H, W), got {tuple(frames.shape)}")
     K = torch.as_tensor(K, dtype=torch.float64).cpu()
     previous_level = pycolmap.logging.minloglevel
-    pycolmap.logging.minloglevel = 0 if config.verbose else 2  # 2 = errors only
+    pycolmap.logging.minloglevel = 0 if config.verbose else 3  # 3 = fatal only: failures are reported by us
     try:
         return _estimate(pycolmap, frames, K, config, progress or (lambda f, m: None))
     finally:

@@ -110,6 +110,8 @@ class VideoPathConfig:
         max_gap: longest run of video frames without a registered one that is interpolated (None:
             ``3 * every``); a longer gap inside the registered range is refused, at the ends it is cut off.
         min_motion: the path's extent must be at least this share of the scene depth.
+        low_motion_warning: warn when the extent is below this share of the scene depth (the direction of
+            a short translation is uncertain).
         plane_warning: warn when at least this share of the 3D points lies on one plane.
         num_threads: COLMAP threads (-1 = all cores).
     """
@@ -128,6 +130,7 @@ class VideoPathConfig:
     max_reprojection_error: float = 2.0
     max_gap: int | None = None
     min_motion: float = 0.02
+    low_motion_warning: float = 0.1
     plane_warning: float = 0.8
     num_threads: int = -1
 
@@ -412,6 +415,7 @@ def video_path_from_frames(
     c2w = interpolate_poses(times, poses, query)
     inv0 = torch.linalg.inv(poses[0])
     rel = inv0[None] @ c2w
+    rel[0] = torch.eye(4, dtype=torch.float64)  # exactly, not up to rounding
     depth0 = float(est.median_depth[reg[0]])
     extent = float(rel[:, :3, 3].norm(dim=-1).max())
     if not (math.isfinite(depth0) and depth0 > 0):
@@ -420,6 +424,11 @@ def video_path_from_frames(
         raise VideoPathError(
             f"{name}: no camera path: the camera hardly moves (it travels {100 * extent / depth0:.1f}% of the "
             "scene depth): a camera that only rotates gives no usable translation"
+        )
+    if extent < config.low_motion_warning * depth0:
+        warnings.append(
+            f"the camera travels only {100 * extent / depth0:.0f}% of the scene depth: the direction of its "
+            "translation is uncertain; check the preview"
         )
     rel[:, :3, 3] /= extent
     pts = (est.points @ inv0[:3, :3].T + inv0[:3, 3]) / extent
