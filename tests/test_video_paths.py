@@ -204,7 +204,7 @@ def test_cli_from_video_writes_any_format(fake_sfm, tmp_path: Path, capsys: pyte
     cams = read_cameras(out, height=48, width=64)
     assert len(cams) == 41 and png.is_file()
     assert float((cams.centers[2::2] - cams.centers[:-2:2]).norm(dim=-1).max()) == pytest.approx(1.0, abs=1e-5)
-    assert main(["trajectory", "--from-video", str(video), "--out", str(tmp_path / "m.colmap")]) == 0
+    assert main(["trajectory", str(video), "--out", str(tmp_path / "m.colmap")]) == 0  # a video: --from-video
     assert len(read_cameras(tmp_path / "m.colmap")) == 21
 
 

@@ -46,9 +46,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def run(args: argparse.Namespace) -> int:
+    from worldwarp.trajectory.from_video import is_video_file
     from worldwarp.trajectory.io import write_cameras
     from worldwarp.trajectory.load import load_trajectory, looks_like_path
 
+    if args.from_video is None and args.source is not None and is_video_file(args.source):
+        args.from_video, args.source = args.source, None  # `worldwarp trajectory clip.mp4` means --from-video
     if args.from_video is not None:
         from worldwarp.cli._from_video import run_trajectory
 
