@@ -341,6 +341,8 @@ def test_generate_follows_a_video(fake_sfm, tmp_path: Path) -> None:
     assert torch.allclose(cams.centers, 3.0 * ref.centers[0:16:2], atol=1e-5)
     assert torch.allclose(cams.K[0], intrinsics_from_fov(32, 48, fov_x_deg=50.0), atol=1e-6)
     assert len(fake_sfm) == 1  # extracted once, then read from the cache by the pipeline's input step
+    run = json.loads((out / "run.json").read_text())["trajectory_video"]
+    assert len(run["sha256"]) == 64 and run["summary"].startswith("21 cameras: 11 registered by SfM")
 
 
 def test_ui_preview_and_generate_from_a_video(fake_sfm, tmp_path: Path) -> None:

@@ -100,8 +100,9 @@ def run_trajectory(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_generation(video: str, frames: int, speed: float, quiet: bool = False) -> None:
-    """Extract (or read from the cache) the path of ``video`` with progress on stderr, before generating."""
+def prepare_generation(video: str, frames: int, speed: float, quiet: bool = False) -> dict:
+    """Extract (or read from the cache) the path of ``video`` with progress on stderr, before generating;
+    returns what run.json records about it."""
     from worldwarp.trajectory.from_video import speed_note
 
     if not speed > 0:
@@ -115,3 +116,12 @@ def prepare_generation(video: str, frames: int, speed: float, quiet: bool = Fals
             file=sys.stderr,
         )
         print(f"worldwarp: {speed_note(vp, frames, speed)}", file=sys.stderr)
+    return {
+        "trajectory_video": {
+            "sha256": vp.digest,
+            "summary": vp.summary(),
+            "speed": speed_note(vp, frames, speed),
+            "warnings": vp.warnings,
+            "scene_depth": vp.scene_depth,
+        }
+    }

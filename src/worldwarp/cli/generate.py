@@ -64,14 +64,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from worldwarp.runner import GenerationRequest, run_generation
-
-    req = GenerationRequest.from_args(args)
     from worldwarp.trajectory.from_video import is_video_file
 
+    req = GenerationRequest.from_args(args)
+    extra = None
     if is_video_file(args.trajectory):  # extract (or read the cached path) with progress before generating
         from worldwarp.cli._from_video import prepare_generation
 
-        prepare_generation(args.trajectory, args.frames, args.speed, quiet=args.quiet)
+        extra = prepare_generation(args.trajectory, args.frames, args.speed, quiet=args.quiet)
     run_generation(req, image=args.image, trajectory=args.trajectory, frames=args.frames, depth=args.depth,
-                   depth_model=args.depth_model, fov=args.fov, speed=args.speed, scale=args.scale)  # fmt: skip
+                   depth_model=args.depth_model, fov=args.fov, speed=args.speed, scale=args.scale,
+                   extra_run_info=extra)  # fmt: skip
     return 0
