@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from worldwarp.eval.poses import rotation_distance, umeyama
+from worldwarp.io.atomic import atomic_write_json
 from worldwarp.io.video import write_video
 from worldwarp.scenes import make_clip
 from worldwarp.trajectory.from_video import VideoPathConfig, VideoPathError, extract_video_path
@@ -110,6 +111,7 @@ def main() -> None:
             continue
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         loads.append(os.getloadavg()[0])
+        atomic_write_json(work / f"{video.stem}.result.json", {"path": vp.to_dict(), "wall": wall, "cpu": cpu})
         g = gt.c2w[vp.first_frame : vp.last_frame + 1]
         rot, ate, mean = path_errors(vp.cameras.c2w, g)
         reg = torch.tensor(vp.registered) - vp.first_frame
@@ -149,12 +151,12 @@ def main() -> None:
         "",
         "| clip (seed, scene, path) | frames covered | registered / interpolated | fov est. / true (deg) | "
         "rotation (rad) | ATE RMSE / extent | mean centre error / extent | registered only: rot., centre | "
-        "TUM ATE RMSE (centres-only alignment), rotation then | wall (s) | CPU (s) | targets met |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "TUM ATE RMSE (centres-only alignment), rotation then | wall (s) | CPU (s) | targets met | warnings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for seed, kind, traj, wall, cpu, res, err, fov in rows:
         if res is None:
-            lines.append(f"| {seed} {kind} {traj} | failed: {err} | | | | | | | | {wall:.0f} | {cpu:.0f} | no |")
+            lines.append(f"| {seed} {kind} {traj} | failed: {err} | | | | | | | | {wall:.0f} | {cpu:.0f} | no | |")
             continue
         vp, rot, ate, mean, rot_reg, mean_reg, ate_tum, rot_tum = res
         met = "yes" if rot <= 0.02 and ate <= 0.02 else "no"
@@ -162,7 +164,7 @@ def main() -> None:
             f"| {seed} {kind} {traj} | {vp.first_frame}-{vp.last_frame} | {len(vp.registered)} / {vp.interpolated} | "
             f"{vp.fov_x_deg:.1f} / {fov:.1f} | {rot:.4f} | {100 * ate:.2f}% | {100 * mean:.2f}% | "
             f"{rot_reg:.4f}, {100 * mean_reg:.2f}% | {100 * ate_tum:.2f}%, {rot_tum:.4f} | {wall:.0f} | {cpu:.0f} | "
-            f"{met} |"
+            f"{met} | {'; '.join(vp.warnings)} |"
         )
     if ok:
         mean_rot = sum(r[5][1] for r in ok) / len(ok)
@@ -186,7 +188,9 @@ def main() -> None:
     lines += [
         "",
         "Wall times depend on the machine's load (see above); CPU time is the process's own, COLMAP's threads "
-        "included.",
+        "included. Each clip's recovered path is saved beside its video in the work folder "
+        "(`<clip>.result.json`). What the numbers mean, clip by clip: [../video_paths.md](../video_paths.md), "
+        "section *Accuracy and speed*.",
         "",
     ]
     out = Path(args.out)
