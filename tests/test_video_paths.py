@@ -128,7 +128,7 @@ def test_reconstruction_checks() -> None:
     few = PoseEstimate(eye, torch.arange(n) < 4, mean_reprojection_error=0.5)
     assert check_reconstruction(few) == (
         "structure from motion registered only 4 of 10 frames (at least 5 needed): the clip breaks apart "
-        "(fast motion, cuts, textureless stretches)"
+        "(fast motion, cuts, textureless stretches) or the camera only rotates"
     )
     bad = PoseEstimate(eye, torch.ones(n, dtype=torch.bool), mean_reprojection_error=3.5)
     assert "reprojection error 3.50 px > 2 px" in check_reconstruction(bad)

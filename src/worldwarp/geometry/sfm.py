@@ -143,7 +143,7 @@ def check_reconstruction(estimate: PoseEstimate, checks: ReconstructionChecks | 
         return (
             f"structure from motion registered only {k} of {n} frames (at least "
             f"{max(checks.min_registered, math.ceil(checks.min_registered_fraction * n))} needed): the clip "
-            "breaks apart (fast motion, cuts, textureless stretches)"
+            "breaks apart (fast motion, cuts, textureless stretches) or the camera only rotates"
         )
     if not estimate.mean_reprojection_error <= checks.max_reprojection_error:
         return (
