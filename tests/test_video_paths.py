@@ -313,7 +313,7 @@ def test_pure_rotation_is_refused(tmp_path: Path) -> None:
     clip = make_clip(1003, 24, 160, 240, kind="open", trajectory="pan_left")
     video = write_video(tmp_path / "pan.mp4", clip.frames)
     with pytest.raises(VideoPathError, match="no camera path: .*(rotat|registered only)"):
-        extract_video_path(video, VideoPathConfig(num_threads=2), cache=False)
+        extract_video_path(video, VideoPathConfig(every=2, seeds=(0,), num_threads=2), cache=False)
 
 
 # ---------------------------------------------------------------------------------------------- generate and UI
