@@ -52,10 +52,17 @@ def trajectory_for_scene(
     scale: float = 1.0,
     fit: str = "resample",
 ) -> Cameras:
-    """Cameras for a preset spec (scaled to the scene) or a camera file (read at ``height`` x ``width``)."""
+    """Cameras for a preset spec (scaled to the scene), a camera file (read at ``height`` x ``width``) or a video
+    (its camera motion, scaled so the video's scene depth is ``median_depth``; see
+    :func:`~worldwarp.trajectory.from_video.video_trajectory_for_scene`)."""
+    from worldwarp.trajectory.from_video import is_video_file, video_trajectory_for_scene
     from worldwarp.trajectory.load import load_trajectory, looks_like_path
 
     text = os.fspath(trajectory)
+    if is_video_file(text):
+        return video_trajectory_for_scene(
+            text, frames, height, width, median_depth, fov_x_deg=fov_x_deg, speed=speed, scale=scale
+        )
     if isinstance(trajectory, Path) or looks_like_path(text):
         return load_trajectory(text, frames, height=height, width=width, speed=speed, scale=scale, fit=fit)
     return load_trajectory(

@@ -42,7 +42,7 @@ from worldwarp.eval.datasets import EvalScene
 from worldwarp.eval.fid import FeatureExtractor, FIDConfig
 from worldwarp.eval.lpips import LPIPS, LPIPSConfig
 from worldwarp.eval.metrics import color_error, hf_ratio, masked_psnr, psnr, ssim
-from worldwarp.eval.poses import PoseEstimatorConfig, camera_errors, estimate_poses
+from worldwarp.eval.poses import PoseEstimatorConfig, camera_errors, check_reconstruction, estimate_poses
 
 __all__ = [
     "METHODS",
@@ -286,6 +286,7 @@ def _camera_record(frames: Tensor, scene: EvalScene, indices: list[int], config:
         mean_track_length=est.mean_track_length,
         mean_reprojection_error=est.mean_reprojection_error,
         seed=est.seed,
+        sfm_failure=check_reconstruction(est),
     )
     return rec
 

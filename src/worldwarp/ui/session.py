@@ -123,6 +123,8 @@ class InputSpec:
         frames: trajectory length (frame 0 is the image).
         fov_x_deg: horizontal field of view of the image (presets only).
         speed, scale: trajectory speed and scale (relative to the scene).
+        camera_video: a reference video whose camera motion replaces the spec and the camera file
+            (:mod:`worldwarp.trajectory.from_video`; extracted once, then cached by content).
     """
 
     image: str | None
@@ -133,10 +135,11 @@ class InputSpec:
     fov_x_deg: float = 60.0
     speed: float = 1.0
     scale: float = 1.0
+    camera_video: str | None = None
 
     def path_source(self) -> str:
-        """The camera file when there is one, else the preset spec."""
-        return self.camera_file if self.camera_file else self.trajectory
+        """The reference video when there is one, else the camera file when there is one, else the preset spec."""
+        return self.camera_video or self.camera_file or self.trajectory
 
 
 def user_message(error: BaseException) -> str:
@@ -157,8 +160,17 @@ def _check_spec(spec: InputSpec, max_frames: int) -> None:
             raise InputError(f"{name} must be > 0, got {value}")
     if not 0 < spec.fov_x_deg < 180:
         raise InputError(f"field of view must lie in (0, 180) degrees, got {spec.fov_x_deg}")
-    if not spec.camera_file and not spec.trajectory.strip():
-        raise InputError("no camera path: compose a preset spec or upload a camera file")
+    if not spec.camera_video and not spec.camera_file and not spec.trajectory.strip():
+        raise InputError("no camera path: compose a preset spec or upload a camera file (or a video)")
+
+
+def _video_path(spec: InputSpec, progress: ProgressFn | None):  # -> VideoPath | None
+    """The camera path of the spec's reference video (extracted with progress, or from the cache)."""
+    if not spec.camera_video:
+        return None
+    from worldwarp.trajectory.from_video import extract_video_path
+
+    return extract_video_path(spec.camera_video, progress=progress)
 
 
 @dataclass
@@ -170,16 +182,20 @@ class PathPreview:
     error: str | None = None
 
 
-def preview_path(spec: InputSpec, height: int, width: int, max_frames: int = 1000) -> PathPreview:
+def preview_path(
+    spec: InputSpec, height: int, width: int, max_frames: int = 1000, progress: ProgressFn | None = None
+) -> PathPreview:
     """Draw the path ``spec`` describes with the CLI's preview code (scaled to the image's depth when given).
 
-    Without an image the path is drawn in scene units (median depth 1).
+    Without an image the path is drawn in scene units (median depth 1). A reference video's path is extracted
+    first (``progress(fraction, message)`` reports it) or read from the cache.
     """
     from worldwarp.inputs import prepare_inputs, trajectory_for_scene
     from worldwarp.trajectory.preview import render_preview_array
 
     try:
         _check_spec(spec, max_frames)
+        video = _video_path(spec, progress)
         if spec.image:
             cams = prepare_inputs(
                 spec.image, spec.path_source(), spec.frames, height, width, depth_path=spec.depth,
@@ -190,8 +206,13 @@ def preview_path(spec: InputSpec, height: int, width: int, max_frames: int = 100
                 spec.path_source(), spec.frames, height, width, 1.0, fov_x_deg=spec.fov_x_deg, speed=spec.speed,
                 scale=spec.scale,
             )  # fmt: skip
-        title = Path(spec.camera_file).name if spec.camera_file else spec.trajectory.strip()
+        title = Path(spec.path_source()).name if spec.camera_video or spec.camera_file else spec.trajectory.strip()
         image = render_preview_array(cams, f"{title}  ({len(cams)} frames)")
+        if video is not None:
+            from worldwarp.trajectory.from_video import speed_note
+
+            notes = [video.summary(), speed_note(video, spec.frames, spec.speed), *video.warnings]
+            return PathPreview(image, f"{len(cams)} cameras from the video: " + "; ".join(notes))
         return PathPreview(image, f"{len(cams)} cameras")
     except Exception as e:  # every failure becomes a message on the page
         if not isinstance(e, USER_ERRORS):
@@ -312,6 +333,8 @@ class UISession:
             _check_spec(spec, self.config.max_frames)
             if progress is not None:
                 progress(0.0, "preparing inputs")
+            if self.state is None or spec != self.spec:  # a new video's path first, with its own progress
+                _video_path(spec, None if progress is None else lambda f, m: progress(0.0, f"camera path: {m}"))
             pipe = self._pipeline(strength, seed)
             started = ""
             if self.state is None or spec != self.spec:
