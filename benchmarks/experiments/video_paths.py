@@ -138,7 +138,8 @@ def main() -> None:
     lines = [
         "# Camera paths from videos: accuracy and speed",
         "",
-        f"`python benchmarks/experiments/video_paths.py --threads {args.threads}` ({N}-frame {H}x{W} procedural clips with exact "
+        f"`python benchmarks/experiments/video_paths.py --threads {args.threads}` ({N}-frame {H}x{W} procedural clips "
+        "with exact "
         f"cameras, encoded to H.264 mp4 (crf 18) first; default extraction settings: focal length estimated, "
         f"every {math.ceil((N - 1) / (config.max_sfm_frames - 1))}rd frame and the last to SfM, seeds "
         f"{','.join(map(str, config.seeds))}; COLMAP with {args.threads} threads; pycolmap "
