@@ -194,13 +194,10 @@ def main() -> None:
         "section *Accuracy and speed*.",
         "",
     ]
+    from worldwarp.io.atomic import atomic_write_text
+
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    atomic_write_text(out, "\n".join(lines))
     print(f"wrote {out}")
 
 

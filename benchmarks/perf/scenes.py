@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -75,13 +74,10 @@ def main() -> None:
         "wall time on an idle core); the speed-up column is a same-process ratio and does not depend on the load.",
         "",
     ]
+    from worldwarp.io.atomic import atomic_write_text
+
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".md")
-    with os.fdopen(fd, "w") as f:
-        f.write("\n".join(lines))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    atomic_write_text(out, "\n".join(lines))
     print(f"wrote {out}")
 
 
