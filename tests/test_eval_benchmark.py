@@ -50,6 +50,7 @@ def test_exact_baselines_on_a_sliding_plane(plane_root):
         o, i, c = (doc["scenes"][0]["metrics"][str(k)] for doc in (oracle, inpaint, copy))
         assert o["hole_fraction"] == pytest.approx(4 * k / W)  # exactly the uncovered columns
         assert math.isinf(o["psnr"]) and o["ssim"] == pytest.approx(1.0)  # perfect warp + true holes
+        assert o["hf_ratio"] == 1.0 and o["color_error"] == 0.0  # identical frames: no grain, no cast
         assert math.isinf(i["psnr_visible"]) and math.isfinite(i["psnr_holes"])  # exact outside the holes
         assert c["psnr"] < i["psnr"] < math.inf
     # the plain runner defaults (radius 1) close one extra column of each hole strip
