@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -224,6 +224,25 @@ class GenerationState:
     depths: Tensor
     chunks: list[ChunkRecord]
     layout: list[tuple[int, int, int]]
+    base: int = 0  # frames before this index were released (saved elsewhere); frames[i] is frame base + i
+
+    @property
+    def length(self) -> int:
+        """Frames made so far (the start image included), released ones too."""
+        return self.base + int(self.frames.shape[0])
+
+    def release(self) -> None:
+        """Drop from memory what the next chunk does not need (its history stays): older frames and depths, and
+        every chunk's prior, mask and cache. For long runs whose chunks are saved as they are made; frames before
+        :attr:`base` can no longer be rolled back to."""
+        cut = self.layout[self.next_chunk][0] if not self.done else self.length
+        drop = cut - self.base
+        if drop > 0:
+            self.frames = self.frames[drop:].clone()
+            self.depths = self.depths[drop:].clone()
+            self.base = cut
+        for r in self.chunks:
+            r.prior, r.mask, r.gaussians = r.prior[:0], r.mask[:0], None
 
     @property
     def done(self) -> bool:
@@ -237,20 +256,28 @@ class GenerationState:
         """Keep chunks 0..k-1 (k = 0 keeps only the start image)."""
         if not 0 <= k <= len(self.chunks):
             raise InputError(f"cannot roll back to chunk {k}: {len(self.chunks)} chunks exist")
+        keep = 1 if k == 0 else self.chunks[k - 1].new_indices[-1] + 1
+        if keep <= self.base:
+            raise InputError(f"cannot roll back to chunk {k}: its frames were released from memory")
         self.chunks = self.chunks[:k]
-        keep = 1 if k == 0 else self.chunks[-1].new_indices[-1] + 1
-        self.frames = self.frames[:keep]
-        self.depths = self.depths[:keep]
+        self.frames = self.frames[: keep - self.base]
+        self.depths = self.depths[: keep - self.base]
 
 
 @dataclass
 class PipelineOutput:
-    """Frames (N, 3, H, W) in [0, 1], depths (N, H, W), the cameras used, and every chunk's record."""
+    """Frames (N, 3, H, W) in [0, 1], depths (N, H, W), the cameras used, and every chunk's record.
+
+    After a run with ``release=True`` the frames and depths are those from index ``first`` on (the rest are in
+    the run's :class:`ChunkStore`), and ``fingerprint`` holds the digests the run was checked against.
+    """
 
     frames: Tensor
     depths: Tensor
     cameras: Cameras
     chunks: list[ChunkRecord]
+    first: int = 0
+    fingerprint: dict[str, str] = field(default_factory=dict)
 
 
 class WorldWarpPipeline:
@@ -286,6 +313,7 @@ class WorldWarpPipeline:
         if c.height % grid or c.width % grid:
             raise InputError(f"resolution {c.height}x{c.width} must be a multiple of {grid} for this denoiser")
         self._cond: Any = None
+        self.weights_id: str | None = None  # see weights_digest()
 
     # ------------------------------------------------------------------ state
     def start(self, image: Tensor, cameras: Cameras, depth: Tensor) -> GenerationState:
@@ -339,8 +367,10 @@ class WorldWarpPipeline:
         t0 = time.perf_counter()
 
         # 1. History: the given frames of this chunk and their cameras.
-        hist_frames = state.frames[start : start + n_hist]  # (V, 3, H, W)
-        hist_depths = state.depths[start : start + n_hist]  # (V, H, W)
+        b = state.base  # frames before it were released
+        assert start >= b, "the history of this chunk was released"
+        hist_frames = state.frames[start - b : start - b + n_hist]  # (V, 3, H, W)
+        hist_depths = state.depths[start - b : start - b + n_hist]  # (V, H, W)
         hist_cams = state.cameras[start : start + n_hist]
         new_cams = state.cameras[start + n_hist : end]
 
@@ -374,8 +404,8 @@ class WorldWarpPipeline:
         new_depths = self._new_depths(new_frames, warp)
         keep = max(0, min(end, state.num_frames) - (start + n_hist))
         first_new = start + n_hist
-        state.frames = torch.cat([state.frames[:first_new], new_frames[:keep]])
-        state.depths = torch.cat([state.depths[:first_new], new_depths[:keep]])
+        state.frames = torch.cat([state.frames[: first_new - b], new_frames[:keep]])
+        state.depths = torch.cat([state.depths[: first_new - b], new_depths[:keep]])
         timings["append"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         record = ChunkRecord(
@@ -471,16 +501,26 @@ class WorldWarpPipeline:
         state_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         callback: Callable[[ChunkRecord, GenerationState], None] | None = None,
+        release: bool = False,
     ) -> PipelineOutput:
         """Generate the whole trajectory. With ``state_dir`` every finished chunk is saved atomically there, and
-        ``resume=True`` continues from the saved chunks (giving the same frames as an uninterrupted run)."""
+        ``resume=True`` continues from the saved chunks (giving the same frames as an uninterrupted run); saved
+        chunks of a run with other weights, settings or inputs are refused with a message saying which differ.
+
+        ``release=True`` (needs ``state_dir``) keeps in memory only what the next chunk needs, so memory stays
+        flat however long the path: the output then holds the frames from ``output.first`` on, and
+        :meth:`ChunkStore.frames` reads every frame back. ``callback`` sees each new chunk before it is released.
+        """
         from tqdm.auto import tqdm
 
+        if release and state_dir is None:
+            raise InputError("release=True needs a state_dir to keep the frames in")
         state = self.start(image, cameras, depth)
-        store = ChunkStore(Path(state_dir), self._fingerprint(state)) if state_dir is not None else None
+        parts = self.fingerprint_parts(state) if state_dir is not None else {}
+        store = ChunkStore(Path(state_dir), parts) if state_dir is not None else None
         if store is not None:
             if resume:
-                store.restore(state)
+                store.restore(state, release=release)
             else:
                 store.reset()
         bar = tqdm(total=len(state.layout), initial=len(state.chunks), desc="chunks", disable=not self.config.progress)
@@ -490,34 +530,80 @@ class WorldWarpPipeline:
                 store.save(state, record)
             if callback is not None:
                 callback(record, state)
+            if release and not state.done:
+                state.release()
             bar.update(1)
         bar.close()
-        n = state.num_frames
-        return PipelineOutput(state.frames[:n], state.depths[:n], state.cameras[:n], state.chunks)
+        n = state.num_frames - state.base
+        return PipelineOutput(
+            state.frames[:n], state.depths[:n], state.cameras[: state.num_frames], state.chunks, state.base, parts
+        )
+
+    def weights_digest(self) -> str:
+        """Content digest of the denoiser's weights: every parameter and buffer (see
+        :func:`worldwarp.digests.module_digest`), unless a caller set :attr:`weights_id` (e.g. digests of the
+        checkpoint files a large model was loaded from)."""
+        if self.weights_id is None:
+            from worldwarp.digests import module_digest
+
+            self.weights_id = f"{type(self.denoiser).__name__}:{module_digest(self.denoiser)}"
+        return self.weights_id
+
+    def fingerprint_parts(self, state: GenerationState) -> dict[str, str]:
+        """Digests of everything that determines the frames, by kind: ``weights``, ``settings`` (the config,
+        less presentation such as progress bars) and ``inputs`` (start image, depth, cameras)."""
+
+        def digest(*chunks: bytes) -> str:
+            h = hashlib.sha256()
+            for c in chunks:
+                h.update(len(c).to_bytes(8, "little"))
+                h.update(c)
+            return h.hexdigest()[:16]
+
+        settings = self.config.to_dict()
+        settings.pop("progress", None)
+        tensors = (state.frames[0], state.depths[0], state.cameras[: state.num_frames].c2w, state.cameras.K)
+        return {
+            "weights": self.weights_digest(),
+            "settings": digest(json.dumps(settings, sort_keys=True, default=str).encode()),
+            "inputs": digest(*(t.detach().float().cpu().contiguous().numpy().tobytes() for t in tensors)),
+        }
 
     def _fingerprint(self, state: GenerationState) -> str:
-        """Hash of everything that determines the frames: config, denoiser, inputs."""
-        h = hashlib.sha256()
-        h.update(json.dumps(self.config.to_dict(), sort_keys=True, default=str).encode())
-        h.update(type(self.denoiser).__name__.encode())
-        params = getattr(self.denoiser, "parameters", None)
-        if callable(params):
-            for p in list(params())[:4]:
-                h.update(p.detach().float().cpu().numpy().tobytes()[:4096])
-        for t in (state.frames[0], state.depths[0], state.cameras.c2w, state.cameras.K):
-            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        """One hash of :meth:`fingerprint_parts`."""
+        return fingerprint_of(self.fingerprint_parts(state))
+
+
+def fingerprint_of(parts: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_PART_NAMES = {"weights": "weights", "settings": "settings", "inputs": "inputs (image, depth or cameras)"}
 
 
 class ChunkStore:
-    """Saves every finished chunk of a run atomically (``chunk_0000.pt`` ...) and restores them on resume."""
+    """Saves every finished chunk of a run atomically (``chunk_0000.pt`` ...) and restores them on resume.
 
-    def __init__(self, root: Path, fingerprint: str) -> None:
-        self.root = root
-        self.fingerprint = fingerprint
+    ``state.json`` records the run's fingerprint parts (weights, settings, inputs); a resume whose parts differ
+    is refused with a message naming what differs. A damaged chunk file is one line that says how to continue
+    from the last good chunk.
+    """
+
+    def __init__(self, root: Path, parts: dict[str, str] | str) -> None:
+        self.root = Path(root)
+        self.parts = dict(parts) if isinstance(parts, dict) else {"run": parts}
+        self.fingerprint = fingerprint_of(self.parts)
 
     def reset(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        from worldwarp.io.atomic import _user_error
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            err = _user_error(e, self.root)
+            if err is None:
+                raise
+            raise err from e
         for f in self.root.glob("chunk_*.pt"):
             f.unlink()
         self._write_meta()
@@ -525,15 +611,20 @@ class ChunkStore:
     def _write_meta(self) -> None:
         from worldwarp.io.atomic import atomic_write_text
 
-        atomic_write_text(
-            self.root / "state.json",
-            json.dumps({"version": STATE_VERSION, "fingerprint": self.fingerprint}, indent=2) + "\n",
-        )
+        meta = {"version": STATE_VERSION, "fingerprint": self.fingerprint, "parts": self.parts}
+        atomic_write_text(self.root / "state.json", json.dumps(meta, indent=2) + "\n")
+
+    def chunk_path(self, k: int) -> Path:
+        return self.root / f"chunk_{k:04d}.pt"
 
     def save(self, state: GenerationState, record: ChunkRecord) -> None:
-        from worldwarp.io.atomic import atomic_write
+        """Write chunk ``record`` (its new frames as 8-bit, depths, prior, mask) atomically. The payload is
+        serialised in memory first, so a full disk is one :class:`InputError` and no partial file."""
+        import io
 
-        idx = record.new_indices
+        from worldwarp.io.atomic import atomic_write_bytes
+
+        idx = [i - state.base for i in record.new_indices]
         payload = {
             "fingerprint": self.fingerprint,
             "record": {k: v for k, v in asdict_shallow(record).items() if k not in ("prior", "mask", "gaussians")},
@@ -542,33 +633,63 @@ class ChunkStore:
             "prior": (record.prior.cpu() * 255).round().to(torch.uint8),
             "mask": record.mask.cpu(),
         }
-        with atomic_write(self.root / f"chunk_{record.index:04d}.pt", "wb") as f:
-            torch.save(payload, f)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        atomic_write_bytes(self.chunk_path(record.index), buf.getvalue())
 
-    def restore(self, state: GenerationState) -> None:
+    def load(self, k: int) -> dict[str, Any]:
+        """The payload of chunk ``k``; a damaged file is an :class:`InputError` that says how to go on."""
+        f = self.chunk_path(k)
+        try:
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+            r = payload["record"]
+            n = len(r["new_indices"])
+            ok = payload.get("fingerprint") == self.fingerprint and r["index"] == k
+            ok = ok and payload["frames"].shape[0] == n and payload["frames"].dtype == torch.uint8
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # truncated zip, unpickling error, missing keys: all mean a damaged file
+            raise InputError(
+                f"{f} is damaged ({type(e).__name__}); delete it and run with --resume again to continue from "
+                f"chunk {k} (the last good one is {k - 1}), or run without --resume to start over"
+            ) from None
+        if not ok:
+            raise InputError(
+                f"{f} does not belong to this run; delete it and run with --resume again to continue from chunk "
+                f"{k}, or run without --resume to start over"
+            )
+        return payload
+
+    def restore(self, state: GenerationState, *, release: bool = False) -> None:
         """Append every saved chunk that belongs to this run, in order; a different run's state is an error."""
         meta = self.root / "state.json"
         if not meta.is_file():
             self.reset()
             return
-        saved = json.loads(meta.read_text())
+        try:
+            saved = json.loads(meta.read_text())
+            saved_parts = saved.get("parts") or {}
+            assert isinstance(saved_parts, dict)
+        except (ValueError, AssertionError, AttributeError):
+            raise InputError(f"{meta} is damaged; run without --resume to start over") from None
         if saved.get("fingerprint") != self.fingerprint:
+            differ = [_PART_NAMES.get(k, k) for k in self.parts if saved_parts.get(k) != self.parts[k]]
+            what = " and ".join(differ) if saved_parts and differ else "inputs or settings"
             raise InputError(
-                f"{self.root}: the saved chunks belong to a different run (other inputs or settings); "
-                "run without --resume to start over"
+                f"{self.root}: the saved chunks belong to a run with other {what}; "
+                "run without --resume to start over (or resume with the same ones)"
             )
         dev = state.frames.device
         for k in range(len(state.layout)):
-            f = self.root / f"chunk_{k:04d}.pt"
-            if not f.is_file():
+            if not self.chunk_path(k).is_file():
                 break
-            payload = torch.load(f, map_location="cpu", weights_only=True)
+            payload = self.load(k)
             r = payload["record"]
             idx = r["new_indices"]
-            first = r["start"] + r["history"]
+            first = r["start"] + r["history"] - state.base
             state.frames = torch.cat([state.frames[:first], payload["frames"].to(dev, torch.float32) / 255])
             state.depths = torch.cat([state.depths[:first], payload["depths"].to(dev, torch.float32)])
-            assert state.frames.shape[0] == (idx[-1] + 1 if idx else first)
+            assert state.length == (idx[-1] + 1 if idx else first + state.base)
             state.chunks.append(
                 ChunkRecord(
                     index=r["index"],
@@ -582,6 +703,15 @@ class ChunkStore:
                     timings=r["timings"],
                 )
             )
+            if release and not state.done:
+                state.release()
+
+    def frames(self, num_chunks: int) -> Iterator[tuple[list[int], Tensor, Tensor, Tensor]]:
+        """Chunk by chunk, what chunks ``0..num_chunks-1`` saved: ``(indices, frames uint8 (n, 3, H, W), prior
+        uint8 (n, 3, H, W), mask bool (n, H, W))`` (one chunk in memory at a time)."""
+        for k in range(num_chunks):
+            p = self.load(k)
+            yield p["record"]["new_indices"], p["frames"], p["prior"], p["mask"]
 
 
 def asdict_shallow(record: ChunkRecord) -> dict[str, Any]:
