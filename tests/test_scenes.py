@@ -430,7 +430,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys) -> None:  # type: ignore[no-unt
     from worldwarp.cli import main
 
     assert main(["scenes", "render", "--frames", "0", "--out", str(tmp_path / "x")]) == 2
-    assert "--frames must be >= 1" in capsys.readouterr().err
+    assert "argument --frames: must lie in [1, 100000], got '0'" in capsys.readouterr().err
     code = main(["scenes", "render", "--trajectory", "no_such_move", "--frames", "2", "--out", str(tmp_path / "y")])
     assert code == 2
 
