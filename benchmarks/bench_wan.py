@@ -14,11 +14,17 @@ chunk cost (its embeddings are cached per prompt).
 Weights are random, so the output is noise; timings and memory are those of the real architecture
 (Wan2.1-T2V-1.3B: 30 layers, width 1536, 12 heads, FFN 8960; Wan2.1 VAE, base width 96, z_dim 16).
 
+With ``--preset release`` (or ``paper``) the chunk is the preset's (release: 81 frames at 480x720, 1 history
+frame, 50 steps with the scheduler's sigma grid and the release's latent-grid rules, strength 0.6, CFG 5) and the
+results go to docs/benchmarks/wan_<preset>.md.
+
 Usage (a CUDA GPU; writes docs/benchmarks/wan.md)::
 
     python benchmarks/bench_wan.py
+    python benchmarks/bench_wan.py --preset release --settings none model+tiling   # the release's chunk
     python benchmarks/bench_wan.py --steps 10 --settings none model   # quicker
     python benchmarks/bench_wan.py --tiny --device cpu --out /tmp/wan.md   # smoke test of the script itself
+    python benchmarks/bench_wan.py --tiny --device cpu --preset release --out /tmp/wan_release.md
 """
 
 from __future__ import annotations
@@ -127,9 +133,12 @@ def time_forward(denoiser, latents: torch.Tensor, embeds: torch.Tensor, per_toke
     return times[len(times) // 2]
 
 
-def run_chunk(denoiser, setting: str, frames: int, height: int, width: int, steps: int, text_dim: int, seed: int):
+def run_chunk(
+    denoiser, setting: str, frames: int, height: int, width: int, sampler, history_frames: int, text_dim: int, seed: int
+):
     from worldwarp.diffusion.denoisers.wan import WanConditioning
-    from worldwarp.diffusion.sampler import SamplerConfig, sample
+    from worldwarp.diffusion.latent_grid import history_latent_frames
+    from worldwarp.diffusion.sampler import sample
 
     device = denoiser.device
     g = torch.Generator().manual_seed(seed)
@@ -148,11 +157,9 @@ def run_chunk(denoiser, setting: str, frames: int, height: int, width: int, step
     t1 = time.perf_counter()
     B, _, Tl, Hl, Wl = prior.shape
     mask = torch.rand(B, Tl, Hl, Wl, generator=g) > 0.3  # 70 % warped, 30 % holes
-    history = torch.zeros(B, Tl, dtype=torch.bool)
-    history[:, :2] = True  # the 5 overlap frames = 2 latent frames
-    cfg = SamplerConfig(steps=steps, shift=5.0, strength=0.8, guidance_scale=5.0)
+    history = history_latent_frames(history_frames, Tl, denoiser.time_factor)[None].expand(B, Tl)
     with torch.no_grad():
-        out = sample(denoiser, prior, mask.to(device), history.to(device), cfg, cond=cond, progress=False)
+        out = sample(denoiser, prior, mask.to(device), history.to(device), sampler, cond=cond, progress=False)
     _sync(device)
     t2 = time.perf_counter()
     video_out = denoiser.decode(out)
@@ -175,16 +182,36 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cuda", help="execution device (default cuda)")
     parser.add_argument("--dtype", default="bfloat16", help="transformer dtype (default bfloat16)")
-    parser.add_argument("--frames", type=int, default=49)
-    parser.add_argument("--height", type=int, default=480)
-    parser.add_argument("--width", type=int, default=720)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--preset", choices=["release", "paper"], help="time the preset's chunk (see module doc)")
+    parser.add_argument("--frames", type=int, help="frames per chunk (default 49, or the preset's)")
+    parser.add_argument("--height", type=int, help="default 480, or the preset's")
+    parser.add_argument("--width", type=int, help="default 720, or the preset's")
+    parser.add_argument("--steps", type=int, help="Euler steps (default 50, or the preset's)")
     parser.add_argument("--repeats", type=int, default=5, help="forwards per timing of the reference ratio")
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--tiny", action="store_true", help="tiny random model (smoke test of this script)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs/benchmarks/wan.md")
+    parser.add_argument("--out", type=Path, help="default docs/benchmarks/wan.md (wan_<preset>.md with --preset)")
     args = parser.parse_args(argv)
+    from dataclasses import replace
+
+    from worldwarp.diffusion.sampler import SamplerConfig
+    from worldwarp.pipeline import PipelineConfig
+
+    if args.preset is not None:
+        pcfg = PipelineConfig.preset(args.preset)
+        sampler, history_frames = pcfg.sampler, pcfg.overlap
+        defaults = dict(frames=pcfg.chunk_frames, height=pcfg.height, width=pcfg.width, steps=sampler.steps)
+    else:
+        sampler = SamplerConfig(steps=50, shift=5.0, strength=0.8, guidance_scale=5.0)
+        history_frames = 5  # the paper's 5 overlap frames = 2 latent frames
+        defaults = dict(frames=49, height=480, width=720, steps=50)
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    docs = Path(__file__).resolve().parents[1] / "docs/benchmarks"
+    if args.out is None:
+        args.out = docs / ("wan.md" if args.preset is None else f"wan_{args.preset}.md")
 
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -193,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         args.frames, args.height, args.width = min(args.frames, 9), min(args.height, 32), min(args.width, 32)
         args.steps = min(args.steps, 2)
+    sampler = replace(sampler, steps=args.steps)
 
     from worldwarp.diffusion.denoisers.wan import WanConfig, WanDenoiser
 
@@ -218,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
             transformer, vae = build_models(args.tiny, device, getattr(torch, args.dtype), args.seed)
         vae.disable_tiling()  # WanDenoiser enables it when the setting asks for it
         denoiser = WanDenoiser(transformer, vae, config=cfg)
-        res = run_chunk(denoiser, name, args.frames, args.height, args.width, args.steps, text_dim, args.seed)
+        res = run_chunk(
+            denoiser, name, args.frames, args.height, args.width, sampler, history_frames, text_dim, args.seed
+        )
         results.append(res)
         print(
             f"{name:18s} encode {res.encode_s:6.2f} s  sample {res.sample_s:7.2f} s  decode {res.decode_s:6.2f} s  "
@@ -231,15 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Wan ST-Diff backend: one chunk, time and memory",
         "",
-        "Generated by `python benchmarks/bench_wan.py`"
-        + (" --tiny (smoke run, not a measurement)" if args.tiny else ""),
+        "Generated by `python benchmarks/bench_wan.py"
+        + (f" --preset {args.preset}" if args.preset else "")
+        + (" --tiny` (smoke run, not a measurement)" if args.tiny else "`"),
         "",
         f"- device: {device_name}; torch {torch.__version__}; transformer dtype {args.dtype}, VAE float32",
         f"- model: random weights, {n_params / 1e9:.3f} B transformer parameters "
         f"({'tiny' if args.tiny else 'Wan2.1-T2V-1.3B shape'}); text encoder not included (cached embeddings)",
         f"- chunk: {args.frames} frames {args.height}x{args.width} -> latents {tuple(latent_shape[1:])}, "
-        f"{tokens} tokens; {args.steps} Euler steps, CFG 5 (2 transformer passes per step), strength 0.8, "
-        "2 history latent frames, 30 % hole tokens",
+        f"{tokens} tokens; {args.steps} Euler steps, CFG {sampler.guidance_scale:g} (2 transformer passes per "
+        f"step), strength {sampler.strength:g}, {history_frames} history frame(s), 30 % hole cells; sigma grid "
+        f"{sampler.sigma_grid}, start rule {sampler.start_rule}, latent grid {sampler.mask_reduction}/"
+        f"{sampler.patch_levels}",
         "",
         "## Per-token timesteps vs diffusers' scalar timestep (one transformer forward)",
         "",

@@ -1,16 +1,18 @@
-"""How well each tiny ST-Diff checkpoint denoises, noise level by noise level (dev-suite clip, no warp).
+"""How well each tiny ST-Diff checkpoint denoises, at every noise level the CPU sampler visits.
 
 Run from the repository root (writes docs/benchmarks/denoiser_levels.md):
 
     python benchmarks/denoiser_levels.py --checkpoint shipped=src/worldwarp/assets/tiny_stdiff \
-        [--checkpoint NAME=DIR ...] [--sigmas 0.1,0.2,0.36,0.6,0.9,1.0]
+        [--checkpoint NAME=DIR ...] [--size 128x192] [--data ../shared/data]
 
-For one 13-frame window of the first "dev" suite clip (every second frame, 64x96), every latent cell gets the same
-level sigma: ``z_t = (1 - sigma) z + sigma eps``; the model predicts the velocity, and the table gives the RMS
-error of the implied clean latent ``z_t - sigma v`` against ``z`` (the quantity the sampler's last steps add to the
-output; latents live in [-1, 1]). "linear" is the best linear guess ``c_skip(sigma) z_t`` (no network).
-A sampler that finishes with steps at sigma 0.36 -> 0.21 -> 0 (20 steps, shift 5) leaves grain unless the
-errors at those levels are small.
+Clips: 25 consecutive frames (one CPU chunk) of the first procedural "dev" clip, and, when the development data is
+present, the 25 frames of the 7-Scenes kitchen (real photographs; evaluation only), both at ``--size``. Every
+latent cell gets the same level sigma, ``z_t = (1 - sigma) z + sigma eps``; the model predicts the velocity and the
+table gives the RMS error of its clean estimate ``z_t - sigma v`` against ``z`` (latents in [-1, 1]). The levels are
+those of the CPU preset's sampler (``flow_sigmas(steps, shift)`` without the final 0). Reference rows: "noisy input"
+returns ``z_t`` itself (what a model that does nothing leaves), "linear" the best linear guess
+``(1 - sigma) s^2 / ((1 - sigma)^2 s^2 + sigma^2) z_t`` with ``s = 0.5``. A model is useful at a level only where it
+beats both; where it loses to "noisy input" the sampler's last steps add grain.
 """
 
 from __future__ import annotations
@@ -23,61 +25,80 @@ from pathlib import Path
 
 import torch
 
+from suite_eval import parse_size
+
+
+def _errors(den, frames: torch.Tensor, sigmas: list[float], seed: int) -> tuple[list[float], list[float], list[float]]:
+    """Model, noisy-input and linear-guess RMS errors of the clean latent per level, for frames (T, 3, H, W)."""
+    z = den.encode(frames.transpose(0, 1)[None])  # (1, C, T, H', W')
+    eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(seed))
+    cond = den.encode_prompt("", "")
+    p = den.patch_size
+    model, noisy, linear = [], [], []
+    for s in sigmas:
+        z_t = (1 - s) * z + s * eps
+        levels = torch.full((1, z.shape[2], z.shape[3] // p, z.shape[4] // p), s)
+        v = den.velocity(z_t, levels, cond)
+        model.append(float(((z_t - s * v - z) ** 2).mean().sqrt()))
+        noisy.append(float(((z_t - z) ** 2).mean().sqrt()))
+        c = (1 - s) * 0.25 / ((1 - s) ** 2 * 0.25 + s**2)
+        linear.append(float(((c * z_t - z) ** 2).mean().sqrt()))
+    return model, noisy, linear
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", action="append", required=True, help="NAME=DIR (repeat)")
-    ap.add_argument("--sigmas", default="0.1,0.2,0.36,0.6,0.9,1.0")
+    ap.add_argument("--size", type=parse_size, default=(128, 192), help="frame size (default 128x192)")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="development data folder")
     ap.add_argument("--cache", type=Path, default=Path("runs/suites"), help="rendered suite clips cache")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/denoiser_levels.md"))
     args = ap.parse_args()
 
     from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
-    from worldwarp.diffusion.denoisers.tiny_unet import velocity_skip
+    from worldwarp.diffusion.schedule import flow_sigmas
     from worldwarp.eval.datasets import DatasetConfig, load_dataset
     from worldwarp.io.atomic import atomic_write_text
+    from worldwarp.pipeline import PipelineConfig
 
-    sigmas = [float(s) for s in args.sigmas.split(",")]
-    scene = load_dataset(DatasetConfig("procedural", args.cache, "dev", size=(64, 96), max_scenes=1))[0]
-    frames = torch.stack([scene.load_frame(i) for i in range(0, 26, 2)])  # (13, 3, 64, 96)
-    rows: list[tuple[str, list[float]]] = []
-    with torch.no_grad():
-        for spec in args.checkpoint:
-            name, _, path = spec.partition("=")
-            den = TinyDenoiser.from_pretrained(path)
-            z = den.encode(frames.transpose(0, 1)[None])  # (1, C, 13, H', W')
-            eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(args.seed))
-            cond = den.encode_prompt("", "")
-            errs = []
-            for s in sigmas:
-                z_t = (1 - s) * z + s * eps
-                v = den.velocity(z_t, torch.full((1, z.shape[2], z.shape[3], z.shape[4]), s), cond)
-                errs.append(float(((z_t - s * v - z) ** 2).mean().sqrt()))
-            n = sum(p.numel() for p in den.parameters())
-            rows.append((f"{name} ({den.config.arch}, {n / 1e6:.2f} M)", errs))
-        z = TinyDenoiser().encode(frames.transpose(0, 1)[None])
-        eps = torch.randn(z.shape, generator=torch.Generator().manual_seed(args.seed))
-        lin = []
-        for s in sigmas:
-            z_t = (1 - s) * z + s * eps
-            v = velocity_skip(torch.tensor(s), 0.5) * z_t
-            lin.append(float(((z_t - s * v - z) ** 2).mean().sqrt()))
-        rows.append(("linear guess c_skip(sigma) z_t", lin))
+    preset = PipelineConfig.cpu().sampler
+    sigmas = [float(s) for s in flow_sigmas(preset.steps, preset.shift)[:-1]]
+    clips = []
+    scene = load_dataset(DatasetConfig("procedural", args.cache, "dev", size=args.size, max_scenes=1))[0]
+    clips.append((f"procedural {scene.name}, frames 0-24", scene.frames(list(range(25)))))
+    kitchen = args.data / "scenes" / "7scenes_redkitchen"
+    if kitchen.is_dir():
+        real = load_dataset(DatasetConfig(name="transforms", root=kitchen, size=args.size))[0]
+        clips.append((f"real {real.name} (7-Scenes), frames 0-24", real.frames(list(range(25)))))
 
     lines = [
-        "# Denoising error of the tiny ST-Diff by noise level",
+        "# Denoising error of the tiny ST-Diff at the CPU sampler's levels",
         "",
-        f"Command: `python benchmarks/denoiser_levels.py {' '.join(sys.argv[1:])}`. Clip: {scene.name} (dev suite), "
-        f"frames 0-24 step 2 at 64x96, seed {args.seed}; {platform.machine()}, {os.cpu_count()} cores, torch "
-        f"{torch.__version__}.",
+        f"Command: `python benchmarks/denoiser_levels.py {' '.join(sys.argv[1:])}`. Size {args.size[0]}x"
+        f"{args.size[1]}, seed {args.seed}; levels of the CPU preset ({preset.steps} steps, shift {preset.shift:g}); "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}.",
         "",
-        "RMS error of the implied clean latent `z_t - sigma v` (latents in [-1, 1]; lower is better):",
-        "",
-        "| model | " + " | ".join(f"sigma {s:g}" for s in sigmas) + " |",
-        "|---|" + "---|" * len(sigmas),
+        "RMS error of the clean estimate `z_t - sigma v` against the clean latent (latents in [-1, 1]; lower is "
+        "better). 'beats noisy input' counts the levels where the model's error is below the noisy input's.",
     ]
-    lines += [f"| {name} | " + " | ".join(f"{e:.3f}" for e in errs) + " |" for name, errs in rows]
+    with torch.no_grad():
+        for title, frames in clips:
+            lines += ["", f"## {title}", ""]
+            lines += ["| model | beats noisy input | " + " | ".join(f"{s:.3f}" for s in sigmas) + " |"]
+            lines += ["|---|---|" + "---|" * len(sigmas)]
+            noisy = linear = None
+            for spec in args.checkpoint:
+                name, _, path = spec.partition("=")
+                den = TinyDenoiser.from_pretrained(path)
+                model, noisy, linear = _errors(den, frames.float(), sigmas, args.seed)
+                n = sum(p.numel() for p in den.parameters())
+                wins = sum(m < q for m, q in zip(model, noisy, strict=True))
+                label = f"{name} ({den.config.arch}, {n / 1e6:.2f} M)"
+                lines.append(f"| {label} | {wins}/{len(sigmas)} | " + " | ".join(f"{e:.3f}" for e in model) + " |")
+            assert noisy is not None and linear is not None
+            lines.append("| noisy input z_t | - | " + " | ".join(f"{e:.3f}" for e in noisy) + " |")
+            lines.append("| linear guess | - | " + " | ".join(f"{e:.3f}" for e in linear) + " |")
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

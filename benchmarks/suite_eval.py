@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-METRICS = ("psnr", "ssim", "psnr_holes")
+METRICS = ("psnr", "ssim", "psnr_holes", "hf_ratio", "color_error")
 
 
 def parse_size(text: str) -> tuple[int, int]:

@@ -91,3 +91,38 @@ def test_masked_psnr_inside_holes_only():
     assert math.isnan(float(masked_psnr(b, a, torch.zeros_like(top))[0]))
     # the whole-image PSNR averages in the exact half: mse 0.005
     assert float(psnr(b, a)[0]) == pytest.approx(10 * np.log10(1 / 0.005), abs=1e-5)
+
+
+def test_hf_energy_of_a_checkerboard_is_exact():
+    from worldwarp.eval.metrics import hf_energy
+
+    y, x = torch.meshgrid(torch.arange(6), torch.arange(7), indexing="ij")
+    board = ((x + y) % 2).double()[None, None].expand(1, 3, 6, 7)  # Laplacian is +-4 * 1 ... at every inner pixel
+    # inner pixel value v in {0, 1}: 4 neighbours are 1 - v, so lap = 4 (1 - v) - 4 v = 4 - 8 v = +-4
+    assert hf_energy(board).item() == 16.0
+    assert hf_energy(torch.full((2, 3, 5, 5), 0.3)).tolist() == [0.0, 0.0]
+
+
+def test_hf_ratio_flags_grain_and_blur():
+    from worldwarp.eval.metrics import hf_ratio
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(1, 3, 32, 32, generator=g) * 0.2 + 0.4
+    assert hf_ratio(real, real).item() == 1.0
+    grainy = (real + 0.1 * torch.randn(real.shape, generator=g)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(real, 3, stride=1, padding=1, count_include_pad=False)
+    assert hf_ratio(grainy, real).item() > 1.3
+    assert hf_ratio(blurred, real).item() < 0.7
+    assert torch.isnan(hf_ratio(real, torch.full_like(real, 0.5))).all()
+
+
+def test_color_error_is_the_largest_channel_mean_difference():
+    from worldwarp.eval.metrics import color_error
+
+    a = torch.zeros(1, 3, 4, 4)
+    b = a.clone()
+    b[:, 0] = 0.25
+    b[:, 2, :2] = 0.5  # channel mean 0.25 as well, but half the pixels
+    b[:, 1] = -0.5
+    assert color_error(a, b).tolist() == [0.5]
+    assert color_error(b, b).tolist() == [0.0]

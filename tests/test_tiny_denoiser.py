@@ -10,7 +10,7 @@ import torch
 
 from worldwarp.diffusion.denoisers.base import Denoiser
 from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
-from worldwarp.diffusion.denoisers.tiny_unet import velocity_skip
+from worldwarp.diffusion.denoisers.tiny_unet import precondition
 from worldwarp.diffusion.sampler import SamplerConfig, sample
 from worldwarp.errors import InputError
 
@@ -67,31 +67,35 @@ def test_autoencoder_rejects_bad_sizes() -> None:
 
 
 def test_protocol_attributes() -> None:
-    assert TinyDenoiserConfig().arch == "transformer"  # the shipped architecture is the default
     model = TinyDenoiser(TinyDenoiserConfig(arch="unet", depth=1))
     assert isinstance(model, Denoiser)
     assert (model.time_factor, model.space_factor, model.patch_size, model.latent_channels) == (1, 4, 1, 48)
-    # freshly initialised, the zero-initialised output layer leaves only the linear input skip c_skip(sigma) z_t
+    # freshly initialised, the zero-initialised output layer leaves the preconditioning's skip: v = a(sigma) z_t,
+    # i.e. the clean estimate z_t - sigma v is c_skip(sigma) z_t
     z = torch.randn(1, 48, 2, 4, 4)
     sig = torch.rand(1, 2, 4, 4)
-    torch.testing.assert_close(model.velocity(z, sig), velocity_skip(sig, 0.5)[:, None] * z)
-    plain = TinyDenoiser(TinyDenoiserConfig(arch="unet", depth=1, skip_std=0.0))
-    assert torch.equal(plain.velocity(z, sig), torch.zeros_like(z))
+    _, a, _ = precondition(sig, 0.5)
+    torch.testing.assert_close(model.velocity(z, sig), a[:, None] * z)
     tr = TinyDenoiser(TinyDenoiserConfig(arch="transformer", patch_size=2))
     assert torch.equal(tr.velocity(z, torch.rand(1, 2, 2, 2)), torch.zeros_like(z))
 
 
-def test_velocity_skip_golden_values() -> None:
-    # c_skip = (sigma - (1 - sigma) s^2) / ((1 - sigma)^2 s^2 + sigma^2): 1 at pure noise, -1 on clean data
-    sig = torch.tensor([0.0, 0.2, 0.5, 1.0])
-    want = torch.tensor([-1.0, (0.2 - 0.8 * 0.25) / (0.64 * 0.25 + 0.04), (0.5 - 0.125) / (0.0625 + 0.25), 1.0])
-    torch.testing.assert_close(velocity_skip(sig, 0.5), want)
-    # it is the least-squares coefficient: it minimises E|eps - z - c z_t|^2 on synthetic data of std s
+def test_precondition_golden_values() -> None:
+    # D = (1 - sigma)^2 s^2 + sigma^2; c_in = 1 / sqrt(D); a = (sigma - (1 - sigma) s^2) / D; b = s / sqrt(D)
+    c_in, a, b = precondition(torch.tensor([0.0, 0.5, 1.0]), 0.5)
+    torch.testing.assert_close(c_in, torch.tensor([2.0, 1 / 0.3125**0.5, 1.0]))
+    torch.testing.assert_close(a, torch.tensor([-1.0, 0.375 / 0.3125, 1.0]))
+    torch.testing.assert_close(b, torch.tensor([1.0, 0.5 / 0.3125**0.5, 0.5]))
+    # the skip is the least-squares clean estimate: c_skip = 1 - sigma a minimises E|z - c z_t|^2 for data of std s
     g = torch.Generator().manual_seed(0)
     z, eps = 0.5 * torch.randn(200_000, generator=g), torch.randn(200_000, generator=g)
     zt = 0.7 * z + 0.3 * eps
-    best = ((eps - z) * zt).mean() / (zt * zt).mean()
-    assert abs(best.item() - velocity_skip(torch.tensor(0.3), 0.5).item()) < 0.01
+    best = (z * zt).mean() / (zt * zt).mean()
+    _, a3, b3 = precondition(torch.tensor(0.3), 0.5)
+    assert abs(best.item() - (1 - 0.3 * a3.item())) < 0.01
+    # c_out = sigma b makes the network's target (z - c_skip z_t) / c_out unit-variance
+    target = (z - (1 - 0.3 * a3) * zt) / (0.3 * b3)
+    assert abs(target.std().item() - 1.0) < 0.01
 
 
 @pytest.mark.parametrize(
@@ -101,7 +105,7 @@ def test_velocity_skip_golden_values() -> None:
         {"widths": (8, 16)},
         {"widths": (8, 12, 16)},
         {"width": 12},
-        {"skip_std": -1.0},
+        {"sigma_data": 0.0},
         {"refine_width": -1},
     ],
 )

@@ -162,6 +162,56 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
     assert torch.equal(loaded.net.final.weight, resumed.net.final.weight)
 
 
+def test_train_with_crop_and_weight_average_resumes_exactly(tmp_path: Path) -> None:
+    """Random windows and the weight average are part of the exact-resume promise; the export is the average."""
+    data = PlaneClips(size=16)
+    kw = {"crop": (8, 12), "ema_decay": 0.5, "clean_warped_prob": 0.5}
+    straight = _model()
+    train(straight, data, _config(tmp_path / "a", 4, **kw), progress=False)
+    half = _model()
+    train(half, data, _config(tmp_path / "b", 2, **kw), progress=False)
+    resumed = _model()
+    train(resumed, data, _config(tmp_path / "b", 4, **kw), resume=True, progress=False)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    exported = [TinyDenoiser.from_pretrained(tmp_path / d / "model") for d in ("a", "b")]
+    for (k, a), b in zip(exported[0].state_dict().items(), exported[1].state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    # the export is the average, not the last weights: with decay 0.5 over 4 steps it lies between init and now
+    init, last, avg = _model().net.final.weight, straight.net.final.weight, exported[0].net.final.weight
+    assert not torch.equal(avg, last) and not torch.equal(avg, init)
+
+
+def test_weight_average_is_the_exponential_mean() -> None:
+    from worldwarp.diffusion.training import WeightAverage
+
+    m = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        m.weight.fill_(1.0)
+    ema = WeightAverage(m, 0.75)
+    for w in (2.0, 4.0):
+        with torch.no_grad():
+            m.weight.fill_(w)
+        ema.update(m)
+    # 1 -> 0.75 + 0.25 * 2 = 1.25 -> 0.9375 + 1.0 = 1.9375
+    assert ema.avg["weight"].item() == 1.9375
+    ema.apply_to(m)
+    assert m.weight.item() == 1.9375
+
+
+def test_clean_warped_tokens_start_at_level_zero() -> None:
+    model = TinyDenoiser(TINY)
+    g = torch.Generator().manual_seed(3)
+    frames = torch.rand(1, 4, 3, 8, 8, generator=g)  # (B, T, 3, H, W)
+    mask = torch.zeros(1, 4, 8, 8, dtype=torch.bool)
+    mask[..., :4] = True  # left half warped (token column 0 of 2: 4 px = 2 cells = 1 patch), right half holes
+    inp = make_training_inputs(model, frames, frames, mask, g, clean_warped_prob=1.0)
+    assert bool((inp.sigmas[..., :1] == 0).all())  # warped tokens are clean
+    assert bool((inp.sigmas[..., 1:] > 0).all())  # holes keep their drawn level
+    z = model.encode(frames.transpose(1, 2))
+    torch.testing.assert_close(inp.z_t[..., :2], z[..., :2])
+
+
 _LAUNCH_SCRIPT = """
 import sys
 from test_training import PlaneClips, _config, _model

@@ -35,19 +35,22 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.diffusion.denoisers.base import Denoiser
+from worldwarp.diffusion.latent_grid import history_latent_frames, pixel_mask_to_cells
 from worldwarp.diffusion.sampler import SamplerConfig, sample
 from worldwarp.errors import InputError
 from worldwarp.splat.cache import CacheConfig, fit_cache
 from worldwarp.splat.gaussians import Gaussians
-from worldwarp.warp import WarpConfig, WarpResult, forward_warp, mask_to_latent, point_cloud_warp
+from worldwarp.warp import WarpConfig, WarpResult, forward_warp, point_cloud_warp
 
 __all__ = [
+    "PIPELINE_PRESETS",
     "ChunkRecord",
     "GenerationState",
     "PipelineConfig",
     "PipelineOutput",
     "WorldWarpPipeline",
     "chunk_layout",
+    "default_preset",
     "fill_depth",
     "inpaint_holes",
     "quantize",
@@ -56,11 +59,21 @@ __all__ = [
 CacheMode = Literal["gaussians", "points", "none"]
 FillMode = Literal["diffusion", "inpaint"]
 STATE_VERSION = 1
+PIPELINE_PRESETS = ("release", "paper", "cpu")
+
+
+def default_preset(denoiser: str) -> str:
+    """The preset a denoiser runs when none is named: ``"release"`` for ``wan``, ``"cpu"`` for the embedded model."""
+    return "release" if denoiser == "wan" else "cpu"
 
 
 @dataclass
 class PipelineConfig:
-    """Every number of the method (paper defaults; :meth:`cpu` gives the embedded CPU preset).
+    """Every number of the method.
+
+    The field defaults are the paper's numbers with the embedded model's rules; use a preset: :meth:`release` (the
+    authors' released demo, the default for Wan), :meth:`paper` (the paper's chunking and strength on the same
+    machinery) or :meth:`cpu` (the embedded CPU model). docs/wan.md tabulates them.
 
     Attributes:
         height, width: working resolution (multiples of the denoiser's space factor times its patch size).
@@ -101,9 +114,57 @@ class PipelineConfig:
             raise InputError(f"unknown fill mode {self.fill!r}; choose diffusion or inpaint")
 
     @classmethod
+    def release(cls, **overrides: Any) -> PipelineConfig:
+        """The authors' release (its Gradio demo's defaults) as far as this pipeline can express them.
+
+        480x720, 81-frame chunks with 1 history frame, strength 0.6, 50 steps, shift 5, CFG 5 against the release's
+        negative prompt; the sigma grid of diffusers' ``FlowMatchEulerDiscreteScheduler``, the release's start
+        index, mask reduction and patch levels (:mod:`worldwarp.diffusion.latent_grid`); erosion with zero padding;
+        a 3DGS cache of at most 50k random pixels per frame, SH degree 3, scales = RMS of the 3-NN distances,
+        opacity 0.9999, absolute mean learning rate, 500 steps. What remains different is listed in docs/wan.md.
+        """
+        from worldwarp.diffusion.denoisers.wan import RELEASE_NEGATIVE_PROMPT
+
+        base: dict[str, Any] = dict(
+            height=480,
+            width=720,
+            chunk_frames=81,
+            overlap=1,
+            sampler=SamplerConfig(
+                steps=50,
+                shift=5.0,
+                strength=0.6,
+                guidance_scale=5.0,
+                sigma_grid="scheduler",
+                start_rule="release",
+                mask_reduction="release",
+                patch_levels="release",
+            ),
+            cache=CacheConfig(
+                steps=500,
+                max_points_per_frame=50_000,
+                sampling="random",
+                init_scale="knn_rms",
+                knn=3,
+                lr_means_scale="none",
+                sh_degree=3,
+                init_opacity=0.9999,
+            ),
+            warp=WarpConfig(erosion_border="zero"),
+            negative_prompt=RELEASE_NEGATIVE_PROMPT,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
     def paper(cls, **overrides: Any) -> PipelineConfig:
-        """The paper's settings (480x720, 49-frame chunks, 5 overlap, 50 steps, CFG 5, 500 cache steps)."""
-        return cls(**overrides)
+        """The paper's numbers (49-frame chunks, 5 history frames, strength 0.8) on the :meth:`release` machinery."""
+        release = cls.release()
+        base: dict[str, Any] = dict(
+            chunk_frames=49, overlap=5, sampler=replace(release.sampler, strength=0.8), cache=release.cache
+        )
+        base.update(overrides)
+        return cls.release(**base)
 
     @classmethod
     def cpu(cls, **overrides: Any) -> PipelineConfig:
@@ -130,7 +191,7 @@ class PipelineConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> PipelineConfig:
-        presets = {"paper": cls.paper, "cpu": cls.cpu}
+        presets = {"release": cls.release, "paper": cls.paper, "cpu": cls.cpu}
         if name not in presets:
             raise InputError(f"unknown pipeline preset {name!r}; choose one of {', '.join(presets)}")
         return presets[name](**overrides)
@@ -201,6 +262,7 @@ class ChunkRecord:
         mask: (n, H, W) bool validity mask of the new frames.
         gaussians: the chunk's 3DGS cache (None for the ablations without one, or after a resume).
         timings: seconds per stage.
+        prompt: the text prompt the chunk was generated with (its caption when the pipeline has a captioner).
     """
 
     index: int
@@ -212,6 +274,7 @@ class ChunkRecord:
     mask: Tensor
     gaussians: Gaussians | None
     timings: dict[str, float]
+    prompt: str = ""
 
 
 @dataclass
@@ -231,11 +294,13 @@ class GenerationState:
         """Frames made so far (the start image included), released ones too."""
         return self.base + int(self.frames.shape[0])
 
-    def release(self) -> None:
-        """Drop from memory what the next chunk does not need (its history stays): older frames and depths, and
-        every chunk's prior, mask and cache. For long runs whose chunks are saved as they are made; frames before
-        :attr:`base` can no longer be rolled back to."""
+    def release(self, keep_from: int | None = None) -> None:
+        """Drop from memory what the next chunk does not need (its history, and frames from ``keep_from`` on,
+        stay): older frames and depths, and every chunk's prior, mask and cache. For long runs whose chunks are
+        saved as they are made; frames before :attr:`base` can no longer be rolled back to."""
         cut = self.layout[self.next_chunk][0] if not self.done else self.length
+        if keep_from is not None:
+            cut = min(cut, keep_from)
         drop = cut - self.base
         if drop > 0:
             self.frames = self.frames[drop:].clone()
@@ -288,6 +353,9 @@ class WorldWarpPipeline:
         config: the method's numbers (:class:`PipelineConfig`).
         depth_estimator: estimates depth of generated frames where they were filled (optional; without it
             holes take a background-biased fill of the rendered depth).
+        captioner: a :class:`~worldwarp.diffusion.captions.Captioner` whose caption of each chunk's input frames
+            (the start image for chunk 0, the previous chunk's frames afterwards) becomes the chunk's prompt, as in
+            the release; None uses ``config.prompt`` for every chunk.
         device: where the cache and the sampler run; the denoiser must already be there.
     """
 
@@ -297,8 +365,10 @@ class WorldWarpPipeline:
         config: PipelineConfig | None = None,
         depth_estimator: Any | None = None,
         device: torch.device | str = "cpu",
+        captioner: Any | None = None,
     ) -> None:
         self.denoiser = denoiser
+        self.captioner = captioner
         self.config = config or PipelineConfig()
         self.depth_estimator = depth_estimator
         self.device = torch.device(device)
@@ -312,7 +382,7 @@ class WorldWarpPipeline:
         grid = denoiser.space_factor * denoiser.patch_size
         if c.height % grid or c.width % grid:
             raise InputError(f"resolution {c.height}x{c.width} must be a multiple of {grid} for this denoiser")
-        self._cond: Any = None
+        self._conds: dict[str, Any] = {}  # prompt -> conditioning (the negative prompt is fixed per pipeline)
         self.weights_id: str | None = None  # see weights_digest()
 
     # ------------------------------------------------------------------ state
@@ -350,10 +420,24 @@ class WorldWarpPipeline:
             layout=layout,
         )
 
-    def _conditioning(self) -> Any:
-        if self._cond is None and self.config.fill == "diffusion":
-            self._cond = self.denoiser.encode_prompt(self.config.prompt, self.config.negative_prompt)
-        return self._cond
+    def _conditioning(self, prompt: str) -> Any:
+        if prompt not in self._conds:
+            if len(self._conds) >= 8:
+                self._conds.pop(next(iter(self._conds)))
+            self._conds[prompt] = self.denoiser.encode_prompt(prompt, self.config.negative_prompt)
+        return self._conds[prompt]
+
+    def chunk_prompt(self, state: GenerationState, k: int) -> str:
+        """The prompt of chunk ``k``: the caption of its input frames with a captioner, else ``config.prompt``."""
+        if self.captioner is None or self.config.fill != "diffusion":
+            return self.config.prompt
+        if k == 0:
+            frames = state.frames[:1]
+        else:
+            prev = state.chunks[k - 1]
+            stop = prev.new_indices[-1] + 1 if prev.new_indices else prev.start + prev.history
+            frames = state.frames[prev.start - state.base : stop - state.base]
+        return self.captioner.caption(frames) or self.config.prompt  # an empty caption falls back to the prompt
 
     # ------------------------------------------------------------------ one chunk
     def step(self, state: GenerationState) -> ChunkRecord:
@@ -391,11 +475,17 @@ class WorldWarpPipeline:
         timings["warp"] = time.perf_counter() - t
 
         # 5. ST-Diff: fill the holes and revise the warped regions (or the inpainting baseline).
+        prompt = ""
+        if c.fill == "diffusion":
+            t = time.perf_counter()
+            prompt = self.chunk_prompt(state, k)
+            cond = self._conditioning(prompt)
+            timings["prompt"] = time.perf_counter() - t
         t = time.perf_counter()
         if c.fill == "inpaint":
             new_frames = inpaint_holes(warp.rgb, warp.mask)
         else:
-            new_frames = self._diffuse(k, hist_frames, warp)
+            new_frames = self._diffuse(k, hist_frames, warp, cond)
         new_frames = quantize(new_frames)
         timings["diffusion"] = time.perf_counter() - t
 
@@ -418,6 +508,7 @@ class WorldWarpPipeline:
             mask=warp.mask[:keep],
             gaussians=gaussians,
             timings=timings,
+            prompt=prompt,
         )
         state.chunks.append(record)
         return record
@@ -445,7 +536,7 @@ class WorldWarpPipeline:
             mask=torch.zeros(n, H, W, dtype=torch.bool, device=frames.device),
         )
 
-    def _diffuse(self, k: int, hist_frames: Tensor, warp: WarpResult) -> Tensor:
+    def _diffuse(self, k: int, hist_frames: Tensor, warp: WarpResult, cond: Any) -> Tensor:
         c = self.config
         den = self.denoiser
         n_hist = hist_frames.shape[0]
@@ -455,11 +546,8 @@ class WorldWarpPipeline:
         pix_mask = torch.cat([torch.ones(n_hist, c.height, c.width, dtype=torch.bool, device=video.device), warp.mask])
         with torch.no_grad():
             latents = den.encode(video.permute(1, 0, 2, 3)[None])  # (1, C, T', H', W')
-            lmask = mask_to_latent(pix_mask, den.time_factor, den.space_factor)[None]  # (1, T', H', W')
-            Tl = latents.shape[2]
-            # latent frame t covers pixel frames [0] (t = 0) or [tf (t - 1) + 1, tf t]; it is history when all are.
-            last_frame = torch.tensor([0] + [den.time_factor * t for t in range(1, Tl)], device=video.device)
-            history = (last_frame < n_hist)[None]  # (1, T')
+            lmask = pixel_mask_to_cells(pix_mask, den.time_factor, den.space_factor, c.sampler.mask_reduction)[None]
+            history = history_latent_frames(n_hist, latents.shape[2], den.time_factor, video.device)[None]  # (1, T')
             generator = torch.Generator(device=latents.device).manual_seed(1_000_003 * c.seed + k)
             out = sample(
                 den,
@@ -468,7 +556,7 @@ class WorldWarpPipeline:
                 history,
                 c.sampler,
                 generator=generator,
-                cond=self._conditioning(),
+                cond=cond,
                 progress=c.progress,
             )
             decoded = den.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
@@ -520,7 +608,7 @@ class WorldWarpPipeline:
         store = ChunkStore(Path(state_dir), parts) if state_dir is not None else None
         if store is not None:
             if resume:
-                store.restore(state, release=release)
+                store.restore(state, release=release, keep_from=lambda: self._keep_from(state))
             else:
                 store.reset()
         bar = tqdm(total=len(state.layout), initial=len(state.chunks), desc="chunks", disable=not self.config.progress)
@@ -531,13 +619,20 @@ class WorldWarpPipeline:
             if callback is not None:
                 callback(record, state)
             if release and not state.done:
-                state.release()
+                state.release(self._keep_from(state))
             bar.update(1)
         bar.close()
         n = state.num_frames - state.base
         return PipelineOutput(
             state.frames[:n], state.depths[:n], state.cameras[: state.num_frames], state.chunks, state.base, parts
         )
+
+    def _keep_from(self, state: GenerationState) -> int | None:
+        """First frame a released state must keep besides the history: a captioner describes the previous
+        chunk's frames."""
+        if self.captioner is None or self.config.fill != "diffusion" or not state.chunks:
+            return None
+        return state.chunks[-1].start
 
     def weights_digest(self) -> str:
         """Content digest of the denoiser's weights: every parameter and buffer (see
@@ -562,6 +657,8 @@ class WorldWarpPipeline:
 
         settings = self.config.to_dict()
         settings.pop("progress", None)
+        if self.captioner is not None:
+            settings["captioner"] = repr(getattr(self.captioner, "config", type(self.captioner).__name__))
         tensors = (state.frames[0], state.depths[0], state.cameras[: state.num_frames].c2w, state.cameras.K)
         return {
             "weights": self.weights_digest(),
@@ -660,7 +757,9 @@ class ChunkStore:
             )
         return payload
 
-    def restore(self, state: GenerationState, *, release: bool = False) -> None:
+    def restore(
+        self, state: GenerationState, *, release: bool = False, keep_from: Callable[[], int | None] | None = None
+    ) -> None:
         """Append every saved chunk that belongs to this run, in order; a different run's state is an error."""
         meta = self.root / "state.json"
         if not meta.is_file():
@@ -701,10 +800,11 @@ class ChunkStore:
                     mask=payload["mask"].to(dev),
                     gaussians=None,
                     timings=r["timings"],
+                    prompt=r.get("prompt", ""),
                 )
             )
             if release and not state.done:
-                state.release()
+                state.release(keep_from() if keep_from is not None else None)
 
     def frames(self, num_chunks: int) -> Iterator[tuple[list[int], Tensor, Tensor, Tensor]]:
         """Chunk by chunk, what chunks ``0..num_chunks-1`` saved: ``(indices, frames uint8 (n, 3, H, W), prior

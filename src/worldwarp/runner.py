@@ -19,7 +19,6 @@ from typing import Any
 import torch
 
 from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
-from worldwarp.diffusion.sampler import SamplerConfig
 from worldwarp.errors import InputError
 from worldwarp.pipeline import ChunkStore, PipelineConfig, WorldWarpPipeline
 
@@ -33,7 +32,7 @@ class GenerationRequest:
     """Settings of one run (what the CLI options say); ``None`` keeps the preset's value."""
 
     out: str
-    preset: str = "cpu"
+    preset: str | None = None
     height: int | None = None
     width: int | None = None
     chunk: int | None = None
@@ -46,6 +45,8 @@ class GenerationRequest:
     noise: str = "spatiotemporal"
     fill: str = "diffusion"
     prompt: str = ""
+    negative_prompt: str | None = None
+    caption_model: str | None = None
     seed: int = 0
     denoiser: DenoiserSpec | None = None
     device: str | None = None
@@ -61,20 +62,26 @@ class GenerationRequest:
             wan_model=args.wan_model,
             offload=args.offload,
             vae_tiling=args.vae_tiling,
+            prompt_cache_dir=getattr(args, "prompt_cache", None),
+            trust_checkpoint=bool(getattr(args, "trust_checkpoint", False)),
         )
         names = [f for f in cls.__dataclass_fields__ if f != "denoiser"]
         return cls(denoiser=spec, **{k: getattr(args, k.replace("-", "_")) for k in names if hasattr(args, k)})
 
 
 def build_config(req: GenerationRequest) -> PipelineConfig:
-    """The preset with the request's overrides applied; a bad value is an :class:`InputError`."""
+    """The preset (by default the denoiser's, :func:`~worldwarp.pipeline.default_preset`) with the overrides;
+    a bad value is an :class:`InputError`."""
+    from worldwarp.pipeline import default_preset
+
     for name in ("strength", "cfg", "fps"):
         value = getattr(req, name)
         if value is not None and not math.isfinite(float(value)):
             raise InputError(f"--{name} must be a finite number, got {value}")
     if not req.fps > 0:
         raise InputError(f"--fps must be > 0, got {req.fps}")
-    cfg = PipelineConfig.preset(req.preset)
+    name = req.preset or default_preset((req.denoiser or DenoiserSpec()).name)
+    cfg = PipelineConfig.preset(name)
     try:
         sampler = replace(
             cfg.sampler,
@@ -102,10 +109,10 @@ def build_config(req: GenerationRequest) -> PipelineConfig:
         seed=req.seed,
         progress=not req.quiet,
     )
-    for name, value in (("height", req.height), ("width", req.width), ("chunk_frames", req.chunk),
-                        ("overlap", req.overlap)):  # fmt: skip
+    for field, value in (("height", req.height), ("width", req.width), ("chunk_frames", req.chunk),
+                         ("overlap", req.overlap), ("negative_prompt", req.negative_prompt)):  # fmt: skip
         if value is not None:
-            over[name] = value
+            over[field] = value
     return replace(cfg, **over)
 
 
@@ -185,8 +192,15 @@ def run_generation(
     for note in inputs.notes:
         log(f"worldwarp: {note}")
     spec = req.denoiser or DenoiserSpec()
+    if req.caption_model is not None and spec.name != "wan":
+        raise InputError("--caption-model needs --denoiser wan (the embedded model takes no prompt)")
+    captioner = None  # loaded first: a bad caption model fails before the large denoiser loads
+    if req.caption_model is not None and config.fill == "diffusion":
+        from worldwarp.diffusion.captions import CaptionConfig, Captioner
+
+        captioner = Captioner.from_config(CaptionConfig(model=req.caption_model, device=str(device), offload=True))
     denoiser = load_denoiser(spec, device=device)
-    pipe = WorldWarpPipeline(denoiser, config, device=device)
+    pipe = WorldWarpPipeline(denoiser, config, device=device, captioner=captioner)
     pipe.weights_id = weights_id(spec)
 
     state_dir = out / STATE_DIRNAME
@@ -232,7 +246,10 @@ def run_generation(
         "config": config.to_dict(),
         "seed": config.seed,
         "device": str(device),
-        "chunks": [{"index": r.index, "frames": [r.start, r.end], "timings": r.timings} for r in output.chunks],
+        "chunks": [
+            {"index": r.index, "frames": [r.start, r.end], "timings": r.timings, "prompt": r.prompt}
+            for r in output.chunks
+        ],
         "valid_share": valid_share,
         "seconds": time.perf_counter() - t0,  # inputs, model and generation (the outputs are written after)
         "versions": run_info(),

@@ -68,6 +68,9 @@ class WarpConfig:
             than the ones kept; no preset uses it.
         erosion: side of the square erosion kernel at ``min(H, W) == erosion_reference``; 0 or 1 disables it.
         erosion_reference: the ``min(H, W)`` at which ``erosion`` applies (480 for the paper's 480x720).
+        erosion_border: ``"keep"``: pixels outside the image count as valid, so the border does not erode;
+            ``"zero"``: they count as invalid (zero padding, as the authors' release erodes), so a band of half the
+            kernel along the image border is always regenerated.
         batch_size: number of target cameras rendered at once (bounds memory).
         backend: rasteriser backend (``"auto"``, ``"torch"``, ``"cpu"``, ``"gsplat"``).
         near: near plane of the rasteriser; also the smallest history depth treated as valid.
@@ -83,6 +86,7 @@ class WarpConfig:
     reprojection_window: int = 1
     erosion: int = 15
     erosion_reference: int = 480
+    erosion_border: Literal["keep", "zero"] = "keep"
     batch_size: int = 8
     backend: str = "auto"
     near: float = 0.01
@@ -102,6 +106,8 @@ class WarpConfig:
                 f"WarpConfig.erosion must be >= 0 and erosion_reference > 0, got {self.erosion}, "
                 f"{self.erosion_reference}"
             )
+        if self.erosion_border not in ("keep", "zero"):
+            raise InputError(f"WarpConfig.erosion_border must be 'keep' or 'zero', got {self.erosion_border!r}")
         if self.batch_size < 1:
             raise InputError(f"WarpConfig.batch_size must be >= 1, got {self.batch_size}")
         if self.near <= 0:
@@ -150,32 +156,35 @@ def erosion_kernel_size(height: int, width: int, config: WarpConfig) -> int:
     return max(1, 2 * math.floor(x / 2) + 1)
 
 
-def erode_mask(mask: Tensor, kernel: int) -> Tensor:
+def erode_mask(mask: Tensor, kernel: int, border: Literal["keep", "zero"] = "keep") -> Tensor:
     """Erode a boolean mask (..., H, W) with a ``kernel`` x ``kernel`` square (odd).
 
-    A pixel stays True only if every pixel of its kernel neighbourhood inside the image is True; the image
-    border itself does not erode (outside pixels count as True). Separable: a hole anywhere in the row window,
-    then in the column window; each window test is O(log kernel) boolean ORs per pixel.
+    A pixel stays True only if every pixel of its kernel neighbourhood is True. ``border="keep"``: pixels outside
+    the image count as True (the image border itself does not erode); ``"zero"``: they count as False (zero
+    padding). Separable: a hole anywhere in the row window, then in the column window; each window test is
+    O(log kernel) boolean ORs per pixel.
     """
+    if border not in ("keep", "zero"):
+        raise ValueError(f"erosion border must be 'keep' or 'zero', got {border!r}")
     if kernel <= 1:
         return mask.clone()
     if kernel % 2 == 0:
         raise ValueError(f"erosion kernel must be odd, got {kernel}")
     hole = ~mask.bool()
     for dim in (-1, -2):
-        hole = _window_any(hole, kernel // 2, dim)
+        hole = _window_any(hole, kernel // 2, dim, outside=border == "zero")
     return ~hole
 
 
-def _window_any(x: Tensor, r: int, dim: int) -> Tensor:
-    """True where ``x`` (bool) is True anywhere within +-r along ``dim`` (outside the image counts as False).
+def _window_any(x: Tensor, r: int, dim: int, outside: bool = False) -> Tensor:
+    """True where ``x`` (bool) is True anywhere within +-r along ``dim`` (outside the image counts as ``outside``).
 
     Doubling: after the loop ``s[i]`` is the OR of the ``span`` values from i (span the largest power of two
     <= 2r + 1), so the window [i - r, i + r] is ``s[i] | s[i + 2r + 1 - span]`` in padded coordinates.
     """
     n = x.shape[dim]
     pad = [0, 0] * (-dim - 1) + [r, r]
-    s = F.pad(x, pad)  # (..., n + 2r)
+    s = F.pad(x, pad, value=outside) if outside else F.pad(x, pad)  # (..., n + 2r)
     span = 1
     while 2 * span <= 2 * r + 1:
         m = s.shape[dim] - span
@@ -396,7 +405,7 @@ def forward_warp(
         depth_all[s : s + len(batch)] = depth
         alpha_all[s : s + len(batch)] = out.alpha
         mask[s : s + len(batch)] = valid
-    mask = erode_mask(mask, erosion_kernel_size(h, w, config))
+    mask = erode_mask(mask, erosion_kernel_size(h, w, config), config.erosion_border)
     return WarpResult(rgb=rgb_all, depth=depth_all, alpha=alpha_all, mask=mask)
 
 
@@ -490,5 +499,5 @@ def point_cloud_warp(
         zs.append(torch.where(covered, zbuf, torch.zeros_like(zbuf)).view(h, w))
         covers.append(covered.view(h, w))
     cover = torch.stack(covers)
-    mask = erode_mask(cover, erosion_kernel_size(h, w, config))
+    mask = erode_mask(cover, erosion_kernel_size(h, w, config), config.erosion_border)
     return WarpResult(rgb=torch.stack(rgbs), depth=torch.stack(zs), alpha=cover.to(dtype), mask=mask)

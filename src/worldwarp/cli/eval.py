@@ -2,6 +2,8 @@
 
     worldwarp eval --dataset D [--root DIR] --split S --method NAME --frames 50,200 --out results.json
                    [--shard i/n] [--size HxW] [--lpips DIR] [--fid FILE] [--cameras] [--save-frames DIR]
+                   [--denoiser tiny|wan] [--checkpoint FILE] [--wan-model DIR] [--preset release|paper|cpu]
+                   [--steps N] [--strength T] [--cfg G] [--chunk N] [--overlap N] [--seed S]
     worldwarp eval merge A.json B.json ... --out results.json
     worldwarp eval report A.json [B.json ...] --out DIR
     worldwarp eval list --dataset D --root DIR --split S [--count N] [--list-seed S] [--frames 50,200]
@@ -86,6 +88,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--device", default="cpu", help="device of the metric networks (default: cpu)")
     p.add_argument("--count", type=int, help="list: draw N of the scenes long enough (default: all of them)")
     p.add_argument("--list-seed", type=int, default=0, help="list: seed of the --count draw (default 0)")
+    m = p.add_argument_group("pipeline methods (worldwarp and its ablations; as in 'worldwarp generate')")
+    m.add_argument("--denoiser", choices=["tiny", "wan"], help="ST-Diff model (default: tiny, the embedded one)")
+    m.add_argument("--checkpoint", help="tiny: checkpoint folder; wan: the WorldWarp ST-Diff state dict")
+    m.add_argument("--wan-model", help="wan: base model folder or hub id (default: Wan-AI/Wan2.1-T2V-1.3B-Diffusers)")
+    m.add_argument("--offload", choices=["none", "model", "sequential"], help="wan: offloading")
+    m.add_argument("--vae-tiling", action="store_true", default=None, help="wan: tiled VAE")
+    m.add_argument("--trust-checkpoint", action="store_true", default=None, help="wan: allow a pickled checkpoint")
+    m.add_argument(
+        "--preset", choices=["release", "paper", "cpu"], help="default: release with --denoiser wan, cpu otherwise"
+    )
+    m.add_argument("--steps", type=int, help="diffusion steps (preset default)")
+    m.add_argument("--strength", type=float, help="revise strength of warped regions (preset default)")
+    m.add_argument("--cfg", type=float, help="classifier-free guidance scale (preset default)")
+    m.add_argument("--chunk", type=int, help="frames per chunk, history included (preset default)")
+    m.add_argument("--overlap", type=int, help="history frames carried between chunks (preset default)")
+    m.add_argument("--seed", type=int, help="pipeline seed (default 0)")
+    m.add_argument(
+        "--pipeline-device", help="where the pipeline runs (default: cpu; cuda when available for --denoiser wan)"
+    )
     p.add_argument("--out", type=Path, help="results file (run, merge), report folder (report) or list file (list)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -213,8 +234,8 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     shard = args.shard or shard_from_environment()
+    method_config = _method_config(args, METHODS[args.method].config_type)
     scenes = load_dataset(data)
-    method_config = METHODS[args.method].config_type()
     doc, feats = run_benchmark(
         scenes,
         build_method(args.method, method_config),
@@ -231,3 +252,48 @@ def _run(args: argparse.Namespace) -> int:
     done = sum(1 for s in doc["scenes"] if not s.get("skipped"))
     print(f"evaluated {done} of {len(doc['scenes'])} scenes (shard {shard[0]}/{shard[1]}) -> {out}")
     return 0
+
+
+# eval flag -> field of the method's config (the pipeline methods' PipelineMethodConfig)
+_METHOD_FLAGS = {
+    "preset": "preset",
+    "steps": "steps",
+    "strength": "strength",
+    "cfg": "guidance_scale",
+    "chunk": "chunk_frames",
+    "overlap": "overlap",
+    "seed": "seed",
+    "pipeline_device": "device",
+}
+_DENOISER_FLAGS = ("denoiser", "checkpoint", "wan_model", "offload", "vae_tiling", "trust_checkpoint")
+
+
+def _method_config(args: argparse.Namespace, config_type: type) -> object:
+    """The method's config with the generation flags applied; flags a method does not take are an error."""
+    from dataclasses import fields, replace
+
+    from worldwarp.errors import InputError
+
+    config = config_type()
+    names = {f.name for f in fields(config_type)}
+    over: dict[str, object] = {}
+    given = [flag for flag in _METHOD_FLAGS if getattr(args, flag, None) is not None]
+    given_denoiser = [flag for flag in _DENOISER_FLAGS if getattr(args, flag, None) is not None]
+    for flag in given:
+        if _METHOD_FLAGS[flag] not in names:
+            raise InputError(f"--{flag.replace('_', '-')} does not apply to method {args.method!r}")
+        over[_METHOD_FLAGS[flag]] = getattr(args, flag)
+    if given_denoiser:
+        if "denoiser" not in names:
+            raise InputError(f"--{given_denoiser[0].replace('_', '-')} does not apply to method {args.method!r}")
+        spec = config.denoiser  # type: ignore[attr-defined]
+        spec_over = {("name" if flag == "denoiser" else flag): getattr(args, flag) for flag in given_denoiser}
+        over["denoiser"] = replace(spec, **spec_over)
+        if over["denoiser"].name == "wan" and "device" not in over:  # type: ignore[attr-defined]
+            import torch
+
+            over["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        return replace(config, **over)
+    except (TypeError, ValueError) as e:
+        raise InputError(f"method {args.method!r}: {e}") from None

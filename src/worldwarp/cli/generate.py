@@ -9,7 +9,11 @@ from typing import Any
 def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     """Options shared by ``generate`` and ``demo``."""
     g = p.add_argument_group("method")
-    g.add_argument("--preset", default="cpu", choices=["cpu", "paper"], help="settings preset (default: cpu)")
+    g.add_argument(
+        "--preset",
+        choices=["release", "paper", "cpu"],
+        help="settings preset (default: release with --denoiser wan, cpu with the embedded model; see docs/wan.md)",
+    )
     g.add_argument("--height", type=int, help="working height (preset default)")
     g.add_argument("--width", type=int, help="working width (preset default)")
     g.add_argument("--chunk", type=int, help="frames per chunk, history included")
@@ -17,7 +21,7 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--strength",
         type=float,
-        help="revise strength tau of warped regions (paper preset 0.8, cpu preset 0.05; 0 = keep them as warped)",
+        help="revise strength tau of warped regions (release preset 0.6, paper 0.8, cpu 0.05)",
     )
     g.add_argument("--steps", type=int, help="diffusion steps")
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
@@ -26,6 +30,7 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noise", choices=["spatiotemporal", "full", "spatial", "temporal"], default="spatiotemporal")
     g.add_argument("--fill", choices=["diffusion", "inpaint"], default="diffusion")
     g.add_argument("--prompt", default="", help="text prompt (wan only)")
+    g.add_argument("--negative-prompt", help="negative prompt (wan only; default: the preset's)")
     g.add_argument("--seed", type=int, default=0)
     m = p.add_argument_group("model")
     m.add_argument("--denoiser", choices=["tiny", "wan"], default="tiny")
@@ -33,6 +38,17 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     m.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: base model folder or id")
     m.add_argument("--offload", choices=["none", "model", "sequential"], default="none", help="wan: offloading")
     m.add_argument("--vae-tiling", action="store_true", help="wan: tiled VAE")
+    m.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="wan: allow a checkpoint that loads only as a full pickle (runs code from the file; trusted files only)",
+    )
+    m.add_argument("--prompt-cache", help="wan: folder that caches prompt embeddings (text encoder loaded on a miss)")
+    m.add_argument(
+        "--caption-model",
+        help="wan: image-text-to-text model (folder or hub id, e.g. Qwen2.5-VL) that captions each chunk's input "
+        "frames into its prompt, as the release does",
+    )
     m.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     o = p.add_argument_group("output")
     o.add_argument("--out", required=True, help="output folder")

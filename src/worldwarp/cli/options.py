@@ -162,4 +162,3 @@ def apply_bounds(parser: argparse.ArgumentParser) -> None:
                 bound = bound_for(cmd, action.dest, action.type)
                 action.type = bound.converter()
                 action._worldwarp_bound = bound  # type: ignore[attr-defined]
-

@@ -53,6 +53,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--max-history", type=int, default=1, help="at most this many clean history latent frames")
     p.add_argument(
+        "--clean-warped-prob", type=float, default=0.0, help="chance per latent frame that warped tokens are clean"
+    )
+    p.add_argument("--crop", default=None, help="HxW: train on random windows of this size (after warping)")
+    p.add_argument("--ema-decay", type=float, default=0.0, help="export an EMA of the weights (0 = none)")
+    p.add_argument(
         "--tiny-arch",
         choices=("unet", "transformer"),
         default=None,
@@ -185,12 +190,22 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--sigma-shift must be > 0, got {args.sigma_shift}")
     if not 0 <= args.min_lr_ratio <= 1:
         raise InputError(f"--min-lr-ratio must lie in [0, 1], got {args.min_lr_ratio}")
+    crop = None
+    if args.crop:
+        try:
+            crop = tuple(int(x) for x in args.crop.lower().split("x"))
+        except ValueError:
+            crop = ()
+        if len(crop) != 2 or min(crop) < 1 or crop[0] > args.height or crop[1] > args.width:
+            raise InputError(f"--crop must be HxW within --height x --width, got {args.crop!r}")
+    if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.ema_decay < 1):
+        raise InputError("--clean-warped-prob must lie in [0, 1] and --ema-decay in [0, 1)")
     denoiser = _denoiser(args)
     if (args.frames - 1) % denoiser.time_factor:
         raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
     cell = denoiser.space_factor * denoiser.patch_size
-    if args.height % cell or args.width % cell:
-        raise InputError(f"--height and --width must be multiples of {cell} for the {args.denoiser} denoiser")
+    if args.height % cell or args.width % cell or (crop and (crop[0] % cell or crop[1] % cell)):
+        raise InputError(f"--height, --width and --crop must be multiples of {cell} for the {args.denoiser} denoiser")
     dataset = _dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
     config = TrainConfig(
         steps=args.steps,
@@ -207,6 +222,9 @@ def run(args: argparse.Namespace) -> int:
         history_prob=args.history_prob,
         max_history=args.max_history,
         sigma_shift=args.sigma_shift,
+        clean_warped_prob=args.clean_warped_prob,
+        crop=crop,
+        ema_decay=args.ema_decay,
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")

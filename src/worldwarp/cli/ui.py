@@ -15,7 +15,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
-    p.add_argument("--preset", default="cpu", choices=["cpu", "paper"], help="settings preset (default: cpu)")
+    p.add_argument(
+        "--preset",
+        choices=["release", "paper", "cpu"],
+        help="settings preset (default: release with --denoiser wan, cpu with the embedded model)",
+    )
     p.add_argument("--denoiser", choices=["tiny", "wan"], default="tiny")
     p.add_argument("--checkpoint", help="tiny: checkpoint folder (default: the packaged one); wan: ST-Diff weights")
     p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: base model folder or id")
@@ -31,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from worldwarp.errors import InputError
-    from worldwarp.pipeline import PipelineConfig
+    from worldwarp.pipeline import PipelineConfig, default_preset
     from worldwarp.ui.session import UIConfig
 
     try:
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     config = UIConfig(
         checkpoint=args.checkpoint,
-        pipeline=PipelineConfig.preset(args.preset),
+        pipeline=PipelineConfig.preset(args.preset or default_preset(args.denoiser)),
         examples_dir=Path(args.examples) if args.examples else None,
         denoiser=args.denoiser,
         wan_model=args.wan_model,

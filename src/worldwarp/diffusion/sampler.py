@@ -1,8 +1,9 @@
 """Fill-and-revise sampling (ST-Diff): per-token Euler sampling of a flow-matching model from a warped prior.
 
 Independent of any particular model: it drives a :class:`~worldwarp.diffusion.denoisers.base.Denoiser` through
-the schedule of :mod:`worldwarp.diffusion.schedule`. See that module for the rules (start levels, waiting tokens,
-history re-imposed after every step).
+the schedule of :mod:`worldwarp.diffusion.schedule` on the latent grid of :mod:`worldwarp.diffusion.latent_grid`.
+See those modules for the rules (start levels, waiting tokens, history re-imposed after every step, and the
+``strict`` / ``release`` variants of the sigma grid, the start index and the patch levels).
 """
 
 from __future__ import annotations
@@ -13,14 +14,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from worldwarp.diffusion.denoisers.base import Denoiser, cells_to_tokens, tokens_to_cells
+from worldwarp.diffusion.denoisers.base import Denoiser
+from worldwarp.diffusion.latent_grid import LATENT_GRID_RULES, LatentGridRule, model_levels, start_levels
 from worldwarp.diffusion.schedule import (
     NOISE_MODES,
+    SIGMA_GRIDS,
+    START_RULES,
     NoiseMode,
+    SigmaGrid,
+    StartRule,
     euler_step,
-    flow_sigmas,
-    initial_levels,
     levels_at,
+    sigma_grid,
     start_index,
 )
 
@@ -29,18 +34,25 @@ __all__ = ["SamplerConfig", "sample", "noise_init"]
 
 @dataclass
 class SamplerConfig:
-    """Sampling settings (paper defaults).
+    """Sampling settings (paper numbers; the rule fields default to the embedded model's ``strict`` rules).
 
     Attributes:
         steps: Euler steps S of the global schedule (paper 50).
         shift: flow-matching time shift (Wan 5).
-        strength: tau in [0, 1]; warped tokens start at schedule index ``min(floor((1 - tau) S), S - 1)``
-            (paper 0.8; the UI's default 0.6; useful range 0.5-0.8); 0 exactly keeps them as warped (no
-            revision: only the holes are generated).
+        strength: tau in [0, 1]; warped tokens start at schedule index ``start_index(tau, S, start_rule)``
+            (paper 0.8; the release's UI 0.6; useful range 0.5-0.8); with the strict rule 0 exactly keeps them
+            as warped (no revision: only the holes are generated).
         guidance_scale: classifier-free guidance against the negative prompt (paper 5; 1 disables it and skips
             the unconditional pass).
         noise_mode: ``"spatiotemporal"`` (the method) or one of the ablations ``"full"``, ``"spatial"``,
             ``"temporal"`` (see :func:`worldwarp.diffusion.schedule.warp_token_mask`).
+        sigma_grid: ``"shifted_linspace"`` or ``"scheduler"`` (diffusers' ``FlowMatchEulerDiscreteScheduler``, as
+            the release), see :func:`worldwarp.diffusion.schedule.sigma_grid`.
+        start_rule: ``"strict"`` or ``"release"`` start index, see :func:`worldwarp.diffusion.schedule.start_index`.
+        mask_reduction: pixel mask -> latent cells, ``"strict"`` or ``"release"`` (read by the pipeline), see
+            :func:`worldwarp.diffusion.latent_grid.pixel_mask_to_cells`.
+        patch_levels: cells -> token levels, ``"strict"`` (uniform patches) or ``"release"`` (per-cell levels, the
+            model sees the top-left cell's), see :mod:`worldwarp.diffusion.latent_grid`.
     """
 
     steps: int = 50
@@ -48,6 +60,10 @@ class SamplerConfig:
     strength: float = 0.8
     guidance_scale: float = 5.0
     noise_mode: NoiseMode = "spatiotemporal"
+    sigma_grid: SigmaGrid = "shifted_linspace"
+    start_rule: StartRule = "strict"
+    mask_reduction: LatentGridRule = "strict"
+    patch_levels: LatentGridRule = "strict"
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -58,6 +74,15 @@ class SamplerConfig:
             raise ValueError(f"strength must lie in [0, 1], got {self.strength}")
         if self.noise_mode not in NOISE_MODES:
             raise ValueError(f"unknown noise mode {self.noise_mode!r}; choose one of {', '.join(NOISE_MODES)}")
+        if self.sigma_grid not in SIGMA_GRIDS:
+            raise ValueError(f"unknown sigma grid {self.sigma_grid!r}; choose one of {', '.join(SIGMA_GRIDS)}")
+        if self.start_rule not in START_RULES:
+            raise ValueError(f"unknown start rule {self.start_rule!r}; choose one of {', '.join(START_RULES)}")
+        for name in ("mask_reduction", "patch_levels"):
+            if getattr(self, name) not in LATENT_GRID_RULES:
+                raise ValueError(
+                    f"unknown {name} rule {getattr(self, name)!r}; choose one of {', '.join(LATENT_GRID_RULES)}"
+                )
 
 
 def noise_init(prior: Tensor, levels: Tensor, noise: Tensor) -> Tensor:
@@ -78,19 +103,23 @@ def sample(
     generator: torch.Generator | None = None,
     cond: Any = None,
     progress: bool = True,
+    latents: Tensor | None = None,
 ) -> Tensor:
     """Fill holes and revise the warped prior; returns clean latents (B, C, T', H', W').
 
     Args:
         denoiser: any :class:`Denoiser`.
         prior_latents: (B, C, T', H', W') encoded warped prior; history latent frames must hold the clean history.
-        latent_mask: (B, T', H', W') bool, True where the warped prior is valid (reduced to patches internally: a
-            patch is valid only if all its cells are).
+        latent_mask: (B, T', H', W') bool, True where the warped prior is valid (with ``patch_levels="strict"``
+            reduced to patches internally: a patch is valid only if all its cells are).
         history: (B, T') bool, True for clean history latent frames (level 0, restored after every step).
         config: :class:`SamplerConfig`.
-        generator: the source of the initial noise (on the latents' device); None uses torch's global RNG.
+        generator: the source of the initial noise (on the latents' device) when ``latents`` is None; None uses
+            torch's global RNG.
         cond: the denoiser's conditioning (``denoiser.encode_prompt(...)``); None means empty prompts.
         progress: show a tqdm bar.
+        latents: explicit initial noise eps (B, C, T', H', W') (like diffusers' ``latents=``); warped cells start at
+            ``(1 - sigma) prior + sigma eps``, holes at ``eps``. None draws it from ``generator``.
 
     The sampler works in float32 (or float64 if the prior is float64); the denoiser casts to its own dtype.
     """
@@ -108,14 +137,20 @@ def sample(
     device = prior_latents.device
     dtype = torch.promote_types(prior_latents.dtype, torch.float32)
     prior = prior_latents.to(dtype)
+    if latents is not None and tuple(latents.shape) != tuple(prior.shape):
+        raise ValueError(f"latents {tuple(latents.shape)} do not match prior_latents {tuple(prior.shape)}")
     p = denoiser.patch_size
-    sigmas = flow_sigmas(config.steps, config.shift, dtype=torch.float64, device=device)
-    sigma_w = float(sigmas[start_index(config.strength, config.steps)])
-    levels0 = initial_levels(latent_mask.to(device), history.to(device), sigma_w, p, config.noise_mode)  # (B,T,h,w)
-    levels0_cells = tokens_to_cells(levels0, p)  # (B, T', H', W')
+    sigmas = sigma_grid(config.steps, config.shift, config.sigma_grid, dtype=torch.float64, device=device)
+    sigma_w = float(sigmas[start_index(config.strength, config.steps, config.start_rule)])
+    levels0_cells = start_levels(
+        latent_mask.to(device), history.to(device), sigma_w, p, config.patch_levels, config.noise_mode
+    )  # (B, T', H', W')
     hist = history.to(device).bool()[:, None, :, None, None]  # (B, 1, T', 1, 1)
 
-    noise = torch.randn(prior.shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
+    if latents is None:
+        noise = torch.randn(prior.shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
+    else:
+        noise = latents.to(device=device, dtype=dtype)
     x = noise_init(prior, levels0_cells, noise)
     if cond is None:
         cond = denoiser.encode_prompt("", "")
@@ -125,7 +160,7 @@ def sample(
         nxt = levels_at(levels0_cells, sigmas[i + 1])
         if not bool((cur != nxt).any()):
             continue  # every token is waiting (or done): nothing to integrate in this step
-        token_sigmas = cells_to_tokens(cur, p).to(dtype)  # (B, T', H'/p, W'/p)
+        token_sigmas = model_levels(cur, p, config.patch_levels).to(dtype)  # (B, T', H'/p, W'/p)
         v = denoiser.velocity(x, token_sigmas, cond, config.guidance_scale)
         x = euler_step(x, v, cur, nxt)
         x = torch.where(hist, prior, x)

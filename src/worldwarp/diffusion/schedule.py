@@ -6,12 +6,22 @@ Conventions: a latent at noise level ``sigma`` is ``x = (1 - sigma) x0 + sigma e
 Every token (one latent patch of one latent frame) has a **starting level**:
 
 * history tokens (clean frames carried over from the previous chunk): ``0``;
-* warped tokens (valid forward-warped prior): ``sigma(start_index(strength, S))``;
+* warped tokens (valid forward-warped prior): ``sigmas[start_index(strength, S)]``;
 * hole tokens (no valid prior): ``1``.
 
 During step ``i`` (``sigmas[i] -> sigmas[i + 1]``) a token's current level is ``min(level0, sigmas[i])``: it waits
 at its own level until the global schedule comes down to it, then follows the schedule. The Euler update
 ``x <- x + (next - cur) v`` is applied only where the level changes; other tokens are left untouched (bit-exact).
+
+Two global grids (:func:`sigma_grid`) and two start-index rules (:func:`start_index`):
+
+* ``"shifted_linspace"``: ``shift(linspace(1, 0, S + 1))`` computed in float64 (the embedded model's grid);
+  ``"scheduler"``: the sigmas of diffusers' ``FlowMatchEulerDiscreteScheduler(shift=shift)`` after
+  ``set_timesteps(S)``, as the authors' release calls it (float32 values; the scheduler shifts a grid whose lower
+  end is already shifted, so its last non-zero sigma is smaller);
+* start index ``"strict"``: ``min(floor((1 - strength) S + 1e-9), S - 1)`` and ``S`` for strength 0;
+  ``"release"``: ``min(int((1 - strength) * S), S - 1)`` in plain floating point, as the release computes it
+  (strength 0.8 at S = 50 gives 9, because ``(1 - 0.8) * 50 = 9.999999999999998``; strength 0 gives ``S - 1``).
 """
 
 from __future__ import annotations
@@ -25,8 +35,14 @@ from torch import Tensor
 __all__ = [
     "NoiseMode",
     "NOISE_MODES",
+    "SigmaGrid",
+    "SIGMA_GRIDS",
+    "StartRule",
+    "START_RULES",
     "shift_sigmas",
     "flow_sigmas",
+    "scheduler_sigmas",
+    "sigma_grid",
     "start_index",
     "sigma_for_strength",
     "reduce_mask_to_patches",
@@ -38,6 +54,10 @@ __all__ = [
 
 NoiseMode = Literal["spatiotemporal", "full", "spatial", "temporal"]
 NOISE_MODES: tuple[str, ...] = get_args(NoiseMode)
+SigmaGrid = Literal["shifted_linspace", "scheduler"]
+SIGMA_GRIDS: tuple[str, ...] = get_args(SigmaGrid)
+StartRule = Literal["strict", "release"]
+START_RULES: tuple[str, ...] = get_args(StartRule)
 
 
 def shift_sigmas(s: Tensor, shift: float) -> Tensor:
@@ -61,27 +81,81 @@ def flow_sigmas(
     return shift_sigmas(grid, shift).to(device=device, dtype=dtype)
 
 
-def start_index(strength: float, steps: int) -> int:
-    """Schedule index where warped tokens start: ``min(floor((1 - strength) * steps), steps - 1)``; ``steps`` for 0.
+def scheduler_sigmas(
+    steps: int, shift: float = 5.0, *, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> Tensor:
+    """The global schedule (steps + 1,) of diffusers' ``FlowMatchEulerDiscreteScheduler(shift=shift)``.
 
+    Exactly ``scheduler.sigmas`` after ``scheduler.set_timesteps(steps)`` (the scheduler's other settings at their
+    defaults, 1000 training timesteps), which is how the authors' release builds its grid; the values are float32
+    numbers (cast to ``dtype`` exactly), ending in 0. Needs diffusers (``pip install 'worldwarp[wan]'``).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if shift <= 0:
+        raise ValueError(f"shift must be > 0, got {shift}")
+    try:
+        from diffusers import FlowMatchEulerDiscreteScheduler
+    except ImportError as e:  # pragma: no cover - depends on the install
+        from worldwarp.errors import InputError
+
+        raise InputError("the 'scheduler' sigma grid needs diffusers: pip install 'worldwarp[wan]'") from e
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=float(shift))
+    scheduler.set_timesteps(int(steps), device="cpu")
+    return scheduler.sigmas.to(device=device, dtype=dtype)
+
+
+def sigma_grid(
+    steps: int,
+    shift: float = 5.0,
+    grid: SigmaGrid = "shifted_linspace",
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """The global schedule (steps + 1,) from 1 down to 0: :func:`flow_sigmas` or :func:`scheduler_sigmas`."""
+    if grid == "shifted_linspace":
+        return flow_sigmas(steps, shift, dtype=dtype, device=device)
+    if grid == "scheduler":
+        return scheduler_sigmas(steps, shift, dtype=dtype, device=device)
+    raise ValueError(f"unknown sigma grid {grid!r}; choose one of {', '.join(SIGMA_GRIDS)}")
+
+
+def start_index(strength: float, steps: int, rule: StartRule = "strict") -> int:
+    """Schedule index where warped tokens start.
+
+    ``rule="strict"``: ``min(floor((1 - strength) * steps), steps - 1)``, and ``steps`` for strength 0.
     ``strength`` 1 starts them at pure noise (index 0); small positive strengths start late but always at least
     one step before the end, so every warped token is revised at least once. ``strength`` 0 exactly is "no
     revision" (as an image-to-image strength of 0 is the identity): index ``steps``, level 0, so warped tokens
     keep the prior like history tokens and only the holes are generated.
+
+    ``rule="release"``: ``min(int((1 - strength) * steps), steps - 1)`` evaluated in floating point, as the
+    authors' release does (so 0.8 at 50 steps gives 9, and strength 0 still revises in the last step).
     """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must lie in [0, 1], got {strength}")
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    if rule == "release":
+        return min(int((1.0 - strength) * steps), steps - 1)
+    if rule != "strict":
+        raise ValueError(f"unknown start rule {rule!r}; choose one of {', '.join(START_RULES)}")
     if strength == 0.0:
         return steps
     # the small epsilon keeps e.g. (1 - 0.8) * 50 = 9.999999999999998 from flooring to 9
     return min(int(math.floor((1.0 - strength) * steps + 1e-9)), steps - 1)
 
 
-def sigma_for_strength(strength: float, steps: int, shift: float = 5.0) -> float:
-    """Starting level of warped tokens: ``flow_sigmas(steps, shift)[start_index(strength, steps)]``."""
-    return float(flow_sigmas(steps, shift)[start_index(strength, steps)])
+def sigma_for_strength(
+    strength: float,
+    steps: int,
+    shift: float = 5.0,
+    grid: SigmaGrid = "shifted_linspace",
+    rule: StartRule = "strict",
+) -> float:
+    """Starting level of warped tokens: ``sigma_grid(steps, shift, grid)[start_index(strength, steps, rule)]``."""
+    return float(sigma_grid(steps, shift, grid)[start_index(strength, steps, rule)])
 
 
 def reduce_mask_to_patches(latent_mask: Tensor, patch_size: int) -> Tensor:

@@ -5,7 +5,8 @@ For every clip (frames (T, 3, H, W), z-depth (T, H, W), :class:`~worldwarp.camer
 1. pick a source frame and forward-warp it into every frame of the clip by point splatting
    (:func:`worldwarp.warp.point_cloud_warp`, fixed radius) -> warped video + validity mask;
 2. encode the warped and the ground-truth video; reduce the mask to the token grid
-   (:func:`worldwarp.warp.mask_to_latent`, then patches: a token is valid only if all its cells are);
+   (:func:`worldwarp.diffusion.latent_grid.pixel_mask_to_cells`, strict rule, then patches: a token is valid only
+   if all its cells are);
 3. composite ``z_c = warped where valid, ground truth elsewhere``;
 4. for every latent frame draw an independent pair (sigma_warped, sigma_filled); ``Sigma = M sigma_warped +
    (1 - M) sigma_filled``; ``z_t = (1 - Sigma) z_c + Sigma eps``;
@@ -51,6 +52,7 @@ __all__ = [
     "train",
     "trainable_module",
     "latest_checkpoint",
+    "WeightAverage",
 ]
 
 # Learning rates: the paper's for Wan (full fine-tune), a higher one for the small model trained from scratch.
@@ -59,6 +61,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest"
 STATE_NAME = "train_state.json"
 LOG_NAME = "log.jsonl"
+EMA_NAME = "ema.safetensors"
 
 
 class ClipDataset(Protocol):
@@ -99,6 +102,12 @@ class TrainConfig:
         warp_erosion: erosion of the warp mask at 480 px (scaled with the resolution, as at inference).
         history_prob: probability that a clip's first latent frames are clean history (level 0, no loss).
         max_history: at most this many history latent frames when ``history_prob`` fires.
+        clean_warped_prob: probability, per latent frame, that its warped tokens are clean (level 0) instead of
+            drawn, as the sampler presents them at strength 0 (only the holes are generated).
+        crop: ``(height, width)`` random window of the clip (after warping at full size) that the model sees, so a
+            model can learn at the pixel scale of use on cheaper inputs; None = the whole frame.
+        ema_decay: keep an exponential moving average of the weights with this decay (0 = none); the exported
+            ``OUT/model`` then holds the averaged weights.
     """
 
     steps: int = 1000
@@ -122,6 +131,9 @@ class TrainConfig:
     warp_erosion: int = 15
     history_prob: float = 0.0
     max_history: int = 1
+    clean_warped_prob: float = 0.0
+    crop: tuple[int, int] | None = None
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.save_every < 1 or self.log_every < 1:
@@ -138,6 +150,12 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
+        if not (0 <= self.clean_warped_prob <= 1 and 0 <= self.ema_decay < 1):
+            raise ValueError("clean_warped_prob must lie in [0, 1] and ema_decay in [0, 1)")
+        if self.crop is not None:
+            self.crop = (int(self.crop[0]), int(self.crop[1]))
+            if min(self.crop) < 1:
+                raise ValueError(f"crop must be positive, got {self.crop}")
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
@@ -202,20 +220,22 @@ def make_training_inputs(
     sigma_shift: float = 5.0,
     history_prob: float = 0.0,
     max_history: int = 1,
+    clean_warped_prob: float = 0.0,
 ) -> TrainingInputs:
     """Steps 2-4 of the recipe for a batch: frames, warped (B, T, 3, H, W), mask (B, T, H, W) bool.
 
     Random draws, in order, from ``generator`` (on the latents' device): per-frame levels u_w, u_f (B, T'), the
-    noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``.
+    noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``, then the clean
+    warped draw (B, T') when ``clean_warped_prob > 0``.
     """
-    from worldwarp.warp import mask_to_latent
+    from worldwarp.diffusion.latent_grid import pixel_mask_to_cells
 
     with torch.no_grad():
         z_gt = denoiser.encode(frames.transpose(1, 2))  # (B, C, T', H', W')
         z_w = denoiser.encode(warped.transpose(1, 2))
     B, C, Tl, H, W = z_gt.shape
     p = denoiser.patch_size
-    cells = mask_to_latent(mask, denoiser.time_factor, denoiser.space_factor)  # (B, T', H', W')
+    cells = pixel_mask_to_cells(mask, denoiser.time_factor, denoiser.space_factor)  # (B, T', H', W'), strict
     tok = reduce_mask_to_patches(cells, p)  # (B, T', H'/p, W'/p)
     dev, dt = z_gt.device, z_gt.dtype
     u = torch.rand(2, B, Tl, generator=generator, device=dev, dtype=torch.float64)
@@ -232,6 +252,9 @@ def make_training_inputs(
         sig_tok = sig_tok.masked_fill(hist[:, :, None, None], 0.0)
         tok = tok & ~hist[:, :, None, None]
         weight = weight * (~hist).to(dt)[:, None, :, None, None]
+    if clean_warped_prob > 0:
+        clean = torch.rand(B, Tl, generator=generator, device=dev) < clean_warped_prob  # (B, T')
+        sig_tok = sig_tok.masked_fill(clean[:, :, None, None] & tok, 0.0)
     m_cells = tokens_to_cells(tok, p)[:, None]  # (B, 1, T', H', W')
     z_c = torch.where(m_cells, z_w, z_gt)
     sig = tokens_to_cells(sig_tok, p)[:, None]
@@ -297,19 +320,79 @@ def _load_clips(dataset: ClipDataset, indices: Sequence[int]) -> list[tuple[Tens
 def _batch(
     denoiser: Denoiser, clips: list[tuple[Tensor, Tensor, Cameras]], config: TrainConfig, gen: torch.Generator
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Warp a random source frame of every clip into the clip: frames, warped (B, T, 3, H, W), mask (B, T, H, W)."""
+    """Warp a random source frame of every clip into the clip: frames, warped (B, T, 3, H, W), mask (B, T, H, W).
+
+    With ``config.crop`` every clip is then cut to the same random window (its own per clip).
+    """
+    cell = denoiser.space_factor * denoiser.patch_size
     frames, warped, masks = [], [], []
     for f, d, cams in clips:
         src = int(torch.randint(len(f), (1,), generator=gen))
         w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
+        if config.crop is not None:
+            f, w, m = _random_crop((f, w, m), config.crop, cell, gen)
         frames.append(f)
         warped.append(w)
         masks.append(m)
     return torch.stack(frames), torch.stack(warped), torch.stack(masks)
 
 
-def _save(accelerator: Any, model: nn.Module, out: Path, step: int, config: TrainConfig) -> Path:
-    """Checkpoint atomically: state into ``step_N.tmp``, renamed to ``step_N``, then ``latest`` updated."""
+def _random_crop(
+    tensors: tuple[Tensor, ...], size: tuple[int, int], cell: int, gen: torch.Generator
+) -> tuple[Tensor, ...]:
+    """The same random ``size`` window of tensors (..., H, W), its corner on a multiple of ``cell`` pixels."""
+    H, W = tensors[0].shape[-2:]
+    h, w = size
+    if h > H or w > W or h % cell or w % cell:
+        raise ValueError(f"crop {h}x{w} must fit in {H}x{W} and be a multiple of {cell}")
+    y = int(torch.randint((H - h) // cell + 1, (1,), generator=gen)) * cell
+    x = int(torch.randint((W - w) // cell + 1, (1,), generator=gen)) * cell
+    return tuple(t[..., y : y + h, x : x + w] for t in tensors)
+
+
+class WeightAverage:
+    """Exponential moving average of a module's floating-point parameters and buffers (kept on the CPU).
+
+    ``update`` after every optimiser step: ``avg <- decay avg + (1 - decay) w``; ``apply_to`` copies the average
+    into a module of the same architecture; ``save``/``load`` keep it with a checkpoint (safetensors).
+    """
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.decay = float(decay)
+        self.avg = {k: v.detach().to("cpu", copy=True).float() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: nn.Module) -> None:
+        for k, v in module.state_dict().items():
+            a = self.avg[k]
+            if a.is_floating_point():
+                a.mul_(self.decay).add_(v.detach().to("cpu").float(), alpha=1 - self.decay)
+            else:
+                a.copy_(v.detach())
+
+    def apply_to(self, module: nn.Module) -> None:
+        state = module.state_dict()
+        module.load_state_dict({k: self.avg[k].to(state[k].dtype) for k in state})
+
+    def save(self, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self.avg.items()}, str(path))
+
+    def load(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        if path.is_file():
+            self.avg = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}
+
+
+def _save(
+    accelerator: Any, model: nn.Module, out: Path, step: int, config: TrainConfig, ema: WeightAverage | None = None
+) -> Path:
+    """Checkpoint atomically: state into ``step_N.tmp``, renamed to ``step_N``, then ``latest`` updated.
+
+    With ``ema`` the average is saved beside the state (``ema.safetensors``) and exported to ``OUT/model``.
+    """
     from worldwarp.io.atomic import atomic_write_json, atomic_write_text
 
     ckdir = out / CHECKPOINTS
@@ -323,12 +406,21 @@ def _save(accelerator: Any, model: nn.Module, out: Path, step: int, config: Trai
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         atomic_write_json(tmp / STATE_NAME, {"step": step, "config": asdict(config)})
+        if ema is not None:
+            ema.save(tmp / EMA_NAME)
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         atomic_write_text(ckdir / LATEST, name + "\n")
         den = accelerator.unwrap_model(model).denoiser
         if hasattr(den, "save_pretrained"):
-            den.save_pretrained(out / "model")
+            if ema is None:
+                den.save_pretrained(out / "model")
+            else:
+                import copy
+
+                averaged = copy.deepcopy(den)
+                ema.apply_to(averaged if isinstance(averaged, nn.Module) else averaged.transformer)
+                averaged.save_pretrained(out / "model")
     accelerator.wait_for_everyone()
     return final
 
@@ -365,11 +457,15 @@ def train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     den: Any = denoiser
 
+    trainable = accelerator.unwrap_model(model).trainable
+    ema = WeightAverage(trainable, config.ema_decay) if config.ema_decay > 0 else None
     start = 0
     ck = latest_checkpoint(out) if resume else None
     if ck is not None:
         accelerator.load_state(str(ck))
         start = int(json.loads((ck / STATE_NAME).read_text())["step"])
+        if ema is not None:
+            ema.load(ck / EMA_NAME)
     log_path = out / LOG_NAME
     if accelerator.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
@@ -401,6 +497,7 @@ def train(
             config.sigma_shift,
             config.history_prob,
             config.max_history,
+            config.clean_warped_prob,
         )
         with accelerator.autocast():
             v = model(inputs.z_t, inputs.sigmas, uncond if drop else cond)
@@ -412,6 +509,8 @@ def train(
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(trainable)
 
         done = step + 1
         mean_loss = float(accelerator.gather(loss.detach()[None]).mean())
@@ -429,6 +528,6 @@ def train(
                 with open(log_path, "a") as f:
                     f.write(json.dumps(rec) + "\n")
         if done % config.save_every == 0 or done == config.steps:
-            _save(accelerator, model, out, done, config)
+            _save(accelerator, model, out, done, config, ema)
     accelerator.wait_for_everyone()
     return last

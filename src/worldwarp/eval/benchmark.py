@@ -42,7 +42,7 @@ from worldwarp.errors import InputError, WorldWarpError
 from worldwarp.eval.datasets import EvalScene
 from worldwarp.eval.fid import FeatureExtractor, FIDConfig
 from worldwarp.eval.lpips import LPIPS, LPIPSConfig
-from worldwarp.eval.metrics import masked_psnr, psnr, ssim
+from worldwarp.eval.metrics import color_error, hf_ratio, masked_psnr, psnr, ssim
 from worldwarp.eval.poses import PoseEstimatorConfig, camera_errors, estimate_poses
 
 __all__ = [
@@ -362,6 +362,8 @@ def run_benchmark(
         metrics: dict[str, list[float]] = {
             "psnr": psnr(gen, gt).tolist(),
             "ssim": ssim(gen, gt).tolist(),
+            "hf_ratio": hf_ratio(gen, gt).tolist(),
+            "color_error": color_error(gen, gt).tolist(),
         }
         if lpips_net is not None:
             with torch.no_grad():

@@ -78,7 +78,9 @@ class PipelineMethodConfig:
 
     Attributes:
         denoiser: which ST-Diff model (default: the embedded tiny model shipped with the package).
-        preset: base pipeline settings, ``"cpu"`` (embedded: 25-frame chunks, 20 steps) or ``"paper"``.
+        preset: base pipeline settings: ``"cpu"`` (embedded: 25-frame chunks, 20 steps), ``"release"`` (the
+            authors' demo) or ``"paper"`` (see docs/wan.md); None picks the denoiser's default
+            (:func:`worldwarp.pipeline.default_preset`: ``release`` for ``wan``, ``cpu`` otherwise).
         chunk_frames: override the preset's frames per chunk (history included), or None.
         overlap: override the preset's history frames per chunk, or None.
         steps: override the sampler's Euler steps, or None.
@@ -93,7 +95,7 @@ class PipelineMethodConfig:
     """
 
     denoiser: DenoiserSpec = field(default_factory=DenoiserSpec)
-    preset: Literal["cpu", "paper"] = "cpu"
+    preset: Literal["cpu", "release", "paper"] | None = None
     chunk_frames: int | None = None
     overlap: int | None = None
     steps: int | None = None
@@ -107,8 +109,8 @@ class PipelineMethodConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.preset not in ("cpu", "paper"):
-            raise InputError(f"unknown pipeline preset {self.preset!r}; choose cpu or paper")
+        if self.preset not in (None, "cpu", "release", "paper"):
+            raise InputError(f"unknown pipeline preset {self.preset!r}; choose cpu, release or paper")
         for name in ("chunk_frames", "overlap", "steps", "cache_steps"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -123,9 +125,9 @@ class PipelineMethodConfig:
 
 def make_pipeline_config(variant: Variant, config: PipelineMethodConfig, height: int, width: int) -> Any:
     """The :class:`~worldwarp.pipeline.PipelineConfig` of ``variant`` at ``height x width`` under ``config``."""
-    from worldwarp.pipeline import PipelineConfig
+    from worldwarp.pipeline import PipelineConfig, default_preset
 
-    base = PipelineConfig.preset(config.preset)
+    base = PipelineConfig.preset(config.preset or default_preset(config.denoiser.name))
     sampler_over: dict[str, Any] = {"noise_mode": variant.noise_mode}
     for name in ("steps", "strength", "guidance_scale"):
         if getattr(config, name) is not None:

@@ -18,10 +18,15 @@ from worldwarp.eval.fid import fid_from_features
 
 __all__ = ["PAPER", "aggregate", "write_report"]
 
-IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_holes", "psnr_visible")
-HIGHER_IS_BETTER = {"psnr": True, "ssim": True, "lpips": False, "fid": False, "psnr_holes": True, "psnr_visible": True}
+IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_holes", "psnr_visible", "hf_ratio", "color_error")
+# True: higher is better; False: lower is better; None: 1 is ideal (a ratio to the real frame)
+HIGHER_IS_BETTER: dict[str, bool | None] = {"psnr": True, "ssim": True, "lpips": False, "fid": False,
+                                            "psnr_holes": True, "psnr_visible": True, "hf_ratio": None,
+                                            "color_error": False}  # fmt: skip
 LABELS = {"psnr": "PSNR", "ssim": "SSIM", "lpips": "LPIPS", "fid": "FID", "psnr_holes": "PSNR holes",
-          "psnr_visible": "PSNR visible", "rdist": "Rdist", "tdist": "Tdist"}  # fmt: skip
+          "psnr_visible": "PSNR visible", "rdist": "Rdist", "tdist": "Tdist", "hf_ratio": "HF ratio",
+          "color_error": "colour error"}  # fmt: skip
+_DIRECTION = {True: " (higher is better)", False: " (lower)", None: " (1 is ideal)"}
 
 # The paper's numbers (arXiv 2512.19678, DESIGN.md section 2) at the short / long frame.
 PAPER: dict[str, dict[str, tuple[float, float]]] = {
@@ -90,7 +95,7 @@ def _fmt(v: float | None, metric: str) -> str:
 
 def _table(group: list[tuple[dict, dict]], dataset: str) -> list[str]:
     nslots = max(len(agg["slots"]) for _, agg in group)
-    metrics = [m for m in ("psnr", "ssim", "lpips", "fid", "psnr_holes") if any(
+    metrics = [m for m in ("psnr", "ssim", "lpips", "fid", "psnr_holes", "hf_ratio", "color_error") if any(
         len(agg["slots"]) > k and m in agg["slots"][k] for _, agg in group for k in range(nslots))]  # fmt: skip
     header = ["method", "scenes"]
     for k in range(nslots):
@@ -140,7 +145,7 @@ def _plot(group: list[tuple[dict, dict]], metric: str, title: str, path: Path) -
         xs = sorted(curve)
         ax.plot(xs, [curve[x] for x in xs], marker="o", label=name)
     ax.set_xlabel("frame index")
-    ax.set_ylabel(LABELS.get(metric, metric) + (" (higher is better)" if HIGHER_IS_BETTER[metric] else " (lower)"))
+    ax.set_ylabel(LABELS.get(metric, metric) + _DIRECTION[HIGHER_IS_BETTER.get(metric, True)])
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -165,7 +165,12 @@ class TransformersDepth:
         c = self.config
         source = c.model
         # honour HF_HUB_OFFLINE set after huggingface_hub was imported (it reads the variable only at import)
-        offline = c.local_files_only or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+        offline = c.local_files_only or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
         advice = "pass --depth-model PATH to a downloaded model folder, or --depth FILE with a depth map"
         if Path(source).expanduser().exists():
             source = str(Path(source).expanduser())
@@ -176,7 +181,9 @@ class TransformersDepth:
             local = _hub_cached(source)
             if not local:  # fail fast instead of waiting for the hub's retries
                 if offline:
-                    raise InputError(f"depth model {c.model!r} is not in the local Hugging Face cache (offline); {advice}")
+                    raise InputError(
+                        f"depth model {c.model!r} is not in the local Hugging Face cache (offline); {advice}"
+                    )
                 _check_on_hub(c.model, advice)
         try:
             from transformers import AutoImageProcessor, AutoModelForDepthEstimation

@@ -1,8 +1,8 @@
 """Videos and frame folders: mp4 via the ffmpeg binary that imageio-ffmpeg ships, plus debug compositions.
 
-* :func:`write_video` (all at once) and :class:`VideoWriter` (batch by batch): H.264 in yuv420p (plays everywhere). yuv420p needs even sizes: an odd height or width
-  is **padded** by repeating the last row / column (``even="pad"``, nothing is lost) or cropped
-  (``even="crop"``). Written atomically.
+* :func:`write_video` (all at once) and :class:`VideoWriter` (batch by batch): H.264 in yuv420p (plays
+  everywhere). yuv420p needs even sizes: an odd height or width is **padded** by repeating the last row /
+  column (``even="pad"``, nothing is lost) or cropped (``even="crop"``). Written atomically.
 * :func:`read_video`: (N, 3, H, W) float32 in [0, 1].
 * :func:`write_frames`: ``00000.png, 00001.png, ...``.
 * :func:`side_by_side`: the debug video (prior | mask | result), with optional labels.

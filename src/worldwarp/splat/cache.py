@@ -50,9 +50,11 @@ class CacheConfig:
             rasteriser's near plane.
         sampling: which pixels to keep when a frame has more valid pixels than the cap: ``"stride"`` (evenly
             spaced in row-major order, deterministic) or ``"random"`` (drawn from the generator).
-        init_scale: ``"knn"`` (mean distance to the ``knn`` nearest other points) or ``"footprint"`` (the
-            world size of the sampled pixel spacing: ``depth / f * sqrt(valid / kept)``).
-        knn: number of neighbours for ``init_scale="knn"``.
+        init_scale: ``"knn"`` (mean distance to the ``knn`` nearest other points, at least a tenth of the pixel
+            footprint), ``"knn_rms"`` (root mean square of those distances, as the authors' release initialises
+            its cache) or ``"footprint"`` (the world size of the sampled pixel spacing: ``depth / f *
+            sqrt(valid / kept)``).
+        knn: number of neighbours for ``init_scale="knn"`` / ``"knn_rms"``.
         lr_means: Adam learning rate of the means (relative to the scene extent, see ``lr_means_scale``).
         lr_means_scale: ``"extent"`` multiplies ``lr_means`` by :func:`scene_extent`; ``"none"`` does not.
         lr_scales, lr_quats, lr_opacity: Adam learning rates of log-scales, quaternions, opacity logits.
@@ -70,7 +72,7 @@ class CacheConfig:
     max_points_per_frame: int = 50_000
     near: float = 1e-3
     sampling: Literal["stride", "random"] = "stride"
-    init_scale: Literal["knn", "footprint"] = "knn"
+    init_scale: Literal["knn", "knn_rms", "footprint"] = "knn"
     knn: int = 3
     lr_means: float = 1.6e-3
     lr_means_scale: Literal["extent", "none"] = "extent"
@@ -97,8 +99,8 @@ class CacheConfig:
             raise InputError(f"CacheConfig.near must be >= 0, got {self.near}")
         if self.sampling not in ("stride", "random"):
             raise InputError(f"CacheConfig.sampling must be 'stride' or 'random', got {self.sampling!r}")
-        if self.init_scale not in ("knn", "footprint"):
-            raise InputError(f"CacheConfig.init_scale must be 'knn' or 'footprint', got {self.init_scale!r}")
+        if self.init_scale not in ("knn", "knn_rms", "footprint"):
+            raise InputError(f"CacheConfig.init_scale must be 'knn', 'knn_rms' or 'footprint', got {self.init_scale!r}")
         if self.lr_means_scale not in ("extent", "none"):
             raise InputError(f"CacheConfig.lr_means_scale must be 'extent' or 'none', got {self.lr_means_scale!r}")
         if self.knn < 1:
@@ -149,8 +151,8 @@ def sample_pixels(valid: Tensor, cap: int, mode: str = "stride", generator: torc
     return idx[rank]
 
 
-def _knn_scale(points: Tensor, k: int) -> Tensor:
-    """Mean distance (G,) of every point to its ``k`` nearest other points (scipy cKDTree)."""
+def _knn_scale(points: Tensor, k: int, rms: bool = False) -> Tensor:
+    """Mean (or root-mean-square) distance (G,) of every point to its ``k`` nearest other points (scipy cKDTree)."""
     from scipy.spatial import cKDTree
 
     g = points.shape[0]
@@ -159,7 +161,8 @@ def _knn_scale(points: Tensor, k: int) -> Tensor:
     p = points.detach().cpu().double().numpy()
     kk = min(k, g - 1) + 1
     dist, _ = cKDTree(p).query(p, k=kk, workers=-1)
-    mean = np.asarray(dist)[:, 1:].mean(axis=1)
+    d = np.asarray(dist)[:, 1:]
+    mean = np.sqrt(np.maximum((d * d).mean(axis=1), 1e-7)) if rms else d.mean(axis=1)
     return torch.from_numpy(mean).to(device=points.device, dtype=points.dtype)
 
 
@@ -211,6 +214,8 @@ def init_gaussians(
     footprint = torch.cat(footprints)  # (G,)
     if config.init_scale == "knn":
         scale = torch.maximum(_knn_scale(xyz, config.knn), 0.1 * footprint)
+    elif config.init_scale == "knn_rms":
+        scale = _knn_scale(xyz, config.knn, rms=True)
     else:
         scale = footprint
     g = xyz.shape[0]

@@ -32,27 +32,25 @@ INTRO = (
 )
 
 
-def _upload_image_class():  # -> a gradio.Image subclass
-    """gr.Image whose upload reaches our checks even when it is not an image Pillow can open.
+def accept_any_upload(component: Any) -> Any:
+    """Let a gr.Image's uploads reach our checks even when Pillow cannot open them.
 
     Gradio's own preprocessing opens the upload with Pillow and fails the whole event without a message (every
-    output shows a red "Error"); this one passes the uploaded file's path on, so our input checks report what is
-    wrong with it in the status line.
+    output shows a red "Error"); wrapped, the component passes such a file's path on, so our input checks say
+    what is wrong with it. (A wrapped instance, not a subclass: Gradio writes a .pyi file next to the module of
+    every Component subclass.)
     """
-    import gradio as gr
+    original = component.preprocess
 
-    class UploadImage(gr.Image):
-        def preprocess(self, payload: Any) -> Any:
-            try:
-                return super().preprocess(payload)
-            except Exception:
-                path = getattr(payload, "path", None)
-                return str(path) if path else None
+    def preprocess(payload: Any) -> Any:
+        try:
+            return original(payload)
+        except Exception:
+            path = getattr(payload, "path", None)
+            return str(path) if path else None
 
-        def get_block_name(self) -> str:  # the page draws it as a plain image component
-            return "image"
-
-    return UploadImage
+    component.preprocess = preprocess
+    return component
 
 
 def check_upload(path: str | None) -> str | None:
@@ -116,10 +114,10 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
                     choices=examples, value=None, label="Example", elem_id="example", visible=bool(examples),
                     info="or upload your own image below",
                 )  # fmt: skip
-                image = _upload_image_class()(
+                image = accept_any_upload(gr.Image(
                     label="Start image", type="filepath", image_mode=None, sources=["upload"], height=220,
                     elem_id="image",
-                )  # fmt: skip
+                ))  # fmt: skip
                 depth = gr.File(
                     label="Depth of the image (optional: 16-bit PNG in mm, .npy, .exr, .pfm)", type="filepath",
                     file_types=[".png", ".npy", ".exr", ".pfm"], height=80, elem_id="depth",

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import tempfile
-import re
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -164,7 +164,9 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, USER_ERRORS):
         return hide_paths(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
     text = str(error).strip().splitlines()
-    return hide_paths(f"unexpected error ({type(error).__name__}: {text[0] if text else 'no message'}); see the server log")
+    return hide_paths(
+        f"unexpected error ({type(error).__name__}: {text[0] if text else 'no message'}); see the server log"
+    )
 
 
 def _check_spec(spec: InputSpec, max_frames: int) -> None:

@@ -26,6 +26,8 @@ class DenoiserSpec:
         offload: wan: ``"none"``, ``"model"`` or ``"sequential"``.
         vae_tiling: wan: tiled VAE encode/decode.
         prompt_cache_dir: wan: folder of cached prompt embeddings.
+        trust_checkpoint: wan: allow a checkpoint that only loads as a full pickle (``torch.load(weights_only=False)``
+            runs code from the file: only for files you trust); a warning is printed when it is used.
     """
 
     name: str = "tiny"
@@ -34,6 +36,7 @@ class DenoiserSpec:
     offload: str = "none"
     vae_tiling: bool = False
     prompt_cache_dir: str | None = None
+    trust_checkpoint: bool = False
 
 
 def load_denoiser(spec: DenoiserSpec, device: torch.device | str = "cpu") -> Denoiser:
@@ -53,6 +56,7 @@ def load_denoiser(spec: DenoiserSpec, device: torch.device | str = "cpu") -> Den
             offload=spec.offload,
             vae_tiling=spec.vae_tiling,
             prompt_cache_dir=spec.prompt_cache_dir,
+            trust_checkpoint=spec.trust_checkpoint,
         )
         return WanDenoiser.from_config(cfg)
     raise InputError(f"unknown denoiser {spec.name!r}; choose one of {', '.join(DENOISERS)}")

@@ -56,8 +56,7 @@ class TinyDenoiserConfig:
         widths: unet: feature channels of its three levels, finest first.
         refine_width: transformer: hidden channels of the zero-initialised 3x3 convolutional refiner on the latent
             grid that lets each cell's velocity see its neighbours' (0 = none, the shipped stage-3 model).
-        skip_std: unet: data standard deviation ``s`` of the linear input skip (0 = none): the network predicts
-            the residual of ``c_skip(sigma) z_t``, the best linear guess of the velocity (docs/training.md).
+        sigma_data: unet: data standard deviation ``s`` of the EDM preconditioning (latents in [-1, 1]).
     """
 
     arch: str = "transformer"
@@ -70,7 +69,7 @@ class TinyDenoiserConfig:
     mlp_ratio: float = 2.0
     freq_dim: int = 64
     widths: tuple[int, int, int] = (64, 96, 128)
-    skip_std: float = 0.5
+    sigma_data: float = 0.5
     refine_width: int = 0
 
     def __post_init__(self) -> None:
@@ -88,8 +87,8 @@ class TinyDenoiserConfig:
             raise ValueError(f"widths must be 3 multiples of 8 and of heads, got {list(self.widths)}")
         if int(self.refine_width) < 0:
             raise ValueError(f"TinyDenoiserConfig.refine_width must be >= 0, got {self.refine_width}")
-        if not 0.0 <= float(self.skip_std) < 10.0:
-            raise ValueError(f"skip_std must be in [0, 10), got {self.skip_std}")
+        if not 0.0 < float(self.sigma_data) < 10.0:
+            raise ValueError(f"sigma_data must be in (0, 10), got {self.sigma_data}")
 
 
 @dataclass
@@ -120,7 +119,7 @@ class TinyDenoiser(nn.Module):
             from worldwarp.diffusion.denoisers.tiny_unet import TinyUNet
 
             self.net = TinyUNet(
-                self.latent_channels, c.patch_size, c.widths, c.depth, c.heads, c.width, c.freq_dim, c.skip_std
+                self.latent_channels, c.patch_size, c.widths, c.depth, c.heads, c.width, c.freq_dim, c.sigma_data
             )
         else:
             from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer
@@ -228,6 +227,7 @@ class TinyDenoiser(nn.Module):
         except json.JSONDecodeError as e:
             raise InputError(f"{cfg_file}:{e.lineno}: invalid JSON ({e.msg})") from None
         known = {f.name for f in fields(TinyDenoiserConfig)}
+        raw.pop("skip_std", None)  # a field of the retired U-Net experiment, kept in older configs
         unknown = set(raw) - known - {"model"}
         if unknown:
             raise InputError(f"{cfg_file}: unknown config keys {sorted(unknown)}")

@@ -1,12 +1,21 @@
-"""Velocity network of the embedded ST-Diff, U-Net variant (``TinyDenoiserConfig.arch == "unet"``).
+"""Velocity network of the embedded ST-Diff: a small preconditioned video U-Net (``TinyDenoiserConfig.arch``).
 
-A small video U-Net over the latent grid, built for a CPU: 2D residual convolutions per latent frame, temporal
-attention (across latent frames at each position) on the two finer levels, full spatio-temporal attention on the
-coarsest level, skip connections between levels. Every residual block is modulated per cell (scale and shift) by
-the cell's (noise level, condition) embedding, and the level map itself is an extra input channel, so the network
-sees which cells are clean history, revised prior or holes. It costs half the transformer's time per call, but in
-our runs it learned to denoise at low noise levels far worse than the transformer (docs/training.md), so it is an
-option, not the shipped model.
+A video U-Net over the latent grid, built for a CPU: 2D residual convolutions per latent frame, temporal attention
+(across latent frames at each position) on the two finer levels, full spatio-temporal attention on the coarsest
+level, skip connections between levels. Every residual block is modulated per cell (scale and shift) by the cell's
+(noise level, condition) embedding, and the level map is an extra input channel, so the network sees which cells
+are clean (history, kept prior), revised prior or holes.
+
+**Preconditioning** (EDM, Karras et al. 2022, written for flow matching ``z_t = (1 - sigma) z + sigma eps``,
+data standard deviation ``s``): with ``D(sigma) = (1 - sigma)^2 s^2 + sigma^2`` the network ``F`` sees
+``c_in z_t = z_t / sqrt(D)`` (unit variance at every level) and the clean estimate is
+
+    z_hat = c_skip z_t + c_out F,    c_skip = (1 - sigma) s^2 / D,    c_out = sigma s / sqrt(D),
+
+so at low levels the model is near the identity and only corrects the noise, and at ``sigma = 1`` it predicts the
+content. The returned velocity ``v = (z_t - z_hat) / sigma`` is written without the division,
+``v = a(sigma) z_t - b(sigma) F`` with ``a = (sigma - (1 - sigma) s^2) / D`` and ``b = s / sqrt(D)``
+(:func:`precondition`), so clean cells (``sigma = 0``) are finite too.
 
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
@@ -23,20 +32,18 @@ from torch import Tensor, nn
 from worldwarp.diffusion.denoisers.base import tokens_to_cells
 from worldwarp.diffusion.denoisers.embeddings import LevelEmbedding, positions, sinusoidal
 
-__all__ = ["TinyUNet", "velocity_skip"]
+__all__ = ["TinyUNet", "precondition"]
 
 GROUPS = 8
 
 
-def velocity_skip(sigmas: Tensor, std: float) -> Tensor:
-    """``c_skip(sigma) = (sigma - (1 - sigma) s^2) / ((1 - sigma)^2 s^2 + sigma^2)``, elementwise.
-
-    The least-squares coefficient of ``z_t`` for ``v = eps - z`` when ``z`` (variance ``s^2``) and ``eps``
-    (variance 1) are independent: 1 at pure noise (v = z_t = eps), -1 on clean data (v = -z).
-    """
+def precondition(sigmas: Tensor, std: float) -> tuple[Tensor, Tensor, Tensor]:
+    """``(c_in, a, b)`` per level (float32): network input scale and ``v = a z_t - b F`` (module docstring)."""
     sig = sigmas.float()
     s2 = std * std
-    return (sig - (1 - sig) * s2) / ((1 - sig) ** 2 * s2 + sig**2)
+    d = (1 - sig) ** 2 * s2 + sig**2
+    root = d.sqrt()
+    return 1.0 / root, (sig - (1 - sig) * s2) / d, std / root
 
 
 class _ResBlock(nn.Module):
@@ -99,19 +106,17 @@ def _spatiotemporal(attn: _Attention, x: Tensor, B: int, T: int) -> Tensor:
 
 
 class TinyUNet(nn.Module):
-    """Three-level video U-Net predicting the flow-matching velocity of latents with per-token noise levels.
+    """Three-level preconditioned video U-Net predicting the flow-matching velocity with per-token noise levels.
 
     Args:
         channels: latent channels C.
         patch_size: latent cells per token (levels are given per token and broadcast to cells).
-        widths: feature channels per level, finest first (3 levels; each a multiple of 8).
+        widths: feature channels per level, finest first (3 levels; each a multiple of 8 and of ``heads``).
         depth: residual blocks per level and direction.
         heads: attention heads.
         emb: size of the level embedding.
         freq_dim: size of the sinusoidal code of the level.
-        skip_std: data standard deviation ``s`` of the input skip (0 = none). With ``z_t = (1 - sigma) z + sigma
-            eps`` and ``z`` of variance ``s^2``, the best linear guess of ``v = eps - z`` from ``z_t`` is
-            ``c_skip(sigma) z_t`` (see :func:`velocity_skip`); the network adds the residual.
+        sigma_data: data standard deviation ``s`` of the preconditioning (latents in [-1, 1]).
     """
 
     def __init__(
@@ -123,14 +128,14 @@ class TinyUNet(nn.Module):
         heads: int = 4,
         emb: int = 64,
         freq_dim: int = 64,
-        skip_std: float = 0.0,
+        sigma_data: float = 0.5,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or any(int(w) % GROUPS or int(w) % heads for w in widths):
             raise ValueError(f"widths must be 3 multiples of {GROUPS} and of heads {heads}, got {list(widths)}")
         c0, c1, c2 = (int(w) for w in widths)
         self.patch_size = patch_size
-        self.skip_std = float(skip_std)
+        self.sigma_data = float(sigma_data)
         self.level = LevelEmbedding(emb, freq_dim)
         self.stem = nn.Conv2d(channels + 1, c0, 3, padding=1)
         self.enc0 = nn.ModuleList([_ResBlock(c0, c0, emb) for _ in range(depth)])
@@ -157,10 +162,12 @@ class TinyUNet(nn.Module):
         B, C, T, H, W = latents.shape
         dtype = self.stem.weight.dtype
         cells = tokens_to_cells(sigmas, self.patch_size)  # (B, T, H, W)
+        c_in, a, b = (t.to(dtype)[:, None] for t in precondition(cells, self.sigma_data))  # (B, 1, T, H, W)
         e, inv = self.level(cells, cond_index)  # (U, emb), (B, T, H, W)
-        # 1. frames as a batch of images, padded to a multiple of 4 (two stride-2 levels)
+        # 1. frames as a batch of images (input scaled to unit variance), padded to a multiple of 4
         ph, pw = (-H) % 4, (-W) % 4
-        x = latents.to(dtype).transpose(1, 2).reshape(B * T, C, H, W)
+        z = latents.to(dtype)
+        x = (z * c_in).transpose(1, 2).reshape(B * T, C, H, W)
         lv = cells.to(dtype).reshape(B * T, 1, H, W)
         emb0 = e[inv].reshape(B * T, H, W, -1).permute(0, 3, 1, 2)  # (B T, emb, H, W)
         if ph or pw:
@@ -190,8 +197,7 @@ class TinyUNet(nn.Module):
         for blk in self.dec0:
             h = blk(h, emb0)
         h = _temporal(self.dec0_t, h, B, T)
-        v = self.out(F.silu(self.out_norm(h)))[..., :H, :W]  # (B T, C, H, W)
-        v = v.reshape(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
-        if self.skip_std > 0:
-            v = v + velocity_skip(cells, self.skip_std).to(dtype)[:, None] * latents.to(dtype)
-        return v.to(latents.dtype)
+        f = self.out(F.silu(self.out_norm(h)))[..., :H, :W]  # (B T, C, H, W)
+        f = f.reshape(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
+        # 5. preconditioned output: v = a z_t - b F
+        return (a * z - b * f).to(latents.dtype)

@@ -46,6 +46,7 @@ from worldwarp.diffusion.denoisers.wan_loading import (
 from worldwarp.errors import InputError
 
 __all__ = [
+    "RELEASE_NEGATIVE_PROMPT",
     "WAN_NEGATIVE_PROMPT_ZH",
     "WAN_NEGATIVE_PROMPT_EN",
     "OFFLOAD_MODES",
@@ -67,6 +68,15 @@ WAN_NEGATIVE_PROMPT_EN = (
     "gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, poorly drawn hands, "
     "poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy background, "
     "three legs, many people in the background, walking backwards"
+)
+# The negative prompt of the authors' release (its demo's default; Wan's English list with people and animals
+# excluded and a static camera discouraged), the default of the Wan presets (PipelineConfig.release / paper).
+RELEASE_NEGATIVE_PROMPT = (
+    "Person, people, pet, animals. Bright tones, static camera, overexposed, static, blurred details, subtitles, "
+    "style, works, paintings, images, static, overall gray, worst quality, low quality, JPEG compression residue, "
+    "ugly, incomplete, extra fingers, poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, "
+    "fused fingers, still picture, messy background, three legs, many people in the background, walking "
+    "backwards, unrealistic."
 )
 
 OFFLOAD_MODES = ("none", "model", "sequential")
@@ -91,6 +101,8 @@ class WanConfig:
         stdiff_weights: the WorldWarp release's ST-Diff transformer state dict (.safetensors/.pt/.pth/.bin/.ckpt,
             loaded strictly) or a diffusers transformer folder; None runs the base Wan transformer (not trained
             for per-token noise levels; for ablations only).
+        trust_checkpoint: allow a torch file that only loads as a full pickle (``weights_only=False``, which runs
+            code from the file; a warning is issued); otherwise such a file is an :class:`InputError`.
         dtype: transformer and text-encoder dtype ("bfloat16", "float16", "float32"); None = bfloat16 on CUDA,
             float32 elsewhere.
         vae_dtype: VAE dtype (Wan recommends float32).
@@ -110,6 +122,7 @@ class WanConfig:
 
     model: str = "Wan-AI/Wan2.1-T2V-1.3B-Diffusers"
     stdiff_weights: str | None = None
+    trust_checkpoint: bool = False
     dtype: str | None = None
     vae_dtype: str = "float32"
     device: str | None = None
@@ -210,6 +223,7 @@ class WanDenoiser:
         self.text_encoder = None if text_encoder is None else text_encoder.eval().requires_grad_(False)
         self.tokenizer = tokenizer
         self.text_encoder_calls = 0
+        self._embed_memo: dict[str, Tensor] = {}  # cleaned prompt -> embeddings, the last few prompts of this run
 
         p_t, p_h, p_w = (int(x) for x in transformer.config.patch_size)
         if p_t != 1 or p_h != p_w:
@@ -263,6 +277,7 @@ class WanDenoiser:
             config.model,
             config.stdiff_weights,
             torch_dtype=dtype,
+            trust_pickle=config.trust_checkpoint,
             local_files_only=config.local_files_only,
             revision=config.revision,
         )
@@ -361,6 +376,15 @@ class WanDenoiser:
             InputError: cache miss while ``use_text_encoder`` is False.
         """
         text = clean_prompt(prompt)
+        if text in self._embed_memo:
+            return self._embed_memo[text]
+        embeds = self._embed_uncached(text)
+        if len(self._embed_memo) >= 16:
+            self._embed_memo.pop(next(iter(self._embed_memo)))
+        self._embed_memo[text] = embeds
+        return embeds
+
+    def _embed_uncached(self, text: str) -> Tensor:
         if self.prompt_cache is not None:
             cached = self.prompt_cache.get(text)
             if cached is not None:

@@ -147,14 +147,19 @@ def _is_tensor_dict(obj: object) -> bool:
     return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, Tensor) for v in obj.values())
 
 
-def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
+def read_state_dict(path: str | os.PathLike[str], trust_pickle: bool = False) -> dict[str, Tensor]:
     """Tensors of a checkpoint file (``.safetensors``, or a torch pickle ``.pt``/``.pth``/``.bin``/``.ckpt``).
 
-    Pickles are read with ``weights_only=True``; a checkpoint that wraps the state dict (``{"state_dict": ...}``,
-    ``{"model": ...}``, ``{"module": ...}``, ``{"ema": ...}``) is unwrapped.
+    Torch files are read with ``weights_only=True``. A file that holds other Python objects (the release loads its
+    ``.ckpt`` with ``weights_only=False``) is refused unless ``trust_pickle`` is True; then it is loaded with
+    ``weights_only=False`` (which can run code stored in the file) and a :class:`UserWarning` says so. A
+    checkpoint that wraps the state dict (``{"state_dict": ...}``, ``{"model": ...}``, ``{"module": ...}``,
+    ``{"ema": ...}``, ...) is unwrapped; non-tensor entries next to the parameters (a step counter, ...) are
+    dropped.
 
     Raises:
-        InputError: the file is missing, has an unknown suffix, cannot be read, or holds no tensor dict.
+        InputError: the file is missing, has an unknown suffix, cannot be read (or needs ``trust_pickle``), or
+            holds no tensor dict.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -170,13 +175,17 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
 
             obj: object = load_file(str(path), device="cpu")
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt file, truncated download, non-weights pickle
+            obj = _torch_load(path, trust_pickle)
+    except InputError:
+        raise
+    except Exception as e:  # corrupt file, truncated download
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"{path}: cannot read weights ({reason})") from e
     for _ in range(4):  # unwrap at most a few container levels
         if _is_tensor_dict(obj):
             return dict(obj)  # type: ignore[arg-type]
+        if isinstance(obj, Mapping) and sum(isinstance(v, Tensor) for v in obj.values()) > len(obj) // 2:
+            return {k: v for k, v in obj.items() if isinstance(v, Tensor)}  # parameters plus a few scalars
         if not isinstance(obj, Mapping):
             break
         inner = next((obj[k] for k in _CONTAINER_KEYS if k in obj and isinstance(obj[k], Mapping)), None)
@@ -184,6 +193,35 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
             break
         obj = inner
     raise InputError(f"{path}: does not hold a state dict of tensors (a WanTransformer3DModel state dict is expected)")
+
+
+def _torch_load(path: Path, trust_pickle: bool) -> object:
+    """``torch.load`` with ``weights_only=True``; with ``trust_pickle`` a refused file is loaded in full."""
+    import pickle
+    import warnings
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        import re
+
+        found = re.search(r"GLOBAL ([\w.]+)", str(e))
+        if "unsupported global" not in str(e).lower():
+            raise  # a corrupt or truncated file, not a refused object
+        if not trust_pickle:
+            what = f" ({found.group(1)})" if found else ""
+            raise InputError(
+                f"{path}: the file holds Python objects besides tensors{what}, so it loads only as a full pickle, "
+                "which can run code stored in it; if you trust the file, pass --trust-checkpoint "
+                "(WanConfig.trust_checkpoint=True), or convert it to .safetensors"
+            ) from e
+    warnings.warn(
+        f"{path}: loading a full pickle (torch.load(weights_only=False)) because the checkpoint was trusted "
+        "explicitly; this runs any code stored in the file",
+        UserWarning,
+        stacklevel=3,
+    )
+    return torch.load(path, map_location="cpu", weights_only=False)
 
 
 def normalize_state_dict_keys(state_dict: Mapping[str, Tensor], expected: set[str] | None = None) -> dict[str, Tensor]:
@@ -311,6 +349,7 @@ def load_stdiff_transformer(
     torch_dtype: torch.dtype,
     local_files_only: bool = False,
     revision: str | None = None,
+    trust_pickle: bool = False,
 ) -> Any:
     """The ST-Diff ``WanTransformer3DModel``: Wan's architecture from ``model`` with the WorldWarp weights.
 
@@ -320,6 +359,7 @@ def load_stdiff_transformer(
         weights: the released ST-Diff state dict (a file, loaded strictly after stripping wrapper prefixes), or
             a diffusers ``transformer`` folder (``config.json`` + safetensors), or None.
         torch_dtype: parameter dtype of the returned model.
+        trust_pickle: see :func:`read_state_dict`.
 
     Raises:
         InputError: missing model or weights, unreadable file, or keys/shapes that do not match the architecture.
@@ -336,7 +376,7 @@ def load_stdiff_transformer(
             return WanTransformer3DModel.from_pretrained(str(weights_path), torch_dtype=torch_dtype)
         except (OSError, ValueError) as e:
             raise InputError(f"{weights_path}: not a diffusers WanTransformer3DModel folder ({e})") from e
-    state_dict = read_state_dict(weights_path)  # before the model config: a bad file fails fast
+    state_dict = read_state_dict(weights_path, trust_pickle)  # before the model config: a bad file fails fast
     check_model_folder(model, ("transformer",))
     source = str(Path(model).expanduser()) if is_local_model(model) else str(model)
     try:

@@ -3,8 +3,8 @@
 Convention (the release's): ``poses`` (1, N, 4, 4) **camera-to-world**, **OpenCV axes** (x right, y down,
 z forward); ``intrinsics`` (1, N, 3, 3) in **pixels**. The leading batch axis may be absent; one (3, 3) K is
 shared by all frames. The image size is not part of the release's files: we read it from the ``height``/
-``width`` entries that our writer adds, else from the caller (the start image), else as twice the principal point (the release
-centres it). We write float64 so a round trip is exact.
+``width`` entries that our writer adds, else from the caller (the start image), else as twice the principal
+point (the release centres it). We write float64 so a round trip is exact.
 """
 
 from __future__ import annotations

@@ -1,0 +1,152 @@
+"""Does the embedded ST-Diff make pictures? The full method against the strongest simple baseline, at the CPU
+preset's real size (issue #17).
+
+Run from the repository root:
+
+    python benchmarks/embedded_model.py [--split test] [--scenes 8] [--size 128x192] [--checkpoint DIR] \
+        [--strength TAU] [--steps S] [--data ../shared/data] [--results docs/results/embedded] [--reuse]
+
+Methods (both with the embedded CPU preset, one seed): ``worldwarp`` (3DGS cache + ST-Diff) and ``inpaint-cache``
+(the same 3DGS cache warps, holes filled by OpenCV inpainting, no model). Procedural: the first ``--scenes`` clips
+of the ``--split`` suite (200 frames; frames 50 and 199). Real: the 7-Scenes kitchen under ``DATA/scenes`` with its
+Kinect start depth (evaluation only; frames 12 and 24). Metrics per scored frame: PSNR, SSIM, PSNR inside the holes
+of the start frame's warp, the high-frequency energy ratio (generated / real mean squared Laplacian: grain > 1,
+blur < 1) and the mean-colour error (max over channels of |mean generated - mean real|). The table gives the means,
+and the number of clips on which worldwarp beats inpaint-cache one by one. Choose settings with ``--split dev``;
+report with ``--split test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from suite_eval import describe_model, evaluate_methods, mean_table, parse_size, scene_values, weights_digest
+from worldwarp.io.atomic import atomic_write_text
+
+METHODS = ("worldwarp", "inpaint-cache")
+COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("psnr_holes", "PSNR holes", 2), ("hf_ratio", "HF ratio", 2),
+           ("color_error", "colour err", 3))  # fmt: skip
+
+
+def _section(title: str, docs: dict[str, dict]) -> list[str]:
+    slots, table, names = mean_table(docs)
+    lines = [f"### {title}", "", f"Clips: {', '.join(names)}.", ""]
+    head = "| method | frame | " + " | ".join(c[1] for c in COLUMNS) + " |"
+    lines += [head, "|---|---|" + "---|" * len(COLUMNS)]
+    for name in METHODS:
+        for s in slots:
+            cells = [f"{table[name][s][m]:.{nd}f}" for m, _, nd in COLUMNS]
+            lines.append(f"| {name} | {s} | " + " | ".join(cells) + " |")
+    lines += ["", "| frame | PSNR: worldwarp wins | SSIM: worldwarp wins | mean HF ratio in [0.7, 1.3] |"]
+    lines += ["|---|---|---|---|"]
+    for k, s in enumerate(slots):
+        wins = []
+        for m in ("psnr", "ssim"):
+            a, b = scene_values(docs["worldwarp"], k, m), scene_values(docs["inpaint-cache"], k, m)
+            common = sorted(set(a) & set(b))
+            wins.append(f"{sum(a[n] > b[n] for n in common)}/{len(common)}")
+        hf = table["worldwarp"][s]["hf_ratio"]
+        lines.append(f"| {s} | {wins[0]} | {wins[1]} | {hf:.2f}: {'yes' if 0.7 <= hf <= 1.3 else 'no'} |")
+    return lines + [""]
+
+
+def _evaluate(scenes: list, den, config, results: Path, tag: str, args: argparse.Namespace) -> dict[str, dict]:
+    """inpaint-cache with the preset's own settings (it never calls the model), then worldwarp with ``config``."""
+    from worldwarp.eval.pipeline_methods import PipelineMethodConfig
+
+    base = PipelineMethodConfig(seed=args.seed)
+    docs = evaluate_methods(scenes, ("inpaint-cache",), den, base, results, tag, reuse=True)
+    if not args.baseline_only:
+        docs = {**evaluate_methods(scenes, ("worldwarp",), den, config, results, tag, args.reuse), **docs}
+    return docs
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=None, help="tiny ST-Diff folder (default: the shipped one)")
+    ap.add_argument("--split", choices=("test", "dev"), default="test")
+    ap.add_argument("--scenes", type=int, default=8, help="procedural clips (default 8)")
+    ap.add_argument("--size", type=parse_size, default=(128, 192), help="evaluation size (default 128x192)")
+    ap.add_argument("--real-size", type=parse_size, default=(128, 192), help="real-scene size (default 128x192)")
+    ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="development data folder")
+    ap.add_argument("--cache", type=Path, default=Path("runs/suites"), help="rendered suite clips cache")
+    ap.add_argument("--results", type=Path, default=Path("docs/results/embedded"), help="results JSON folder")
+    ap.add_argument("--strength", type=float, default=None, help="sampler strength (default: the preset's)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-real", action="store_true", help="skip the real scene")
+    ap.add_argument("--baseline-only", action="store_true", help="run inpaint-cache only (no table)")
+    ap.add_argument("--reuse", action="store_true", help="read back results of identical earlier runs")
+    ap.add_argument("--out", type=Path, default=None, help="markdown (default docs/benchmarks/embedded_<split>.md)")
+    args = ap.parse_args()
+
+    from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
+    from worldwarp.eval.datasets import DatasetConfig, load_dataset
+    from worldwarp.eval.pipeline_methods import PipelineMethodConfig
+    from worldwarp.pipeline import PipelineConfig
+
+    t0 = time.perf_counter()
+    spec = DenoiserSpec(name="tiny", checkpoint=args.checkpoint)
+    den = load_denoiser(spec, "cpu")
+    config = PipelineMethodConfig(denoiser=spec, seed=args.seed, strength=args.strength, steps=args.steps)
+    preset = PipelineConfig.cpu()
+    sampler = preset.sampler
+    strength = sampler.strength if args.strength is None else args.strength
+    steps = sampler.steps if args.steps is None else args.steps
+    results = args.results / args.split
+    sections = []
+    proc = load_dataset(
+        DatasetConfig("procedural", args.cache, args.split, size=args.size, max_scenes=args.scenes, frames=(50, 199))
+    )
+    docs = _evaluate(proc, den, config, results, f"procedural-{args.split}", args)
+    sections.append((f"Procedural {args.split} suite at {args.size[0]}x{args.size[1]}", docs))
+    kitchen = args.data / "scenes" / "7scenes_redkitchen"
+    if not args.no_real and kitchen.is_dir():
+        real = load_dataset(DatasetConfig(name="transforms", root=kitchen, size=args.real_size, start_depth="given"))
+        docs = _evaluate(real, den, config, results, "real", args)
+        sections.append((f"Real: 7-Scenes redkitchen at {args.real_size[0]}x{args.real_size[1]} (Kinect depth)", docs))
+
+    if args.baseline_only:
+        return 0
+    n_params = sum(p.numel() for p in den.parameters())
+    lines = [
+        f"# Embedded ST-Diff against cache + OpenCV inpainting ({args.split} suite)",
+        "",
+        f"Command: `python benchmarks/embedded_model.py {' '.join(sys.argv[1:])}` (repository root). Script: "
+        "`benchmarks/embedded_model.py`.",
+        "",
+        f"Model: {describe_model(den)}, {n_params / 1e6:.2f} M parameters, weights {weights_digest(den)}"
+        f" ({args.checkpoint or 'shipped'}). CPU preset: {steps} steps, shift {sampler.shift:g}, strength "
+        f"{strength:g}, CFG {sampler.guidance_scale:g}, {preset.chunk_frames}-frame chunks with {preset.overlap} "
+        f"history frames, {preset.cache.steps} cache steps; seed {args.seed}. Machine: {platform.machine()}, "
+        f"{os.cpu_count()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}; "
+        f"{(time.perf_counter() - t0) / 60:.1f} min (reused runs excluded).",
+        "",
+        "HF ratio: generated / real mean squared Laplacian (1 = as much fine detail as the real frame; > 1 grain, "
+        "< 1 blur). Colour error: max over RGB of |mean generated - mean real| (a cast). Means over clips.",
+        "",
+    ]
+    for title, docs in sections:
+        lines += _section(title, docs)
+    out = args.out or Path(f"docs/benchmarks/embedded_{args.split}.md")
+    atomic_write_text(out, "\n".join(lines))
+    print(json.dumps({"out": str(out)}))
+    return 0
+
+
+if __name__ == "__main__":
+    from worldwarp.errors import InputError
+
+    try:
+        raise SystemExit(main())
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
