@@ -597,7 +597,8 @@ class WorldWarpPipeline:
 
         ``release=True`` (needs ``state_dir``) keeps in memory only what the next chunk needs, so memory stays
         flat however long the path: the output then holds the frames from ``output.first`` on, and
-        :meth:`ChunkStore.frames` reads every frame back. ``callback`` sees each new chunk before it is released.
+        :meth:`ChunkStore.frames` reads every frame back. ``callback`` sees each new chunk before it is saved (so
+        what it writes for the chunk exists whenever the chunk's checkpoint does) and released.
         """
         from tqdm.auto import tqdm
 
@@ -614,10 +615,10 @@ class WorldWarpPipeline:
         bar = tqdm(total=len(state.layout), initial=len(state.chunks), desc="chunks", disable=not self.config.progress)
         while not state.done:
             record = self.step(state)
+            if callback is not None:  # before the checkpoint: a chunk saved is a chunk whose outputs were written
+                callback(record, state)
             if store is not None:
                 store.save(state, record)
-            if callback is not None:
-                callback(record, state)
             if release and not state.done:
                 state.release(self._keep_from(state))
             bar.update(1)
