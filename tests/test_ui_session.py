@@ -322,3 +322,50 @@ def test_cli_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ui", "--port", "70000"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "worldwarp ui: error: argument --port: must lie in [1, 65535], got '70000' (see worldwarp ui --help)"
+
+
+def test_page_defaults_are_the_presets() -> None:
+    """The page's strength is the pipeline preset's (the CPU preset's for the embedded model), unless set."""
+    for preset in ("cpu", "paper"):
+        cfg = UIConfig(pipeline=PipelineConfig.preset(preset))
+        assert cfg.strength() == PipelineConfig.preset(preset).sampler.strength
+    assert UIConfig(default_strength=0.3).strength() == 0.3
+
+
+def test_messages_show_no_server_paths(ui_config: UIConfig, tmp_path: Path) -> None:
+    from worldwarp.ui.app import check_upload
+    from worldwarp.ui.session import hide_paths
+
+    assert hide_paths("/tmp/gradio/1a2b/photo.png: not an image") == "photo.png: not an image"
+    assert hide_paths("3/4 of frames; ratio 1/2") == "3/4 of frames; ratio 1/2"
+    upload = tmp_path / "gradio" / "abc123" / "notes.txt"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("hello")
+    msg = check_upload(str(upload))
+    assert msg is not None and msg.startswith("notes.txt: not an image") and str(tmp_path) not in msg
+    assert check_upload(None) is None
+    good = tmp_path / "ok.png"
+    save_image(good, torch.rand(3, 8, 8))
+    assert check_upload(str(good)) is None
+    s = UISession(ui_config)
+    (err,) = [v.error for v in s.generate(_spec(ui_config, image=str(upload)))]
+    assert err is not None and err.startswith("notes.txt:") and str(tmp_path) not in err
+    s.close()
+
+
+def test_image_component_passes_unreadable_uploads_on() -> None:
+    pytest.importorskip("gradio")
+    import gradio as gr
+
+    from worldwarp.ui.app import accept_any_upload
+
+    comp = accept_any_upload(gr.Image(type="filepath"))
+
+    class Payload:
+        path = "/nowhere/upload.txt"
+        url = None
+        orig_name = "upload.txt"
+        meta = {"_type": "gradio.FileData"}
+
+    assert comp.preprocess(Payload()) == "/nowhere/upload.txt"
+    assert comp.preprocess(None) is None
