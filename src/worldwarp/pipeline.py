@@ -306,8 +306,10 @@ class GenerationState:
             self.frames = self.frames[drop:].clone()
             self.depths = self.depths[drop:].clone()
             self.base = cut
-        for r in self.chunks:
-            r.prior, r.mask, r.gaussians = r.prior[:0], r.mask[:0], None
+        for r in self.chunks:  # new empty tensors: a [:0] view would keep the whole storage alive
+            r.prior = r.prior.new_empty((0, *r.prior.shape[1:]))
+            r.mask = r.mask.new_empty((0, *r.mask.shape[1:]))
+            r.gaussians = None
 
     @property
     def done(self) -> bool:
@@ -621,6 +623,7 @@ class WorldWarpPipeline:
                 store.save(state, record)
             if release and not state.done:
                 state.release(self._keep_from(state))
+                _trim_heap()
             bar.update(1)
         bar.close()
         n = state.num_frames - state.base
@@ -670,6 +673,25 @@ class WorldWarpPipeline:
     def _fingerprint(self, state: GenerationState) -> str:
         """One hash of :meth:`fingerprint_parts`."""
         return fingerprint_of(self.fingerprint_parts(state))
+
+
+def _trim_heap() -> None:
+    """Give freed memory back to the system (glibc's ``malloc_trim``; nothing elsewhere). Without it a long run's
+    resident size creeps up chunk after chunk although what it holds does not grow: freed tensor buffers stay
+    in the allocator's heap, fragmented."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
 
 
 def fingerprint_of(parts: dict[str, str]) -> str:
