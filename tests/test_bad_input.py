@@ -191,3 +191,21 @@ def test_finite_json_replaces_nan() -> None:
         "b": None,
         "c": "x",
     }
+
+
+def test_unknown_depth_model_offline_fails_fast_and_cleanly() -> None:
+    """No waiting for the hub's retries, and a message of our own (not transformers' multi-sentence one)."""
+    import time
+
+    from worldwarp.errors import InputError
+    from worldwarp.geometry.transformers_depth import TransformersDepth, TransformersDepthConfig
+
+    t0 = time.perf_counter()
+    with pytest.raises(InputError) as info:
+        TransformersDepth(TransformersDepthConfig(model="nosuch/id")).load()
+    assert time.perf_counter() - t0 < 5
+    msg = str(info.value)
+    assert msg == (
+        "depth model 'nosuch/id' is not in the local Hugging Face cache (offline); pass --depth-model PATH to a "
+        "downloaded model folder, or --depth FILE with a depth map"
+    )
