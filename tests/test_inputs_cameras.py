@@ -140,3 +140,12 @@ def test_release_example_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "Traceback" not in err and "principal point" not in err
     cams = json.loads((out / "cameras.json").read_text())
     assert len(list((out / "frames").glob("*.png"))) == 9 and cams
+
+
+def test_release_npz_without_an_image_is_brought_to_the_working_size(tmp_path: Path) -> None:
+    """The UI's path preview before an image is chosen: the file's own 720x480 images -> 128x192."""
+    from worldwarp.inputs import trajectory_for_scene
+
+    cams = trajectory_for_scene(release_npz(tmp_path / "p.npz"), 9, 128, 192, 1.0)
+    s = 192 / 720
+    assert torch.allclose(cams.K[0].double(), torch.tensor([[FX * s, 0, 96], [0, FX * s, 64], [0, 0, 1]]).double())

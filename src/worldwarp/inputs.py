@@ -61,18 +61,23 @@ def trajectory_for_scene(
     A camera file's intrinsics follow what was done to the start image (``prep``: the cover-resize and centre
     crop to the working resolution): the file is read at its own image size (files without one, re10k and the
     release's npz, at the start image's size), brought to the image's size, then resized and cropped like it.
-    A file made for another aspect ratio is an :class:`InputError`. Without ``prep`` the file is read at
-    ``height`` x ``width`` directly. A file with fewer or more cameras than ``frames`` is resampled, with a note.
+    A file made for another aspect ratio is an :class:`InputError`. Without ``prep`` the file's own image size
+    is resized and cropped the same way. A file with fewer or more cameras than ``frames`` is resampled, with a
+    note.
     """
     from worldwarp.trajectory.extend import fit_length
     from worldwarp.trajectory.load import load_trajectory, looks_like_path
 
     text = os.fspath(trajectory)
     if isinstance(trajectory, Path) or looks_like_path(text):
-        if prep is None:
-            return load_trajectory(text, frames, height=height, width=width, speed=speed, scale=scale, fit=fit)
-        cams = load_trajectory(text, None, speed=speed, scale=scale, fallback_size=prep.source)
-        cams = fit_cameras_to_image(cams, prep, text)
+        if prep is None:  # no image: the file's own images are brought to the working resolution
+            from worldwarp.io.images import plan_prepare
+
+            cams = load_trajectory(text, None, speed=speed, scale=scale)
+            cams = plan_prepare((cams.height, cams.width), height, width).apply_to_cameras(cams)
+        else:
+            cams = load_trajectory(text, None, speed=speed, scale=scale, fallback_size=prep.source)
+            cams = fit_cameras_to_image(cams, prep, text)
         if len(cams) != frames:
             if notes is not None:
                 how = "resampled along the path" if fit == "resample" else f"brought to length ({fit})"
