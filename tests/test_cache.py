@@ -85,8 +85,8 @@ def test_fused_ssim_matches_reference_forward_and_backward(dtype: torch.dtype, r
 
 def test_fused_losses_do_not_depend_on_the_thread_count() -> None:
     # the C++ SSIM and fit loss split rows over threads and sum rows in order: bitwise equal for any thread count
-    from worldwarp.splat.raster.cpu import fit_loss_cpu
-    from worldwarp.splat.ssim import gaussian_window
+    from worldwarp.splat.kernels.ops import fit_loss
+    from worldwarp.splat.ssim import gaussian_window, stabilisers
 
     g = torch.Generator().manual_seed(5)
     h, w = 70, 93
@@ -101,8 +101,8 @@ def test_fused_losses_do_not_depend_on_the_thread_count() -> None:
         x = a.clone().requires_grad_()
         value = ssim_fused(x, b)
         value.sum().backward()
-        terms, grads = fit_loss_cpu(
-            color, alpha, depth_acc, bg, a[0], depth_ok, inv_depth, taps, (0.8, 0.2, 0.1), 1e-3, 1e-6
+        terms, grads = fit_loss(
+            color, alpha, depth_acc, bg, a[0], depth_ok, inv_depth, taps, (0.8, 0.2, 0.1), 1e-3, 1e-6, *stabilisers()
         )
         return [value.detach(), x.grad, terms, *grads]
 
@@ -271,6 +271,23 @@ def test_fit_is_deterministic_for_a_seed(training_views) -> None:
     assert not torch.equal(a.means, c.means)
     zero = fit_cache(images, depths, cams, CacheConfig(steps=0), progress=False)
     assert torch.equal(zero.means, init_gaussians(images, depths, cams).means)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "torch"])
+def test_fit_renders_through_rasterize(training_views, monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
+    # the cache renders with the public rasterize() like everyone else, one call per step, on both loss paths
+    import worldwarp.splat.cache as cache
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["backend"])
+        return rasterize(*args, **kwargs)
+
+    monkeypatch.setattr(cache, "rasterize", counted)
+    images, depths, cams = training_views
+    fit_cache(images, depths, cams, CacheConfig(steps=3, backend=backend, max_points_per_frame=50), progress=False)
+    assert calls == [backend] * 3
 
 
 def test_fit_sh_degree_one_and_float32(training_views) -> None:

@@ -26,6 +26,36 @@ def test_release_reduction_samples_frame_4k_and_the_top_left_pixel() -> None:
     assert pixel_mask_to_cells(torch.ones(11, 16, 24, dtype=torch.bool), 4, 8, "release").shape == (3, 2, 3)
 
 
+def test_strict_single_hole_invalidates_exactly_its_cell() -> None:
+    t, h, w = 9, 16, 24
+    for frame, (i, j), lat_t in [(0, (5, 7), 0), (1, (0, 0), 1), (4, (15, 23), 1), (5, (8, 8), 2), (8, (9, 17), 2)]:
+        mask = torch.ones(t, h, w, dtype=torch.bool)
+        mask[frame, i, j] = False
+        lat = pixel_mask_to_cells(mask, time_factor=4, space_factor=8)
+        assert lat.shape == (3, 2, 3)
+        expected = torch.ones(3, 2, 3, dtype=torch.bool)
+        expected[lat_t, i // 8, j // 8] = False
+        assert torch.equal(lat, expected), (frame, i, j)
+
+
+def test_strict_time_grouping_and_batch() -> None:
+    # T = 1 + 4k -> 1 + k latent frames; trailing frames that do not fill a group are dropped
+    for t, expected in [(1, 1), (5, 2), (13, 4), (49, 13), (50, 13), (52, 13), (53, 14)]:
+        assert pixel_mask_to_cells(torch.ones(t, 8, 8, dtype=torch.bool), 4, 8).shape == (expected, 1, 1)
+    # time factor 1 keeps every frame; space factor 1 keeps every pixel
+    m = torch.rand(2, 5, 6, 4, generator=torch.Generator().manual_seed(0)) > 0.3
+    assert torch.equal(pixel_mask_to_cells(m, 1, 1), m)
+    # batched input equals per-item results; the first frame never mixes with the second
+    lat = pixel_mask_to_cells(m, 2, 2)
+    assert lat.shape == (2, 3, 3, 2)
+    for b in range(2):
+        ref = torch.stack([m[b, 0], m[b, 1] & m[b, 2], m[b, 3] & m[b, 4]])
+        ref = ref.reshape(3, 3, 2, 2, 2).all(dim=-1).all(dim=-2)
+        assert torch.equal(lat[b], ref)
+    with pytest.raises(ValueError):
+        pixel_mask_to_cells(torch.ones(5, 10, 16, dtype=torch.bool), 4, 8)
+
+
 def test_strict_reduction_needs_every_pixel_of_every_frame() -> None:
     mask = torch.ones(5, 16, 16, dtype=torch.bool)
     mask[2, 15, 15] = False  # one pixel of frame 2 (latent 1), cell (1, 1)

@@ -87,7 +87,7 @@ def test_history_never_changes_and_levels_are_per_token() -> None:
 
 
 def test_strength_zero_keeps_the_warped_prior_and_fills_holes() -> None:
-    from worldwarp.diffusion.schedule import initial_levels
+    from worldwarp.diffusion.latent_grid import initial_levels
 
     x0, prior, mask, history = _setup(4)
     den = OracleDenoiser(x0)

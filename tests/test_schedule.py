@@ -7,16 +7,14 @@ import math
 import pytest
 import torch
 
+from worldwarp.diffusion.latent_grid import initial_levels, reduce_mask_to_patches, warp_token_mask
 from worldwarp.diffusion.schedule import (
     euler_step,
     flow_sigmas,
-    initial_levels,
     levels_at,
-    reduce_mask_to_patches,
     shift_sigmas,
     sigma_for_strength,
     start_index,
-    warp_token_mask,
 )
 
 

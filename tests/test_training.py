@@ -210,6 +210,11 @@ def test_clean_warped_tokens_start_at_level_zero() -> None:
     assert bool((inp.sigmas[..., 1:] > 0).all())  # holes keep their drawn level
     z = model.encode(frames.transpose(1, 2))
     torch.testing.assert_close(inp.z_t[..., :2], z[..., :2])
+    # clean cells are conditioning: they carry no noise, so their (unpredictable) target is not in the loss
+    assert bool((inp.weight[..., :2] == 0).all()) and bool((inp.weight[..., 2:] == 1).all())
+    v = inp.target.clone()
+    v[..., :2] += 100.0
+    assert float(training_loss(v, inp)) == 0.0
 
 
 _LAUNCH_SCRIPT = """

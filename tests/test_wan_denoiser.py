@@ -427,3 +427,14 @@ def test_registry_builds_the_wan_backend(wan_files: dict[str, Path], denoiser: W
     assert isinstance(built, WanDenoiser)
     a, b = built.transformer.state_dict(), denoiser.transformer.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_pipeline_from_pretrained_wan(wan_files: dict[str, Path]) -> None:
+    from worldwarp import PipelineConfig, WorldWarpPipeline
+
+    pipe = WorldWarpPipeline.from_pretrained(
+        "wan", checkpoint=wan_files["stdiff"], base=str(wan_files["model"]), device="cpu"
+    )
+    assert isinstance(pipe.denoiser, WanDenoiser)
+    assert pipe.config == PipelineConfig.release()  # the denoiser's default preset
+    assert pipe.denoiser.config.stdiff_weights == str(wan_files["stdiff"])

@@ -1,4 +1,4 @@
-"""Forward warp, point-cloud warp, reprojection check, erosion rule and latent mask reduction."""
+"""Forward warp, point-cloud warp, reprojection check and erosion rule."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from worldwarp.warp import (
     erode_mask,
     erosion_kernel_size,
     forward_warp,
-    mask_to_latent,
     point_cloud_warp,
     reprojection_mask,
 )
@@ -31,37 +30,6 @@ def _camera(h: int, w: int, f: float, tx: float = 0.0, ty: float = 0.0, tz: floa
     c2w[:3, 3] = torch.tensor([tx, ty, tz], dtype=torch.float64)
     K = torch.tensor([[f, 0, w / 2], [0, f, h / 2], [0, 0, 1]], dtype=torch.float64)
     return Cameras(c2w, K, h, w)
-
-
-# ---------------------------------------------------------------------------------------------- mask_to_latent
-def test_mask_to_latent_single_hole_invalidates_exactly_its_cell() -> None:
-    t, h, w = 9, 16, 24
-    for frame, (i, j), lat_t in [(0, (5, 7), 0), (1, (0, 0), 1), (4, (15, 23), 1), (5, (8, 8), 2), (8, (9, 17), 2)]:
-        mask = torch.ones(t, h, w, dtype=torch.bool)
-        mask[frame, i, j] = False
-        lat = mask_to_latent(mask, time_factor=4, space_factor=8)
-        assert lat.shape == (3, 2, 3)
-        expected = torch.ones(3, 2, 3, dtype=torch.bool)
-        expected[lat_t, i // 8, j // 8] = False
-        assert torch.equal(lat, expected), (frame, i, j)
-
-
-def test_mask_to_latent_time_grouping_and_batch() -> None:
-    # T = 1 + 4k -> 1 + k latent frames; trailing frames that do not fill a group are dropped
-    for t, expected in [(1, 1), (5, 2), (13, 4), (49, 13), (50, 13), (52, 13), (53, 14)]:
-        assert mask_to_latent(torch.ones(t, 8, 8, dtype=torch.bool), 4, 8).shape == (expected, 1, 1)
-    # time factor 1 keeps every frame; space factor 1 keeps every pixel
-    m = torch.rand(2, 5, 6, 4, generator=torch.Generator().manual_seed(0)) > 0.3
-    assert torch.equal(mask_to_latent(m, 1, 1), m)
-    # batched input equals per-item results; the first frame never mixes with the second
-    lat = mask_to_latent(m, 2, 2)
-    assert lat.shape == (2, 3, 3, 2)
-    for b in range(2):
-        ref = torch.stack([m[b, 0], m[b, 1] & m[b, 2], m[b, 3] & m[b, 4]])
-        ref = ref.reshape(3, 3, 2, 2, 2).all(dim=-1).all(dim=-2)
-        assert torch.equal(lat[b], ref)
-    with pytest.raises(ValueError):
-        mask_to_latent(torch.ones(5, 10, 16, dtype=torch.bool), 4, 8)
 
 
 # ---------------------------------------------------------------------------------------------- erosion
@@ -297,7 +265,7 @@ def _shifted_history() -> tuple[Cameras, torch.Tensor]:
 def test_fused_cpu_reprojection_matches_reprojection_mask(sampling: str, dtype: torch.dtype) -> None:
     # the C++ check forward_warp uses on CPU against the torch reprojection_mask, pixel for pixel: a plane at z = 3
     # seen by shifted history cameras (so some pixels fall outside), holes in the history depth, noisy target depth
-    from worldwarp.splat.raster.cpu import reprojection_mask_cpu
+    from worldwarp.warp import reprojection_mask_cpu
 
     gen = torch.Generator().manual_seed(5)
     hist, shifts = _shifted_history()
@@ -329,10 +297,11 @@ def _cam_at(pos: list[float], h: int, w: int, f: float) -> Cameras:
 # ---------------------------------------------------------------------------------------------- reprojection window
 def _reprojection_cpu_or_skip() -> Callable[..., torch.Tensor]:
     """reprojection_mask_cpu, or skip the test when the C++ kernels cannot be built."""
-    from worldwarp.splat.raster.cpu import KernelBuildError, load_kernels, reprojection_mask_cpu
+    from worldwarp.splat.kernels import KernelBuildError, load_library
+    from worldwarp.warp import reprojection_mask_cpu
 
     try:
-        load_kernels()
+        load_library("reproject")
     except KernelBuildError as e:
         pytest.skip(f"C++ kernels unavailable: {e}")
     return reprojection_mask_cpu

@@ -1,6 +1,6 @@
-"""Content digests of model weights, so a resumed run can tell whether it still uses the same model.
+"""Content digests of weight files, so a resumed run can tell whether it still uses the same model (a loaded
+module's parameters: :func:`worldwarp.diffusion.denoisers.digest.weights_digest`).
 
-* :func:`module_digest`: every parameter and buffer of a module (names, dtypes, shapes and bytes);
 * :func:`file_digest` / :func:`folder_digest`: the bytes of weight files. Large files are hashed once: the
   digest is remembered in ``$XDG_CACHE_HOME/worldwarp/digests.json`` (default ``~/.cache``) under the file's
   real path, size and modification time, so a changed file is hashed again.
@@ -15,27 +15,9 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
-__all__ = ["file_digest", "folder_digest", "module_digest"]
+__all__ = ["file_digest", "folder_digest"]
 
 _CHUNK = 1 << 22
-
-
-def module_digest(module: object) -> str:
-    """Digest of every tensor in ``module.state_dict()`` (any object with one; else its class name)."""
-    state_dict = getattr(module, "state_dict", None)
-    h = hashlib.sha256()
-    if not callable(state_dict):
-        h.update(type(module).__qualname__.encode())
-        return h.hexdigest()[:16]
-    for name, t in sorted(state_dict().items()):
-        if not isinstance(t, torch.Tensor):
-            continue
-        t = t.detach()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        h.update(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def _cache_file() -> Path:

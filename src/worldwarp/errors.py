@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["WorldWarpError", "InputError"]
+__all__ = ["WorldWarpError", "InputError", "check_finite"]
 
 
 class WorldWarpError(Exception):
@@ -11,3 +11,17 @@ class WorldWarpError(Exception):
 
 class InputError(WorldWarpError, ValueError):
     """Bad user input: a corrupt image, a bad camera file, an unknown preset, a missing file."""
+
+
+def check_finite(config: object) -> None:
+    """Raise :class:`InputError` if a float field of the dataclass ``config`` (or a float in a tuple field) is NaN
+    or infinite; range checks alone let NaN through (every comparison with it is False)."""
+    import math
+    from dataclasses import fields
+
+    for f in fields(config):  # type: ignore[arg-type]
+        value = getattr(config, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, float) and not math.isfinite(v):
+                raise InputError(f"{type(config).__name__}.{f.name} must be a finite number, got {value}")

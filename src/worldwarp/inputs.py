@@ -56,7 +56,9 @@ def trajectory_for_scene(
     prep: ImagePrep | None = None,
     notes: list[str] | None = None,
 ) -> Cameras:
-    """Cameras for a preset spec (scaled to the scene) or a camera file, at ``height`` x ``width``.
+    """Cameras for a preset spec (scaled to the scene), a camera file or a video (its camera motion, scaled so
+    the video's scene depth is ``median_depth``; see
+    :func:`~worldwarp.trajectory.from_video.video_trajectory_for_scene`), at ``height`` x ``width``.
 
     A camera file's intrinsics follow what was done to the start image (``prep``: the cover-resize and centre
     crop to the working resolution): the file is read at its own image size (files without one, re10k and the
@@ -66,9 +68,14 @@ def trajectory_for_scene(
     note.
     """
     from worldwarp.trajectory.extend import fit_length
+    from worldwarp.trajectory.from_video import is_video_file, video_trajectory_for_scene
     from worldwarp.trajectory.load import load_trajectory, looks_like_path
 
     text = os.fspath(trajectory)
+    if is_video_file(text):
+        return video_trajectory_for_scene(
+            text, frames, height, width, median_depth, fov_x_deg=fov_x_deg, speed=speed, scale=scale
+        )
     if isinstance(trajectory, Path) or looks_like_path(text):
         if prep is None:  # no image: the file's own images are brought to the working resolution
             from worldwarp.io.images import plan_prepare

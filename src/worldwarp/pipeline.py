@@ -4,14 +4,19 @@ For each chunk of ``chunk_frames`` frames whose first frames are the history (th
 last ``overlap`` generated frames afterwards):
 
 1. **History**: frames, depths and cameras of the history frames.
-2. **Geometry**: depth of the history frames (the estimator for the start image; generated frames carry the
-   depth they were given when they were made: the cache's rendered depth where they were warped, the estimator
-   aligned to it, or a background-biased fill, where they were filled).
+2. **Geometry**: depth of the history frames: the start depth (given, or estimated here), the cache's rendered
+   depth of generated frames where they were warped, and the depth estimator's (aligned to it) where they were
+   filled (without an estimator: a background-biased fill of the rendered depth, made in step 6).
 3. **3DGS cache**: fit Gaussians to the history frames (or, for the ablations, a plain point cloud / nothing).
 4. **Forward warp**: render the cache at the chunk's new cameras -> prior RGB, validity mask, depth.
-5. **ST-Diff**: encode prior + history, reduce the mask to the latent grid, fill holes and revise warped regions
-   with per-token noise levels; decode (or, for the classical baseline, OpenCV inpainting of the prior).
+5. **Fill** (:mod:`worldwarp.fill`): ST-Diff encodes prior + history, reduces the mask to the latent grid, fills
+   holes and revises warped regions with per-token noise levels and decodes (or, for the classical baseline,
+   OpenCV inpainting of the prior).
 6. **Append** the new frames and their depths, save the chunk atomically, move on.
+
+Every stage is timed (``ChunkRecord.timings``; the stages are timed back to back and add up to ``total``).
+:meth:`WorldWarpPipeline.from_pretrained` loads a denoiser by name; calling the pipeline takes files, specs or
+tensors (``pipe(image="photo.jpg", trajectory="orbit+zoom_in", num_frames=100)``).
 
 The pipeline is stateful only through :class:`GenerationState`, so interfaces can generate chunk by chunk and
 roll back (:meth:`WorldWarpPipeline.start`, :meth:`WorldWarpPipeline.step`, :meth:`GenerationState.rollback`).
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import numbers
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -35,9 +41,9 @@ from torch import Tensor
 
 from worldwarp.cameras import Cameras
 from worldwarp.diffusion.denoisers.base import Denoiser
-from worldwarp.diffusion.latent_grid import history_latent_frames, pixel_mask_to_cells
-from worldwarp.diffusion.sampler import SamplerConfig, sample
+from worldwarp.diffusion.sampler import SamplerConfig
 from worldwarp.errors import InputError
+from worldwarp.fill import FillStrategy, fill_for
 from worldwarp.splat.cache import CacheConfig, fit_cache
 from worldwarp.splat.gaussians import Gaussians
 from worldwarp.warp import WarpConfig, WarpResult, forward_warp, point_cloud_warp
@@ -52,7 +58,6 @@ __all__ = [
     "chunk_layout",
     "default_preset",
     "fill_depth",
-    "inpaint_holes",
     "quantize",
 ]
 
@@ -104,6 +109,12 @@ class PipelineConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("height", "width", "chunk_frames", "overlap", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise InputError(f"PipelineConfig.{name} must be a whole number, got {v!r}")
+        if not 0 <= self.seed < 2**32:
+            raise InputError(f"seed must lie in [0, {2**32 - 1}], got {self.seed}")
         if self.height <= 0 or self.width <= 0:
             raise InputError(f"resolution must be positive, got {self.height}x{self.width}")
         if self.overlap < 1 or self.chunk_frames <= self.overlap:
@@ -171,11 +182,11 @@ class PipelineConfig:
         """The embedded CPU preset: 128x192, 25-frame chunks, 20 steps, strength 0.05, no CFG, 150 cache steps.
 
         Strength 0.05 (warped tokens start at sigma 0.21 and take the last Euler step) was chosen for the embedded
-        tiny model on the procedural "dev" suite (benchmarks/strength_sweep.py, docs/benchmarks/strength.md): the
+        tiny model on the procedural "dev" suite (benchmarks/experiments/strength.py, docs/benchmarks/strength.md): the
         small model revises a warped prior worse the more noise it starts from. The paper preset keeps 0.8 (Wan).
         The cache's inverse-depth weight 0.1 (paper 0.01) was chosen the same way: with only 150 steps the
         fitted depth stays biased toward the camera at grazing surfaces and the reprojection check then drops
-        correct pixels; the stronger depth term gave the best dev PSNR at frame 50 (14.83 against 14.68).
+        correct pixels; the stronger depth term gave the best dev PSNR (docs/benchmarks/strength.md).
         """
         base: dict[str, Any] = dict(
             height=128,
@@ -287,6 +298,8 @@ class GenerationState:
     depths: Tensor
     chunks: list[ChunkRecord]
     layout: list[tuple[int, int, int]]
+    start_depth_given: bool = True  # False: step 2 of chunk 0 estimates the start depth
+    geometry_seconds: float = 0.0  # geometry already spent on the inputs (booked into chunk 0's step 2)
     base: int = 0  # frames before this index were released (saved elsewhere); frames[i] is frame base + i
 
     @property
@@ -296,8 +309,9 @@ class GenerationState:
 
     def release(self, keep_from: int | None = None) -> None:
         """Drop from memory what the next chunk does not need (its history, and frames from ``keep_from`` on,
-        stay): older frames and depths, and every chunk's prior, mask and cache. For long runs whose chunks are
-        saved as they are made; frames before :attr:`base` can no longer be rolled back to."""
+        stay): older frames and depths, and the prior, mask and cache of every chunk but the last (whose mask
+        step 2 of the next chunk may use). For long runs whose chunks are saved as they are made; frames before
+        :attr:`base` can no longer be rolled back to."""
         cut = self.layout[self.next_chunk][0] if not self.done else self.length
         if keep_from is not None:
             cut = min(cut, keep_from)
@@ -306,10 +320,11 @@ class GenerationState:
             self.frames = self.frames[drop:].clone()
             self.depths = self.depths[drop:].clone()
             self.base = cut
-        for r in self.chunks:  # new empty tensors: a [:0] view would keep the whole storage alive
-            r.prior = r.prior.new_empty((0, *r.prior.shape[1:]))
-            r.mask = r.mask.new_empty((0, *r.mask.shape[1:]))
-            r.gaussians = None
+        for r in self.chunks[:-1]:  # new empty tensors: a [:0] view would keep the whole storage alive
+            if r.prior.shape[0] or r.mask.shape[0] or r.gaussians is not None:
+                r.prior = r.prior.new_empty((0, *r.prior.shape[1:]))
+                r.mask = r.mask.new_empty((0, *r.mask.shape[1:]))
+                r.gaussians = None
 
     @property
     def done(self) -> bool:
@@ -333,77 +348,163 @@ class GenerationState:
 
 @dataclass
 class PipelineOutput:
-    """Frames (N, 3, H, W) in [0, 1], depths (N, H, W), the cameras used, and every chunk's record.
+    """What a run made.
 
-    After a run with ``release=True`` the frames and depths are those from index ``first`` on (the rest are in
-    the run's :class:`ChunkStore`), and ``fingerprint`` holds the digests the run was checked against.
+    Attributes:
+        frames: (N, 3, H, W) in [0, 1], frame 0 is the start image (8-bit levels).
+        depths: (N, H, W) z-depth of every frame.
+        cameras: the N cameras of the frames.
+        chunks: every chunk's :class:`ChunkRecord` (its cache of Gaussians, warped prior, mask and stage timings).
+        timings: seconds of the whole call, back to back: ``inputs`` (reading and preparing what was given as
+            files or specs), ``start``, the chunks' stages summed over the chunks this call made (``geometry``,
+            ``cache``, ``warp``, ``prompt``, ``diffusion``, ``append``), ``save`` (saving chunks, callbacks), and
+            ``total`` (the call's wall time, which the others add up to).
+        first: index of ``frames[0]``: after a run with ``release=True`` the frames and depths are those from
+            ``first`` on (the rest are in the run's :class:`ChunkStore`).
+        fingerprint: the digests (weights, settings, inputs) a run with a ``state_dir`` was checked against.
     """
 
     frames: Tensor
     depths: Tensor
     cameras: Cameras
     chunks: list[ChunkRecord]
+    timings: dict[str, float] = field(default_factory=dict)
     first: int = 0
     fingerprint: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gaussians(self) -> list[Gaussians | None]:
+        """The 3DGS cache of every chunk (None where a chunk had none)."""
+        return [r.gaussians for r in self.chunks]
 
 
 class WorldWarpPipeline:
     """One image and a camera path in, a long 3D-consistent video out.
 
     Args:
-        denoiser: any ST-Diff :class:`~worldwarp.diffusion.denoisers.base.Denoiser` (``tiny`` or ``wan``).
+        denoiser: any ST-Diff :class:`~worldwarp.diffusion.denoisers.base.Denoiser` (``tiny`` or ``wan``); None
+            with ``config.fill == "inpaint"`` (or a ``fill`` that needs none).
         config: the method's numbers (:class:`PipelineConfig`).
-        depth_estimator: estimates depth of generated frames where they were filled (optional; without it
-            holes take a background-biased fill of the rendered depth).
+        depth_estimator: a :class:`~worldwarp.geometry.base.DepthEstimator`. Step 2 of every chunk gives the
+            generated history frames its depth where they were filled (aligned to their warped depth), and
+            estimates the start depth when none is given (None: the weight-free ground-plane prior for the start
+            depth; generated frames keep a background-biased fill of the rendered depth in their holes).
         captioner: a :class:`~worldwarp.diffusion.captions.Captioner` whose caption of each chunk's input frames
             (the start image for chunk 0, the previous chunk's frames afterwards) becomes the chunk's prompt, as in
             the release; None uses ``config.prompt`` for every chunk.
         device: where the cache and the sampler run; the denoiser must already be there.
+        fill: step 5's :class:`~worldwarp.fill.FillStrategy` (default: the one ``config.fill`` names,
+            :func:`~worldwarp.fill.fill_for`).
+
+    Example (the embedded model, offline on the CPU; ``image`` and ``depth`` may also be tensors)::
+
+        >>> from worldwarp import WorldWarpPipeline
+        >>> from worldwarp.examples import example_dir
+        >>> pipe = WorldWarpPipeline.from_pretrained("tiny", height=64, width=96, chunk_frames=9, overlap=5,
+        ...                                          steps=2, cache_steps=2, progress=False)
+        >>> room = example_dir("room")
+        >>> out = pipe(image=room / "image.png", trajectory="orbit+zoom_in", num_frames=12,
+        ...            depth=room / "depth.png", fov_x_deg=70)
+        >>> out.frames.shape, len(out.cameras), len(out.gaussians)
+        (torch.Size([12, 3, 64, 96]), 12, 2)
+        >>> sorted(out.chunks[0].timings)
+        ['append', 'cache', 'diffusion', 'geometry', 'prompt', 'total', 'warp']
     """
 
     def __init__(
         self,
-        denoiser: Denoiser,
+        denoiser: Denoiser | None,
         config: PipelineConfig | None = None,
         depth_estimator: Any | None = None,
         device: torch.device | str = "cpu",
         captioner: Any | None = None,
+        fill: FillStrategy | None = None,
     ) -> None:
         self.denoiser = denoiser
         self.captioner = captioner
         self.config = config or PipelineConfig()
         self.depth_estimator = depth_estimator
         self.device = torch.device(device)
-        c = self.config
-        tf = denoiser.time_factor
-        if (c.chunk_frames - 1) % tf or (c.overlap - 1) % tf:
-            raise InputError(
-                f"chunk_frames - 1 ({c.chunk_frames - 1}) and overlap - 1 ({c.overlap - 1}) must be multiples of "
-                f"the denoiser's time factor {tf}"
-            )
-        grid = denoiser.space_factor * denoiser.patch_size
-        if c.height % grid or c.width % grid:
-            raise InputError(f"resolution {c.height}x{c.width} must be a multiple of {grid} for this denoiser")
-        self._conds: dict[str, Any] = {}  # prompt -> conditioning (the negative prompt is fixed per pipeline)
+        self.fill = fill if fill is not None else fill_for(self.config, denoiser)
         self.weights_id: str | None = None  # see weights_digest()
+        c = self.config
+        if denoiser is not None:
+            tf = denoiser.time_factor
+            if (c.chunk_frames - 1) % tf or (c.overlap - 1) % tf:
+                raise InputError(
+                    f"chunk_frames - 1 ({c.chunk_frames - 1}) and overlap - 1 ({c.overlap - 1}) must be multiples "
+                    f"of the denoiser's time factor {tf}"
+                )
+            grid = denoiser.space_factor * denoiser.patch_size
+            if c.height % grid or c.width % grid:
+                raise InputError(f"resolution {c.height}x{c.width} must be a multiple of {grid} for this denoiser")
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str = "tiny",
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
+        base: str | None = None,
+        preset: str | None = None,
+        config: PipelineConfig | None = None,
+        device: torch.device | str | None = None,
+        depth_estimator: Any | None = None,
+        captioner: Any | None = None,
+        **overrides: Any,
+    ) -> WorldWarpPipeline:
+        """A pipeline with the named denoiser loaded (:func:`~worldwarp.diffusion.denoisers.registry.load_denoiser`).
+
+        Args:
+            name: ``"tiny"`` (the embedded model; ``checkpoint`` None: the one shipped with the package) or
+                ``"wan"`` (Wan2.1 ST-Diff: ``checkpoint`` the WorldWarp ST-Diff state dict, ``base`` the
+                Wan2.1-T2V-1.3B-Diffusers folder or hub id).
+            preset: settings preset (None: the denoiser's, :func:`default_preset`); ``overrides`` are the fields
+                of :class:`~worldwarp.settings.Overrides` (e.g. ``strength=0.5, steps=20, seed=1``).
+            config: a complete :class:`PipelineConfig` instead of ``preset`` and ``overrides``.
+            device: where it runs (None: cuda when available, else cpu).
+            depth_estimator, captioner: see the class.
+        """
+        from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
+        from worldwarp.settings import Overrides, configure
+
+        if config is not None and (preset is not None or overrides):
+            raise InputError("give either config or preset/overrides, not both")
+        if config is None:
+            try:
+                ov = Overrides(**overrides)
+            except TypeError as e:
+                raise InputError(f"from_pretrained: {e}") from None
+            config = configure(preset, ov, denoiser=name)
+        spec = DenoiserSpec(name=name, checkpoint=None if checkpoint is None else os.fspath(checkpoint))
+        if base is not None:
+            spec.wan_model = base
+        from worldwarp.devices import resolve_device
+
+        dev = resolve_device(device)
+        denoiser = load_denoiser(spec, device=dev) if config.fill == "diffusion" else None
+        return cls(denoiser, config, depth_estimator=depth_estimator, device=dev, captioner=captioner)
 
     # ------------------------------------------------------------------ state
-    def start(self, image: Tensor, cameras: Cameras, depth: Tensor) -> GenerationState:
+    def start(self, image: Tensor, cameras: Cameras, depth: Tensor | None = None) -> GenerationState:
         """A fresh state: ``image`` (3, H, W) in [0, 1] is frame 0 with z-depth ``depth`` (H, W) at ``cameras[0]``.
 
         ``cameras`` are the N target cameras at the working resolution; the path is extended past its end when
-        the last chunk needs more frames.
+        the last chunk needs more frames. Without ``depth``, step 2 of chunk 0 estimates it (see the class).
         """
         c = self.config
         if image.shape != (3, c.height, c.width):
             raise InputError(
                 f"image must be (3, {c.height}, {c.width}) at the working resolution, got {tuple(image.shape)}"
             )
-        if depth.shape != (c.height, c.width):
+        given = depth is not None
+        if depth is None:
+            depth = torch.zeros(c.height, c.width)
+        elif depth.shape != (c.height, c.width):
             raise InputError(f"depth must be ({c.height}, {c.width}), got {tuple(depth.shape)}")
         if (cameras.height, cameras.width) != (c.height, c.width):
             cameras = cameras.resize(c.height, c.width)
-        if not bool(torch.isfinite(depth).all()) or not bool((depth > 0).any()):
+        if given and (not bool(torch.isfinite(depth).all()) or not bool((depth > 0).any())):
             raise InputError("start depth has no valid (finite, positive) value")
         num_frames = len(cameras)
         layout = chunk_layout(num_frames, c.chunk_frames, c.overlap)
@@ -420,18 +521,12 @@ class WorldWarpPipeline:
             depths=depth.to(self.device, torch.float32)[None],
             chunks=[],
             layout=layout,
+            start_depth_given=given,
         )
-
-    def _conditioning(self, prompt: str) -> Any:
-        if prompt not in self._conds:
-            if len(self._conds) >= 8:
-                self._conds.pop(next(iter(self._conds)))
-            self._conds[prompt] = self.denoiser.encode_prompt(prompt, self.config.negative_prompt)
-        return self._conds[prompt]
 
     def chunk_prompt(self, state: GenerationState, k: int) -> str:
         """The prompt of chunk ``k``: the caption of its input frames with a captioner, else ``config.prompt``."""
-        if self.captioner is None or self.config.fill != "diffusion":
+        if self.captioner is None or not self.fill.uses_prompt:
             return self.config.prompt
         if k == 0:
             frames = state.frames[:1]
@@ -450,56 +545,60 @@ class WorldWarpPipeline:
         k = state.next_chunk
         start, n_hist, end = state.layout[k]
         timings: dict[str, float] = {}
-        t0 = time.perf_counter()
+        t0 = t = time.perf_counter()
+
+        def lap(stage: str) -> None:  # stages are timed back to back, so they add up to the chunk's total
+            nonlocal t
+            now = time.perf_counter()
+            timings[stage] = now - t
+            t = now
 
         # 1. History: the given frames of this chunk and their cameras.
+        hist_cams = state.cameras[start : start + n_hist]
+        new_cams = state.cameras[start + n_hist : end]
+
+        # 2. Geometry: depth of the history frames: the start depth (estimated here when none was given); a
+        #    generated frame's depth was rendered by the cache where it was warped, and the depth estimator (if
+        #    any) gives it depth where it was filled.
+        self._history_geometry(state, start, n_hist)
         b = state.base  # frames before it were released
         assert start >= b, "the history of this chunk was released"
         hist_frames = state.frames[start - b : start - b + n_hist]  # (V, 3, H, W)
         hist_depths = state.depths[start - b : start - b + n_hist]  # (V, H, W)
-        hist_cams = state.cameras[start : start + n_hist]
-        new_cams = state.cameras[start + n_hist : end]
-
-        # 2. Geometry: history depth is already known (start depth, or recorded when the frame was made).
-        timings["geometry"] = time.perf_counter() - t0
+        lap("geometry")
+        if k == 0 and state.geometry_seconds:
+            timings["geometry"] += state.geometry_seconds
 
         # 3. Cache: fit the 3DGS cache to the history frames (seeded per chunk).
-        t = time.perf_counter()
         gaussians: Gaussians | None = None
         if c.cache_mode == "gaussians":
             cache_cfg = replace(c.cache, seed=c.cache.seed + 1000 * c.seed + k)
             gaussians = fit_cache(hist_frames, hist_depths, hist_cams, cache_cfg, progress=c.progress)
-        timings["cache"] = time.perf_counter() - t
+        lap("cache")
 
         # 4. Forward warp into the new cameras: prior RGB, validity mask, rendered depth.
-        t = time.perf_counter()
         warp = self._warp(gaussians, hist_frames, hist_depths, hist_cams, new_cams)
-        timings["warp"] = time.perf_counter() - t
+        lap("warp")
 
-        # 5. ST-Diff: fill the holes and revise the warped regions (or the inpainting baseline).
-        prompt = ""
-        if c.fill == "diffusion":
-            t = time.perf_counter()
+        # 5. Fill the holes and revise the warped regions (ST-Diff, or the inpainting baseline).
+        prompt, cond = "", None
+        if self.fill.uses_prompt:
             prompt = self.chunk_prompt(state, k)
-            cond = self._conditioning(prompt)
-            timings["prompt"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if c.fill == "inpaint":
-            new_frames = inpaint_holes(warp.rgb, warp.mask)
-        else:
-            new_frames = self._diffuse(k, hist_frames, warp, cond)
-        new_frames = quantize(new_frames)
-        timings["diffusion"] = time.perf_counter() - t
+            cond = self.fill.conditioning(prompt)
+            lap("prompt")
+        new_frames = quantize(self.fill.fill(hist_frames, warp, seed=1_000_003 * c.seed + k, cond=cond))
+        lap("diffusion")
 
-        # 6. Append: depth of the new frames, drop frames past the requested end, record the chunk.
-        t = time.perf_counter()
-        new_depths = self._new_depths(new_frames, warp)
+        # 6. Append: depth of the new frames (rendered where warped, a background-biased fill elsewhere), drop
+        #    frames past the requested end, record the chunk.
+        valid = warp.mask & (warp.depth > 0)
+        new_depths = fill_depth(warp.depth, valid)
         keep = max(0, min(end, state.num_frames) - (start + n_hist))
         first_new = start + n_hist
         state.frames = torch.cat([state.frames[: first_new - b], new_frames[:keep]])
         state.depths = torch.cat([state.depths[: first_new - b], new_depths[:keep]])
-        timings["append"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
+        lap("append")
+        timings["total"] = t - t0 + (state.geometry_seconds if k == 0 else 0.0)
         record = ChunkRecord(
             index=k,
             start=start,
@@ -538,75 +637,96 @@ class WorldWarpPipeline:
             mask=torch.zeros(n, H, W, dtype=torch.bool, device=frames.device),
         )
 
-    def _diffuse(self, k: int, hist_frames: Tensor, warp: WarpResult, cond: Any) -> Tensor:
-        c = self.config
-        den = self.denoiser
-        n_hist = hist_frames.shape[0]
-        prior_rgb = torch.where(warp.mask[:, None], warp.rgb, torch.zeros_like(warp.rgb))
-        video = torch.cat([hist_frames, prior_rgb])  # (T, 3, H, W)
-        T = video.shape[0]
-        pix_mask = torch.cat([torch.ones(n_hist, c.height, c.width, dtype=torch.bool, device=video.device), warp.mask])
-        with torch.no_grad():
-            latents = den.encode(video.permute(1, 0, 2, 3)[None])  # (1, C, T', H', W')
-            lmask = pixel_mask_to_cells(pix_mask, den.time_factor, den.space_factor, c.sampler.mask_reduction)[None]
-            history = history_latent_frames(n_hist, latents.shape[2], den.time_factor, video.device)[None]  # (1, T')
-            generator = torch.Generator(device=latents.device).manual_seed(1_000_003 * c.seed + k)
-            out = sample(
-                den,
-                latents,
-                lmask,
-                history,
-                c.sampler,
-                generator=generator,
-                cond=cond,
-                progress=c.progress,
-            )
-            decoded = den.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
-        assert decoded.shape[0] == T
-        return decoded[n_hist:].to(hist_frames.dtype).clamp(0, 1)
+    def estimate_depth(self, images: Tensor) -> Tensor:
+        """z-depth (N, H, W) of images (N, 3, H, W) from the pipeline's depth estimator (None: the weight-free
+        ground-plane prior, which warns that it is a rough guess)."""
+        est = self.depth_estimator
+        if est is None:
+            from worldwarp.geometry import get_estimator
 
-    def _new_depths(self, frames: Tensor, warp: WarpResult) -> Tensor:
-        valid = warp.mask & (warp.depth > 0)
-        if self.depth_estimator is not None:
-            from worldwarp.geometry.align import align_depth
+            est = get_estimator("prior")
+        return est.estimate(images).depth.to(images.device, torch.float32)
 
-            pred = self.depth_estimator.estimate(frames).depth.to(warp.depth)
-            out = []
-            for i in range(frames.shape[0]):
-                if int(valid[i].sum()) >= 16:
-                    aligned = align_depth(pred[i], warp.depth[i], valid[i])
-                    out.append(torch.where(valid[i], warp.depth[i], aligned))
-                else:
-                    out.append(fill_depth(warp.depth[i : i + 1], valid[i : i + 1])[0])
-            return torch.stack(out)
-        return fill_depth(warp.depth, valid)
+    def _history_geometry(self, state: GenerationState, start: int, n_hist: int) -> None:
+        """Step 2 for the history frames ``start .. start + n_hist - 1``, in place in ``state.depths``."""
+        if start == 0 and not state.start_depth_given:
+            depth = self.estimate_depth(state.frames[:1])[0]
+            if not bool(torch.isfinite(depth).all()) or not bool((depth > 0).any()):
+                raise InputError("the estimated start depth has no valid (finite, positive) value")
+            state.depths = torch.cat([depth[None].to(state.depths), state.depths[1:]])
+            state.start_depth_given = True
+        if self.depth_estimator is None:
+            return
+        from worldwarp.geometry.align import align_depth
+
+        generated = [(i, r) for i in range(start, start + n_hist) for r in state.chunks if i in r.new_indices]
+        if not generated:
+            return
+        b = state.base  # frames before it were released
+        idx = [i - b for i, _ in generated]
+        pred = self.estimate_depth(state.frames[idx])
+        depths = state.depths.clone()
+        for j, (i, record) in enumerate(generated):
+            m = i - record.new_indices[0]
+            if m >= record.mask.shape[0]:  # the record's masks were released: nothing to align to
+                continue
+            valid = record.mask[m] & (depths[i - b] > 0)  # where the cache rendered this frame's depth
+            if int(valid.sum()) >= 16:
+                aligned = align_depth(pred[j].to(depths), depths[i - b], valid).depth.to(depths)
+                depths[i - b] = torch.where(valid, depths[i - b], aligned)
+        state.depths = depths
 
     # ------------------------------------------------------------------ whole runs
     def __call__(
         self,
-        image: Tensor,
-        cameras: Cameras,
-        depth: Tensor,
+        image: Tensor | str | os.PathLike[str],
+        trajectory: Cameras | str | os.PathLike[str],
+        depth: Tensor | str | os.PathLike[str] | None = None,
         *,
+        num_frames: int | None = None,
+        fov_x_deg: float = 60.0,
+        speed: float = 1.0,
+        scale: float = 1.0,
         state_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         callback: Callable[[ChunkRecord, GenerationState], None] | None = None,
         release: bool = False,
     ) -> PipelineOutput:
-        """Generate the whole trajectory. With ``state_dir`` every finished chunk is saved atomically there, and
-        ``resume=True`` continues from the saved chunks (giving the same frames as an uninterrupted run); saved
-        chunks of a run with other weights, settings or inputs are refused with a message saying which differ.
+        """Generate the whole trajectory.
 
-        ``release=True`` (needs ``state_dir``) keeps in memory only what the next chunk needs, so memory stays
-        flat however long the path: the output then holds the frames from ``output.first`` on, and
-        :meth:`ChunkStore.frames` reads every frame back. ``callback`` sees each new chunk before it is saved (so
-        what it writes for the chunk exists whenever the chunk's checkpoint does) and released.
+        Args:
+            image: the start image: a file (read, cover-resized and centre-cropped to the working resolution, as
+                the CLI does) or a tensor (3, H, W) in [0, 1] at the working resolution.
+            trajectory: :class:`~worldwarp.cameras.Cameras` (N target cameras), a preset spec such as
+                ``"orbit+zoom_in"`` (scaled to the scene: units of half the median start depth) or a camera file.
+            depth: z-depth of the image: a file (.npy, 16-bit PNG in mm, .exr, .pfm), a tensor (H, W), or None
+                to estimate it in step 2 (:meth:`estimate_depth`).
+            num_frames: frames to generate (frame 0 is the image); needed for a preset spec or a camera file.
+            fov_x_deg, speed, scale: horizontal field of view of the image and the path's speed and scale
+                (preset specs).
+            state_dir: with it, every finished chunk is saved atomically there, and ``resume=True`` continues from
+                the saved chunks (giving the same frames as an uninterrupted run); saved chunks of a run with other
+                weights, settings or inputs are refused with a message saying which differ.
+            callback: called with each chunk's record and the state after it is made, before it is saved (so
+                what it writes for the chunk exists whenever the chunk's checkpoint does) and released.
+            release: (needs ``state_dir``) keep in memory only what the next chunk needs, so memory stays flat
+                however long the path: the output then holds the frames from ``output.first`` on, and
+                :meth:`ChunkStore.frames` reads every frame back.
+
+        Returns:
+            :class:`PipelineOutput`: frames, depths, cameras, chunk records (with their Gaussians) and timings.
         """
         from tqdm.auto import tqdm
 
         if release and state_dir is None:
             raise InputError("release=True needs a state_dir to keep the frames in")
-        state = self.start(image, cameras, depth)
+        t0 = time.perf_counter()
+        image_t, cameras, depth_t, geometry_s = self._prepare(
+            image, trajectory, depth, num_frames, fov_x_deg=fov_x_deg, speed=speed, scale=scale
+        )
+        t1 = time.perf_counter()
+        state = self.start(image_t, cameras, depth_t)
+        state.geometry_seconds = geometry_s
         parts = self.fingerprint_parts(state) if state_dir is not None else {}
         store = ChunkStore(Path(state_dir), parts) if state_dir is not None else None
         if store is not None:
@@ -615,8 +735,15 @@ class WorldWarpPipeline:
             else:
                 store.reset()
         bar = tqdm(total=len(state.layout), initial=len(state.chunks), desc="chunks", disable=not self.config.progress)
+        t2 = time.perf_counter()
+        stages: dict[str, float] = {}
+        save_s = 0.0
         while not state.done:
             record = self.step(state)
+            t_saved = time.perf_counter()
+            for stage, seconds in record.timings.items():
+                if stage != "total":
+                    stages[stage] = stages.get(stage, 0.0) + seconds
             if callback is not None:  # before the checkpoint: a chunk saved is a chunk whose outputs were written
                 callback(record, state)
             if store is not None:
@@ -625,11 +752,76 @@ class WorldWarpPipeline:
                 state.release(self._keep_from(state))
                 _trim_heap()
             bar.update(1)
+            save_s += time.perf_counter() - t_saved
         bar.close()
         n = state.num_frames - state.base
-        return PipelineOutput(
-            state.frames[:n], state.depths[:n], state.cameras[: state.num_frames], state.chunks, state.base, parts
-        )
+        end = time.perf_counter()
+        timings = {
+            # an image file's depth, when estimated, is part of reading the inputs (prepare_inputs); a tensor's is
+            # chunk 0's geometry (counted in its stages)
+            "inputs": t1 - t0 - geometry_s,
+            "start": t2 - t1,
+            **stages,
+            "save": save_s,
+            "total": end - t0,
+        }
+        cams = state.cameras[: state.num_frames]
+        return PipelineOutput(state.frames[:n], state.depths[:n], cams, state.chunks, timings, state.base, parts)
+
+    def _prepare(
+        self,
+        image: Tensor | str | os.PathLike[str],
+        trajectory: Cameras | str | os.PathLike[str],
+        depth: Tensor | str | os.PathLike[str] | None,
+        num_frames: int | None,
+        *,
+        fov_x_deg: float,
+        speed: float,
+        scale: float,
+    ) -> tuple[Tensor, Cameras, Tensor | None, float]:
+        """Image (3, H, W), cameras and depth (None: step 2 estimates it) from what :meth:`__call__` was given,
+        and the seconds spent estimating the start depth here (a preset path is scaled to it)."""
+        c = self.config
+        if not isinstance(trajectory, Cameras) and num_frames is None:
+            raise InputError("num_frames is needed with a preset spec or a camera file")
+        if not isinstance(image, Tensor):
+            from worldwarp.inputs import prepare_inputs
+
+            if isinstance(trajectory, Cameras) or isinstance(depth, Tensor):
+                raise InputError("with an image file, give the trajectory as a spec or file and depth as a file")
+            assert num_frames is not None
+            depth_path = None if depth is None else os.fspath(depth)
+            prepared = prepare_inputs(
+                image, trajectory, num_frames, c.height, c.width, depth_path=depth_path, fov_x_deg=fov_x_deg,
+                speed=speed, scale=scale,
+            )  # fmt: skip
+            dev = self.device
+            return prepared.image.to(dev), prepared.cameras, prepared.depth.to(dev), 0.0
+        depth_t: Tensor | None
+        if depth is None or isinstance(depth, Tensor):
+            depth_t = depth
+        else:
+            from worldwarp.io.depth import load_depth, prepare_depth
+
+            depth_t = prepare_depth(load_depth(depth), (c.height, c.width)).to(image.device)
+        if isinstance(trajectory, Cameras):
+            return image, trajectory, depth_t, 0.0
+        from worldwarp.inputs import trajectory_for_scene
+
+        geometry_s = 0.0
+        if depth_t is None:  # the path is scaled to the scene: its depth is needed now
+            t = time.perf_counter()
+            depth_t = self.estimate_depth(image.to(self.device, torch.float32)[None])[0]
+            geometry_s = time.perf_counter() - t
+        valid = depth_t[torch.isfinite(depth_t) & (depth_t > 0)]
+        if valid.numel() == 0:
+            raise InputError("the start depth has no valid (positive) value")
+        assert num_frames is not None
+        cams = trajectory_for_scene(
+            trajectory, num_frames, c.height, c.width, float(valid.median()), fov_x_deg=fov_x_deg, speed=speed,
+            scale=scale,
+        )  # fmt: skip
+        return image, cams, depth_t, geometry_s
 
     def _keep_from(self, state: GenerationState) -> int | None:
         """First frame a released state must keep besides the history: a captioner describes the previous
@@ -639,13 +831,19 @@ class WorldWarpPipeline:
         return state.chunks[-1].start
 
     def weights_digest(self) -> str:
-        """Content digest of the denoiser's weights: every parameter and buffer (see
-        :func:`worldwarp.digests.module_digest`), unless a caller set :attr:`weights_id` (e.g. digests of the
-        checkpoint files a large model was loaded from)."""
+        """Content digest of the denoiser's weights: every parameter and buffer
+        (:func:`~worldwarp.diffusion.denoisers.digest.weights_digest`), unless a caller set :attr:`weights_id`
+        (e.g. digests of the checkpoint files a large model was loaded from); ``"none"`` without a denoiser."""
         if self.weights_id is None:
-            from worldwarp.digests import module_digest
+            den = self.denoiser
+            if den is None:
+                self.weights_id = "none"
+            elif callable(getattr(den, "state_dict", None)):
+                from worldwarp.diffusion.denoisers.digest import weights_digest
 
-            self.weights_id = f"{type(self.denoiser).__name__}:{module_digest(self.denoiser)}"
+                self.weights_id = f"{type(den).__name__}:{weights_digest(den)}"  # type: ignore[arg-type]
+            else:
+                self.weights_id = type(den).__name__
         return self.weights_id
 
     def fingerprint_parts(self, state: GenerationState) -> dict[str, str]:
@@ -839,27 +1037,3 @@ class ChunkStore:
 
 def asdict_shallow(record: ChunkRecord) -> dict[str, Any]:
     return {f: getattr(record, f) for f in record.__dataclass_fields__}
-
-
-def inpaint_holes(rgb: Tensor, mask: Tensor, radius: int = 3, algorithm: str = "telea") -> Tensor:
-    """Classical hole filling: OpenCV inpainting (``"telea"`` or ``"ns"``) of frames (N, 3, H, W) where ``mask``
-    (N, H, W) is False, frame by frame, no revision of the rest. A frame with no valid pixel becomes mid-grey."""
-    try:
-        import cv2
-    except ImportError as e:  # pragma: no cover - depends on the install
-        raise InputError("the inpaint baseline needs OpenCV: pip install 'worldwarp[eval]'") from e
-    import numpy as np
-
-    if algorithm not in ("telea", "ns"):
-        raise InputError(f"inpaint algorithm must be 'telea' or 'ns', got {algorithm!r}")
-    flag = cv2.INPAINT_TELEA if algorithm == "telea" else cv2.INPAINT_NS
-    out = []
-    for i in range(rgb.shape[0]):
-        img = np.ascontiguousarray((rgb[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
-        holes = np.ascontiguousarray((~mask[i]).cpu().numpy().astype(np.uint8) * 255)
-        if holes.all():  # nothing is visible: cv2 has nothing to propagate
-            filled = np.full_like(img, 127)
-        else:
-            filled = cv2.inpaint(img, holes, radius, flag) if holes.any() else img
-        out.append(torch.from_numpy(filled).permute(2, 0, 1).to(rgb) / 255)
-    return torch.stack(out)

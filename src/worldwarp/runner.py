@@ -12,7 +12,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,9 +70,9 @@ class GenerationRequest:
 
 
 def build_config(req: GenerationRequest) -> PipelineConfig:
-    """The preset (by default the denoiser's, :func:`~worldwarp.pipeline.default_preset`) with the overrides;
-    a bad value is an :class:`InputError`."""
-    from worldwarp.pipeline import default_preset
+    """The preset (by default the denoiser's, :func:`~worldwarp.pipeline.default_preset`) with the request's
+    overrides (:func:`worldwarp.settings.configure`); a bad value is an :class:`~worldwarp.errors.InputError`."""
+    from worldwarp.settings import Overrides, configure
 
     for name in ("strength", "cfg", "fps"):
         value = getattr(req, name)
@@ -80,40 +80,26 @@ def build_config(req: GenerationRequest) -> PipelineConfig:
             raise InputError(f"--{name} must be a finite number, got {value}")
     if not req.fps > 0:
         raise InputError(f"--fps must be > 0, got {req.fps}")
-    name = req.preset or default_preset((req.denoiser or DenoiserSpec()).name)
-    cfg = PipelineConfig.preset(name)
-    try:
-        sampler = replace(
-            cfg.sampler,
-            **{
-                k: v
-                for k, v in dict(
-                    steps=req.steps, strength=req.strength, guidance_scale=req.cfg, noise_mode=req.noise
-                ).items()
-                if v is not None
-            },
-        )
-        cache = cfg.cache if req.cache_steps is None else replace(cfg.cache, steps=req.cache_steps)
-    except InputError:
-        raise
-    except (ValueError, TypeError) as e:  # the configs' own checks (e.g. steps >= 1, strength in [0, 1])
-        raise InputError(str(e)) from None
     if not 0 <= req.seed < 2**32:
         raise InputError(f"--seed must lie in [0, {2**32 - 1}], got {req.seed}")
-    over: dict[str, Any] = dict(
-        sampler=sampler,
-        cache=cache,
-        cache_mode=req.cache,
-        fill=req.fill,
+    overrides = Overrides(
+        height=req.height,
+        width=req.width,
+        chunk_frames=req.chunk,
+        overlap=req.overlap,
+        steps=req.steps,
+        strength=req.strength,
+        guidance_scale=req.cfg,
+        noise_mode=req.noise,  # type: ignore[arg-type]
+        cache_steps=req.cache_steps,
+        cache_mode=req.cache,  # type: ignore[arg-type]
+        fill=req.fill,  # type: ignore[arg-type]
         prompt=req.prompt,
+        negative_prompt=req.negative_prompt,
         seed=req.seed,
         progress=not req.quiet,
     )
-    for field, value in (("height", req.height), ("width", req.width), ("chunk_frames", req.chunk),
-                         ("overlap", req.overlap), ("negative_prompt", req.negative_prompt)):  # fmt: skip
-        if value is not None:
-            over[field] = value
-    return replace(cfg, **over)
+    return configure(req.preset, overrides, denoiser=(req.denoiser or DenoiserSpec()).name)
 
 
 def _device(name: str | None) -> torch.device:
@@ -191,6 +177,7 @@ def run_generation(
     )  # fmt: skip
     for note in inputs.notes:
         log(f"worldwarp: {note}")
+    t_inputs = time.perf_counter()
     spec = req.denoiser or DenoiserSpec()
     if req.caption_model is not None and spec.name != "wan":
         raise InputError("--caption-model needs --denoiser wan (the embedded model takes no prompt)")
@@ -199,9 +186,10 @@ def run_generation(
         from worldwarp.diffusion.captions import CaptionConfig, Captioner
 
         captioner = Captioner.from_config(CaptionConfig(model=req.caption_model, device=str(device), offload=True))
-    denoiser = load_denoiser(spec, device=device)
+    denoiser = load_denoiser(spec, device=device) if config.fill == "diffusion" else None  # inpainting needs none
     pipe = WorldWarpPipeline(denoiser, config, device=device, captioner=captioner)
     pipe.weights_id = weights_id(spec)
+    t_model = time.perf_counter()
 
     state_dir = out / STATE_DIRNAME
     if not req.resume and (out / "run.json").exists():
@@ -227,6 +215,11 @@ def run_generation(
             valid_share.append(float(mask.float().mean()))
             yield idx, frames_u8, prior, mask
 
+    # seconds per stage, back to back: they add up to "seconds" (restored chunks of a resumed run are not counted)
+    timings = {"inputs": t_inputs - t0, "model": t_model - t_inputs}
+    for stage, seconds in output.timings.items():
+        if stage != "total":
+            timings[stage] = timings.get(stage, 0.0) + seconds
     run = {
         "command": sys.argv,
         "inputs": {
@@ -251,6 +244,7 @@ def run_generation(
             for r in output.chunks
         ],
         "valid_share": valid_share,
+        "timings": timings,
         "seconds": time.perf_counter() - t0,  # inputs, model and generation (the outputs are written after)
         "versions": run_info(),
         **(extra_run_info or {}),

@@ -14,7 +14,8 @@ target camera (RGB, alpha, expected z-depth) and marks a pixel valid when
 
 :func:`point_cloud_warp` is the ablation baseline ("point-cloud cache"): history pixels are unprojected and
 z-buffer splatted into the targets with a fixed pixel radius; a pixel is valid when some point covers it (then
-eroded the same way). :func:`mask_to_latent` reduces a pixel mask to the diffusion model's latent grid.
+eroded the same way). The warp works in pixels only: :mod:`worldwarp.diffusion.latent_grid` puts its mask on the
+diffusion model's latent grid.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
-from worldwarp.errors import InputError
+from worldwarp.errors import InputError, check_finite
 from worldwarp.splat.gaussians import Gaussians
 from worldwarp.splat.raster import rasterize
 
@@ -39,9 +40,9 @@ __all__ = [
     "erode_mask",
     "erosion_kernel_size",
     "forward_warp",
-    "mask_to_latent",
     "point_cloud_warp",
     "reprojection_mask",
+    "reprojection_mask_cpu",
 ]
 
 
@@ -62,10 +63,10 @@ class WarpConfig:
             to the image) agrees within ``depth_rel_tol``; the point itself must still project inside the image
             and in front of the camera. Why: at grazing surfaces and depth edges the nearest history pixel often
             holds the depth of a neighbouring surface or a steep slope while an adjacent pixel confirms the point,
-            so the single-pixel rule rejects many correct pixels there. Measured (benchmarks/warp_quality.py,
-            docs/benchmarks/warp_quality.md): window 3 adds 0.002-0.057 of the image to the mask but lowers the
-            PSNR on valid pixels by up to 2.4 dB (7-Scenes +5: 23.55 -> 22.10), so the pixels it adds are worse
-            than the ones kept; no preset uses it.
+            so the single-pixel rule rejects many correct pixels there. Measured on real scenes
+            (benchmarks/experiments/warp_quality.py, numbers in docs/benchmarks/warp_quality.md): window 3 adds
+            pixels to the mask but lowers the PSNR on valid pixels, so the pixels it adds are worse than the ones
+            kept; no preset uses it.
         erosion: side of the square erosion kernel at ``min(H, W) == erosion_reference``; 0 or 1 disables it.
         erosion_reference: the ``min(H, W)`` at which ``erosion`` applies (480 for the paper's 480x720).
         erosion_border: ``"keep"``: pixels outside the image count as valid, so the border does not erode;
@@ -94,6 +95,7 @@ class WarpConfig:
     point_radius: float = 1.0
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if not 0.0 <= self.alpha_threshold < 1.0:
             raise InputError(f"WarpConfig.alpha_threshold must lie in [0, 1), got {self.alpha_threshold}")
         if self.depth_rel_tol <= 0:
@@ -193,37 +195,6 @@ def _window_any(x: Tensor, r: int, dim: int, outside: bool = False) -> Tensor:
     return s.narrow(dim, 0, n) | s.narrow(dim, 2 * r + 1 - span, n)
 
 
-def mask_to_latent(mask: Tensor, time_factor: int, space_factor: int) -> Tensor:
-    """Reduce a pixel validity mask to the latent grid of a causal video VAE.
-
-    Args:
-        mask: (..., T, H, W) bool, True = valid (warped) pixel.
-        time_factor: temporal compression (4 for Wan); frame 0 forms a latent frame on its own, then every
-            ``time_factor`` frames form one, so ``T' = 1 + (T - 1) // time_factor`` (trailing frames that do
-            not fill a group are dropped, as the VAE drops them).
-        space_factor: spatial compression (8 for Wan); H and W must be multiples of it.
-
-    Returns:
-        (..., T', H / space_factor, W / space_factor) bool: a latent cell is valid only if every pixel of every
-        frame it covers is valid.
-    """
-    if mask.ndim < 3:
-        raise ValueError(f"mask must have shape (..., T, H, W), got {tuple(mask.shape)}")
-    if time_factor < 1 or space_factor < 1:
-        raise ValueError(f"compression factors must be >= 1, got time {time_factor}, space {space_factor}")
-    *lead, t, h, w = mask.shape
-    if h % space_factor or w % space_factor:
-        raise ValueError(f"mask size {h}x{w} is not a multiple of the spatial factor {space_factor}")
-    mask = mask.bool()
-    t_lat = 1 + (t - 1) // time_factor
-    first = mask[..., :1, :, :]
-    rest = mask[..., 1 : 1 + (t_lat - 1) * time_factor, :, :]
-    rest = rest.reshape(*lead, t_lat - 1, time_factor, h, w).all(dim=-3)
-    m = torch.cat([first, rest], dim=-3)  # (..., T', H, W)
-    m = m.reshape(*lead, t_lat, h // space_factor, space_factor, w // space_factor, space_factor)
-    return m.all(dim=-1).all(dim=-2)
-
-
 # ---------------------------------------------------------------------------------------------- reprojection
 def _sample_bilinear(depth: Tensor, uv: Tensor, near: float) -> tuple[Tensor, Tensor]:
     """History depth (H, W) read bilinearly between pixel centres at pixel positions uv (P, 2) -> (values (P,),
@@ -307,6 +278,54 @@ def reprojection_mask(
     return ok
 
 
+def reprojection_mask_cpu(
+    depth: Tensor,
+    valid: Tensor,
+    c2w: Tensor,
+    K: Tensor,
+    history_w2c: Tensor,
+    history_K: Tensor,
+    history_depths: Tensor,
+    *,
+    rel_tol: float,
+    near: float,
+    sampling: str,
+    window: int = 1,
+) -> Tensor:
+    """:func:`reprojection_mask` of every pixel of one rendered view, fused in one C++ pass.
+
+    Args:
+        depth: (H, W) rendered z-depth of the target view (float32 or float64, CPU); the check runs in its dtype.
+        valid: (H, W) bool, the pixels to check (others stay False).
+        c2w, K: the target camera (4, 4) and (3, 3).
+        history_w2c, history_K: (V, 4, 4) world-to-camera and (V, 3, 3) intrinsics of the history views.
+        history_depths: (V, Hh, Wh) their z-depth.
+        rel_tol, near, sampling, window: as in :func:`reprojection_mask`.
+
+    Returns:
+        (H, W) bool: ``valid`` and the pixel's 3D point agrees with at least one history depth.
+        Raises :class:`~worldwarp.splat.kernels.KernelBuildError` when the kernels cannot be built (callers fall
+        back to torch) and :class:`~worldwarp.errors.InputError` for an invalid ``window``.
+    """
+    from worldwarp.splat.kernels.ops import pack_cameras, reproject
+
+    _check_window(window, sampling, "reprojection window")
+    dtype = depth.dtype
+    c2w = c2w.to("cpu", dtype)
+    history_w2c = history_w2c.to("cpu", dtype)
+    return reproject(
+        depth.to("cpu").contiguous(),
+        valid.to("cpu", torch.bool).contiguous(),
+        pack_cameras(c2w[:3, :3], c2w[:3, 3], K, dtype),
+        pack_cameras(history_w2c[:, :3, :3], history_w2c[:, :3, 3], history_K, dtype),
+        history_depths.to("cpu", dtype).contiguous(),
+        rel_tol=float(rel_tol),
+        near=float(near),
+        bilinear=sampling == "bilinear",
+        window=window,
+    )
+
+
 def _fused_reprojection(
     history_cameras: Cameras | None,
     history_depths: Tensor | None,
@@ -314,19 +333,17 @@ def _fused_reprojection(
     dtype: torch.dtype,
     device: torch.device,
 ) -> Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None:
-    """The C++ reprojection check (same rule as :func:`reprojection_mask`) bound to the history views, or None
-    when it does not apply (backend "torch", non-CPU tensors, other dtypes, no compiler); None means torch."""
+    """:func:`reprojection_mask_cpu` bound to the history views, or None when it does not apply (backend "torch",
+    non-CPU tensors, other dtypes, no compiler); None means torch."""
     if history_cameras is None or history_depths is None or config.backend == "torch" or device.type != "cpu":
         return None
     if dtype not in (torch.float32, torch.float64):
         return None
     if history_depths.shape != (len(history_cameras), history_cameras.height, history_cameras.width):
         return None  # reprojection_mask raises the error
-    from worldwarp.splat.raster.cpu import KernelBuildError, load_kernels, reprojection_mask_cpu
+    from worldwarp.splat.kernels import kernels_available
 
-    try:
-        load_kernels()
-    except KernelBuildError:
+    if not kernels_available("reproject"):
         return None
     hist = history_cameras.to("cpu", dtype)
     w2c, K, depths = hist.w2c, hist.K, history_depths.to("cpu", dtype)

@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from worldwarp.cli.generate import add_common_generation_args
 
 DEMO_TRAJECTORY = "move_forward*0.7+pan_left,move_backward*0.7+pan_right"
 DEMO_FRAMES = 200
-
-
-def example_dir(name: str = "room") -> Path:
-    """Folder of a bundled example: image.png, depth.png (16-bit, millimetres), example.json."""
-    return Path(str(resources.files("worldwarp") / "assets" / "examples" / name))
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -36,26 +29,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
-    from worldwarp.errors import InputError
+    from worldwarp.examples import load_example
     from worldwarp.runner import GenerationRequest, run_generation
 
-    folder = example_dir(args.example)
-    meta_file = folder / "example.json"
-    if not meta_file.is_file():
-        raise InputError(f"no bundled example named {args.example!r} (looked in {folder})")
-    meta = json.loads(meta_file.read_text())
+    example = load_example(None, args.example)
     req = GenerationRequest.from_args(args)
     run_generation(
         req,
-        image=folder / "image.png",
+        image=example.image,
         trajectory=args.trajectory,
         frames=args.frames,
-        depth=str(folder / "depth.png"),
-        fov=float(meta.get("fov_x_deg", 60.0)),
-        speed=float(meta.get("speed", 1.0)),
-        scale=float(meta.get("scale", 1.0)),
+        depth=None if example.depth is None else str(example.depth),
+        fov=example.fov_x_deg,
+        speed=example.speed,
+        scale=example.scale,
         extra_run_info={"example": args.example},
     )
     return 0

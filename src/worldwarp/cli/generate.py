@@ -64,12 +64,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Generate a fly-through video from IMAGE along a camera path (preset spec or camera file).",
     )
     p.add_argument("image", help="start image (PNG, JPEG, ...; EXIF, alpha and 16-bit handled)")
-    p.add_argument("--trajectory", required=True, help="preset spec (e.g. orbit+zoom_in) or camera file")
+    p.add_argument(
+        "--trajectory", required=True,
+        help="preset spec (e.g. orbit+zoom_in), camera file, or a video (.mp4 ...) whose camera motion to follow",
+    )  # fmt: skip
     p.add_argument("--frames", type=int, required=True, help="number of frames to generate (frame 0 = IMAGE)")
     p.add_argument("--depth", help="depth of IMAGE: .npy, 16-bit PNG (mm), .exr, .pfm")
     p.add_argument("--depth-model", help="transformers depth model folder or hub id (e.g. Depth Anything V2)")
     p.add_argument("--fov", type=float, default=60.0, help="horizontal field of view of IMAGE for presets")
-    p.add_argument("--speed", type=float, default=1.0, help="trajectory speed")
+    p.add_argument("--speed", type=float, default=1.0, help="trajectory speed (video: frame k follows video frame S*k)")
     p.add_argument("--scale", type=float, default=1.0, help="trajectory scale (relative to the scene)")
     add_common_generation_args(p)
     return p
@@ -77,8 +80,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from worldwarp.runner import GenerationRequest, run_generation
+    from worldwarp.trajectory.from_video import is_video_file
 
     req = GenerationRequest.from_args(args)
+    extra = None
+    if is_video_file(args.trajectory):  # extract (or read the cached path) with progress before generating
+        from worldwarp.cli._from_video import prepare_generation
+
+        extra = prepare_generation(args.trajectory, args.frames, args.speed, quiet=args.quiet)
     run_generation(req, image=args.image, trajectory=args.trajectory, frames=args.frames, depth=args.depth,
-                   depth_model=args.depth_model, fov=args.fov, speed=args.speed, scale=args.scale)  # fmt: skip
+                   depth_model=args.depth_model, fov=args.fov, speed=args.speed, scale=args.scale,
+                   extra_run_info=extra)  # fmt: skip
     return 0

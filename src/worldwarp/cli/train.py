@@ -14,9 +14,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from torch import Tensor
-
-from worldwarp.cameras import Cameras
 from worldwarp.errors import InputError
 
 
@@ -71,85 +68,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-class TransformsClips:
-    """Clips of T consecutive frames (with a stride) from transforms.json scenes with depth, resized to H x W.
-
-    ``clips[i]`` takes scene ``i % scenes`` and a window start drawn from a generator seeded with ``i``.
-    """
-
-    def __init__(self, root: Path, frames: int, height: int, width: int, stride: int = 1) -> None:
-        import torch
-
-        from worldwarp.eval.datasets import DatasetConfig, load_transforms_scene
-
-        root = Path(root)
-        if not root.is_dir():
-            raise InputError(f"{root}: dataset folder not found")
-        folders = (
-            [root] if (root / "transforms.json").is_file() else sorted(p.parent for p in root.glob("*/transforms.json"))
-        )
-        if not folders:
-            raise InputError(f"{root}: no transforms.json in it or in its sub-folders")
-        cfg = DatasetConfig(name="transforms", size=(height, width), frames=(1,))
-        self.scenes = []
-        for folder in folders:
-            scene = load_transforms_scene(folder, cfg)
-            if scene.load_depth is None:
-                raise InputError(f"{folder / 'transforms.json'}: frames have no depth_file_path; training needs depth")
-            if scene.num_frames < 1 + (frames - 1) * stride:
-                raise InputError(f"{folder}: {scene.num_frames} frames, a clip needs {1 + (frames - 1) * stride}")
-            self.scenes.append(scene)
-        self.frames, self.stride = frames, stride
-        self._torch = torch
-
-    def __len__(self) -> int:
-        return len(self.scenes)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]:
-        torch = self._torch
-        scene = self.scenes[index % len(self.scenes)]
-        span = 1 + (self.frames - 1) * self.stride
-        g = torch.Generator().manual_seed(int(index))
-        start = int(torch.randint(scene.num_frames - span + 1, (1,), generator=g))
-        idx = list(range(start, start + span, self.stride))
-        frames = scene.frames(idx)
-        assert scene.load_depth is not None
-        depths = torch.stack([scene.load_depth(i) for i in idx])
-        return frames, depths, scene.cameras[idx]
-
-
-class ProceduralClips:
-    """Rendered procedural clips (:class:`worldwarp.scenes.dataset.ProceduralClipDataset`) as (frames, depths, cams).
-
-    The dataset's own source-frame choice is ignored: the trainer draws the source frame from its step generator.
-    """
-
-    LENGTH = 1_000_000
-
-    def __init__(self, frames: int, height: int, width: int, seed: int) -> None:
-        from worldwarp.scenes.dataset import ClipDatasetConfig, ProceduralClipDataset
-
-        cfg = ClipDatasetConfig(
-            seed=seed, length=self.LENGTH, clip_frames=frames, path_frames=max(60, frames), height=height, width=width
-        )
-        self.data = ProceduralClipDataset(cfg)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]:
-        item = self.data[index % len(self.data)]
-        return item["frames"], item["depths"], item["cameras"]
-
-
-def _dataset(spec: str, frames: int, height: int, width: int, stride: int, seed: int) -> Any:
-    if spec.startswith("transforms:"):
-        return TransformsClips(Path(spec.split(":", 1)[1]), frames, height, width, stride)
-    if spec == "procedural":
-        return ProceduralClips(frames, height, width, seed)
-    raise InputError(f"unknown dataset {spec!r}: use 'procedural' or 'transforms:DIR'")
-
-
 def _denoiser(args: argparse.Namespace) -> Any:
     import torch
 
@@ -182,6 +100,7 @@ def _denoiser(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from worldwarp.diffusion.training import DEFAULT_LR, TrainConfig, train
+    from worldwarp.diffusion.training_data import training_dataset
 
     for name in ("steps", "batch", "frames", "height", "width", "frame_stride", "save_every"):
         if getattr(args, name) < 1:
@@ -206,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     cell = denoiser.space_factor * denoiser.patch_size
     if args.height % cell or args.width % cell or (crop and (crop[0] % cell or crop[1] % cell)):
         raise InputError(f"--height, --width and --crop must be multiples of {cell} for the {args.denoiser} denoiser")
-    dataset = _dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
+    dataset = training_dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
     config = TrainConfig(
         steps=args.steps,
         batch=args.batch,

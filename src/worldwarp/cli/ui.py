@@ -32,10 +32,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import torch
-
+    from worldwarp.devices import resolve_device
     from worldwarp.errors import InputError
-    from worldwarp.pipeline import PipelineConfig, default_preset
+    from worldwarp.settings import configure
     from worldwarp.ui.session import UIConfig
 
     try:
@@ -46,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InputError(f"--port must lie in 1..65535, got {args.port}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(args.device))
     config = UIConfig(
         checkpoint=args.checkpoint,
-        pipeline=PipelineConfig.preset(args.preset or default_preset(args.denoiser)),
+        pipeline=configure(args.preset, denoiser=args.denoiser),
         examples_dir=Path(args.examples) if args.examples else None,
         denoiser=args.denoiser,
         wan_model=args.wan_model,

@@ -82,9 +82,9 @@ class CaptionConfig:
             raise InputError(f"CaptionConfig.dtype must be one of {', '.join(_DTYPES)}, got {self.dtype!r}")
 
     def resolved_device(self) -> torch.device:
-        if self.device is not None:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from worldwarp.devices import resolve_device
+
+        return resolve_device(self.device)
 
     def resolved_dtype(self) -> torch.dtype:
         if self.dtype is not None:

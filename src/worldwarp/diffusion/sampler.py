@@ -8,6 +8,7 @@ See those modules for the rules (start levels, waiting tokens, history re-impose
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +16,17 @@ import torch
 from torch import Tensor
 
 from worldwarp.diffusion.denoisers.base import Denoiser
-from worldwarp.diffusion.latent_grid import LATENT_GRID_RULES, LatentGridRule, model_levels, start_levels
-from worldwarp.diffusion.schedule import (
+from worldwarp.diffusion.latent_grid import (
+    LATENT_GRID_RULES,
     NOISE_MODES,
+    LatentGridRule,
+    NoiseMode,
+    model_levels,
+    start_levels,
+)
+from worldwarp.diffusion.schedule import (
     SIGMA_GRIDS,
     START_RULES,
-    NoiseMode,
     SigmaGrid,
     StartRule,
     euler_step,
@@ -28,6 +34,7 @@ from worldwarp.diffusion.schedule import (
     sigma_grid,
     start_index,
 )
+from worldwarp.errors import InputError, check_finite
 
 __all__ = ["SamplerConfig", "sample", "noise_init"]
 
@@ -45,7 +52,7 @@ class SamplerConfig:
         guidance_scale: classifier-free guidance against the negative prompt (paper 5; 1 disables it and skips
             the unconditional pass).
         noise_mode: ``"spatiotemporal"`` (the method) or one of the ablations ``"full"``, ``"spatial"``,
-            ``"temporal"`` (see :func:`worldwarp.diffusion.schedule.warp_token_mask`).
+            ``"temporal"`` (see :func:`worldwarp.diffusion.latent_grid.warp_token_mask`).
         sigma_grid: ``"shifted_linspace"`` or ``"scheduler"`` (diffusers' ``FlowMatchEulerDiscreteScheduler``, as
             the release), see :func:`worldwarp.diffusion.schedule.sigma_grid`.
         start_rule: ``"strict"`` or ``"release"`` start index, see :func:`worldwarp.diffusion.schedule.start_index`.
@@ -66,21 +73,24 @@ class SamplerConfig:
     patch_levels: LatentGridRule = "strict"
 
     def __post_init__(self) -> None:
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        check_finite(self)
+        if isinstance(self.steps, bool) or not isinstance(self.steps, numbers.Integral) or self.steps < 1:
+            raise InputError(f"steps must be a whole number >= 1, got {self.steps!r}")
         if self.shift <= 0:
-            raise ValueError(f"shift must be > 0, got {self.shift}")
+            raise InputError(f"shift must be > 0, got {self.shift}")
         if not 0.0 <= self.strength <= 1.0:
-            raise ValueError(f"strength must lie in [0, 1], got {self.strength}")
+            raise InputError(f"strength must lie in [0, 1], got {self.strength}")
+        if self.guidance_scale < 0:
+            raise InputError(f"guidance scale (cfg) must be >= 0, got {self.guidance_scale}")
         if self.noise_mode not in NOISE_MODES:
-            raise ValueError(f"unknown noise mode {self.noise_mode!r}; choose one of {', '.join(NOISE_MODES)}")
+            raise InputError(f"unknown noise mode {self.noise_mode!r}; choose one of {', '.join(NOISE_MODES)}")
         if self.sigma_grid not in SIGMA_GRIDS:
-            raise ValueError(f"unknown sigma grid {self.sigma_grid!r}; choose one of {', '.join(SIGMA_GRIDS)}")
+            raise InputError(f"unknown sigma grid {self.sigma_grid!r}; choose one of {', '.join(SIGMA_GRIDS)}")
         if self.start_rule not in START_RULES:
-            raise ValueError(f"unknown start rule {self.start_rule!r}; choose one of {', '.join(START_RULES)}")
+            raise InputError(f"unknown start rule {self.start_rule!r}; choose one of {', '.join(START_RULES)}")
         for name in ("mask_reduction", "patch_levels"):
             if getattr(self, name) not in LATENT_GRID_RULES:
-                raise ValueError(
+                raise InputError(
                     f"unknown {name} rule {getattr(self, name)!r}; choose one of {', '.join(LATENT_GRID_RULES)}"
                 )
 

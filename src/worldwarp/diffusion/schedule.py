@@ -3,7 +3,8 @@
 Conventions: a latent at noise level ``sigma`` is ``x = (1 - sigma) x0 + sigma eps``; the velocity is
 ``v = eps - x0``; sampling walks the global schedule ``sigmas[0] = 1 > ... > sigmas[S] = 0``.
 
-Every token (one latent patch of one latent frame) has a **starting level**:
+Every token (one latent patch of one latent frame) has a **starting level** (set by
+:mod:`worldwarp.diffusion.latent_grid`):
 
 * history tokens (clean frames carried over from the previous chunk): ``0``;
 * warped tokens (valid forward-warped prior): ``sigmas[start_index(strength, S)]``;
@@ -32,6 +33,15 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor
 
+# the latent-grid rules (which token starts at which level) live in latent_grid; re-exported for older imports
+from worldwarp.diffusion.latent_grid import (
+    NOISE_MODES,
+    NoiseMode,
+    initial_levels,
+    reduce_mask_to_patches,
+    warp_token_mask,
+)
+
 __all__ = [
     "NoiseMode",
     "NOISE_MODES",
@@ -52,8 +62,6 @@ __all__ = [
     "euler_step",
 ]
 
-NoiseMode = Literal["spatiotemporal", "full", "spatial", "temporal"]
-NOISE_MODES: tuple[str, ...] = get_args(NoiseMode)
 SigmaGrid = Literal["shifted_linspace", "scheduler"]
 SIGMA_GRIDS: tuple[str, ...] = get_args(SigmaGrid)
 StartRule = Literal["strict", "release"]
@@ -156,74 +164,6 @@ def sigma_for_strength(
 ) -> float:
     """Starting level of warped tokens: ``sigma_grid(steps, shift, grid)[start_index(strength, steps, rule)]``."""
     return float(sigma_grid(steps, shift, grid)[start_index(strength, steps, rule)])
-
-
-def reduce_mask_to_patches(latent_mask: Tensor, patch_size: int) -> Tensor:
-    """Token mask (B, T', H'/p, W'/p) bool: a patch is warped only if **all** its latent cells are warped.
-
-    ``latent_mask`` is (B, T', H', W') bool (True = valid warped prior), H' and W' divisible by ``patch_size``.
-    Reducing at patch resolution guarantees that noise levels are uniform within a model patch.
-    """
-    if latent_mask.ndim != 4:
-        raise ValueError(f"latent_mask must have shape (B, T', H', W'), got {tuple(latent_mask.shape)}")
-    p = int(patch_size)
-    B, T, H, W = latent_mask.shape
-    if H % p or W % p:
-        raise ValueError(f"latent size {H}x{W} is not divisible by the patch size {p}")
-    return latent_mask.bool().reshape(B, T, H // p, p, W // p, p).all(dim=5).all(dim=3)
-
-
-def warp_token_mask(token_mask: Tensor, history: Tensor, mode: NoiseMode = "spatiotemporal") -> Tensor:
-    """Which tokens start at the warped level, per noise mode (the paper's ablations), (B, T', h, w) bool.
-
-    ``token_mask`` (B, T', h, w) bool is the patch-level validity of the warped prior; ``history`` (B, T') bool marks
-    clean history latent frames, which are excluded from every statistic below (and get level 0 anyway).
-
-    * ``"spatiotemporal"`` (the method): a token is warped iff it is valid.
-    * ``"full"`` (full-sequence noise): every token is treated as warped, holes included, i.e. the whole chunk is
-      noised from the warped prior at one shared level.
-    * ``"spatial"`` (spatial-only noise): one spatial map for all frames: a position is warped iff it is valid in
-      every non-history latent frame.
-    * ``"temporal"`` (temporal-only noise): one level per frame: a whole frame is warped iff more than half of its
-      tokens are valid, otherwise the whole frame is a hole.
-    """
-    m = token_mask.bool()
-    hist = history.bool()[:, :, None, None]
-    if mode == "spatiotemporal":
-        return m
-    if mode == "full":
-        return torch.ones_like(m)
-    if mode == "spatial":
-        spatial = (m | hist).all(dim=1, keepdim=True)  # history frames do not veto a position
-        return spatial.expand_as(m)
-    if mode == "temporal":
-        frac = m.float().mean(dim=(2, 3), keepdim=True)
-        return (frac > 0.5).expand_as(m)
-    raise ValueError(f"unknown noise mode {mode!r}; choose one of {', '.join(NOISE_MODES)}")
-
-
-def initial_levels(
-    latent_mask: Tensor,
-    history: Tensor,
-    sigma_warped: float,
-    patch_size: int,
-    mode: NoiseMode = "spatiotemporal",
-    dtype: torch.dtype = torch.float64,
-) -> Tensor:
-    """Starting level of every token (B, T', H'/p, W'/p): history 0, warped ``sigma_warped``, hole 1.
-
-    ``latent_mask`` (B, T', H', W') bool (True = warped), ``history`` (B, T') bool. See :func:`warp_token_mask`
-    for the modes.
-    """
-    if history.shape != latent_mask.shape[:2]:
-        raise ValueError(f"history {tuple(history.shape)} does not match the mask's (B, T') {latent_mask.shape[:2]}")
-    warped = warp_token_mask(reduce_mask_to_patches(latent_mask, patch_size), history, mode)
-    levels = torch.where(
-        warped,
-        torch.tensor(float(sigma_warped), dtype=dtype, device=latent_mask.device),
-        torch.tensor(1.0, dtype=dtype, device=latent_mask.device),
-    )
-    return levels.masked_fill(history.bool()[:, :, None, None], 0.0)
 
 
 def levels_at(levels0: Tensor, sigma: Tensor | float) -> Tensor:

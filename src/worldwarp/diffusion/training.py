@@ -184,7 +184,8 @@ class TrainingInputs:
         z_t: (B, C, T', H', W') noisy composite latents.
         sigmas: (B, T', H'/p, W'/p) per-token levels.
         target: (B, C, T', H', W') velocity target ``eps - z_gt``.
-        weight: (B, 1, T', 1, 1) 1 for frames that count in the loss, 0 for clean history frames.
+        weight: (B, 1, T', H', W') 1 for the cells that count in the loss; 0 for clean cells (history frames and
+            clean warped tokens: at level 0 the input holds no noise, so the target's noise cannot be predicted).
         token_mask: (B, T', H'/p, W'/p) bool, True where the token took the warped prior.
     """
 
@@ -258,6 +259,7 @@ def make_training_inputs(
     m_cells = tokens_to_cells(tok, p)[:, None]  # (B, 1, T', H', W')
     z_c = torch.where(m_cells, z_w, z_gt)
     sig = tokens_to_cells(sig_tok, p)[:, None]
+    weight = weight * (sig > 0).to(dt)  # (B, 1, T', H', W'): clean cells are conditioning, not targets
     z_t = (1 - sig) * z_c + sig * eps
     return TrainingInputs(z_t=z_t, sigmas=sig_tok, target=eps - z_gt, weight=weight, token_mask=tok)
 

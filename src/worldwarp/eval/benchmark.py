@@ -26,7 +26,6 @@ same estimator run on the ground-truth frames as a control.
 from __future__ import annotations
 
 import io
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +42,7 @@ from worldwarp.eval.datasets import EvalScene
 from worldwarp.eval.fid import FeatureExtractor, FIDConfig
 from worldwarp.eval.lpips import LPIPS, LPIPSConfig
 from worldwarp.eval.metrics import color_error, hf_ratio, masked_psnr, psnr, ssim
-from worldwarp.eval.poses import PoseEstimatorConfig, camera_errors, estimate_poses
+from worldwarp.eval.poses import PoseEstimatorConfig, camera_errors, check_reconstruction, estimate_poses
 
 __all__ = [
     "METHODS",
@@ -166,7 +165,7 @@ def _inpaint(config: InpaintConfig) -> Method:
         raise InputError(f"inpaint algorithm must be 'telea' or 'ns', got {config.algorithm!r}")
 
     def method(scene: EvalScene, indices: list[int]) -> Tensor:
-        from worldwarp.pipeline import inpaint_holes
+        from worldwarp.fill import inpaint_holes
 
         warp = warp_start_frame(scene, indices, config.point_radius, config.near)
         return inpaint_holes(warp.rgb.float(), warp.mask, config.inpaint_radius, config.algorithm)
@@ -287,6 +286,7 @@ def _camera_record(frames: Tensor, scene: EvalScene, indices: list[int], config:
         mean_track_length=est.mean_track_length,
         mean_reprojection_error=est.mean_reprojection_error,
         seed=est.seed,
+        sfm_failure=check_reconstruction(est),
     )
     return rec
 
@@ -486,8 +486,3 @@ def merge_results(
         for k in sorted(names):
             feats[k] = np.concatenate([f[k] for _, f in parts if f is not None])[sort]
     return merged, feats
-
-
-def _finite_mean(values: list[float]) -> float:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    return float(np.mean(vals)) if vals else math.nan

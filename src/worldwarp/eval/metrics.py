@@ -18,6 +18,8 @@ import math
 import torch
 from torch import Tensor
 
+from worldwarp.splat.ssim import K1, K2, gaussian_window, ssim_map
+
 __all__ = ["color_error", "gaussian_kernel1d", "hf_energy", "hf_ratio", "masked_psnr", "mse", "psnr", "ssim"]
 
 
@@ -59,46 +61,23 @@ def masked_psnr(pred: Tensor, target: Tensor, mask: Tensor, data_range: float = 
 def gaussian_kernel1d(sigma: float = 1.5, radius: int | None = None, dtype: torch.dtype = torch.float64) -> Tensor:
     """Normalised 1-D Gaussian (2r+1,) with r = int(3.5 sigma + 0.5) by default (11 taps for sigma 1.5)."""
     r = int(3.5 * sigma + 0.5) if radius is None else radius
-    x = torch.arange(-r, r + 1, dtype=dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
+    return gaussian_window(2 * r + 1, sigma, dtype=dtype, device=torch.device("cpu"))
 
 
 def ssim(
-    pred: Tensor,
-    target: Tensor,
-    data_range: float = 1.0,
-    sigma: float = 1.5,
-    k1: float = 0.01,
-    k2: float = 0.03,
+    pred: Tensor, target: Tensor, data_range: float = 1.0, sigma: float = 1.5, k1: float = K1, k2: float = K2
 ) -> Tensor:
-    """Structural similarity per image (N,) of (N, C, H, W) batches (images at least 11x11)."""
+    """Structural similarity per image (N,) of (N, C, H, W) batches (images at least 11x11), in float64.
+
+    The map is :func:`worldwarp.splat.ssim.ssim_map` (the library's one SSIM) with skimage's window of
+    ``2 int(3.5 sigma + 0.5) + 1`` taps; the mean is taken per channel, then over the channels.
+    """
     _check_pair(pred, target)
     n, c, h, w = pred.shape
-    g = gaussian_kernel1d(sigma).to(pred.device)
-    r = (g.numel() - 1) // 2
-    if h < 2 * r + 1 or w < 2 * r + 1:
-        raise ValueError(f"SSIM needs images of at least {2 * r + 1}x{2 * r + 1}, got {h}x{w}")
-    x = pred.double().reshape(n * c, 1, h, w)
-    y = target.double().reshape(n * c, 1, h, w)
-
-    taps = g.tolist()
-
-    def blur(t: Tensor) -> Tensor:  # valid separable filtering: only windows fully inside the image
-        hv, wv = t.shape[-2] - 2 * r, t.shape[-1] - 2 * r
-        rows = t[..., 0:hv, :] * taps[0]  # shifted, in-place sums: exact float64 and memory-light
-        for i in range(1, 2 * r + 1):
-            rows.add_(t[..., i : i + hv, :], alpha=taps[i])
-        out = rows[..., :, 0:wv] * taps[0]
-        for i in range(1, 2 * r + 1):
-            out.add_(rows[..., :, i : i + wv], alpha=taps[i])
-        return out
-
-    stack = blur(torch.cat([x, y, x * x, y * y, x * y], dim=0))  # (5 N C, 1, H - 2r, W - 2r)
-    mx, my, mxx, myy, mxy = stack.chunk(5, dim=0)
-    vx, vy, cxy = mxx - mx * mx, myy - my * my, mxy - mx * my
-    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
-    smap = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    window = 2 * int(3.5 * sigma + 0.5) + 1
+    if h < window or w < window:
+        raise ValueError(f"SSIM needs images of at least {window}x{window}, got {h}x{w}")
+    smap = ssim_map(pred.double(), target.double(), window, sigma, data_range, k1, k2)
     return smap.reshape(n, c, -1).mean(dim=2).mean(dim=1)
 
 

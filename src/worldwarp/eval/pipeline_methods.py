@@ -22,7 +22,7 @@ The settings are one typed :class:`PipelineMethodConfig`; the variant of each na
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -109,49 +109,35 @@ class PipelineMethodConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.preset not in (None, "cpu", "release", "paper"):
-            raise InputError(f"unknown pipeline preset {self.preset!r}; choose cpu, release or paper")
-        for name in ("chunk_frames", "overlap", "steps", "cache_steps"):
-            v = getattr(self, name)
-            if v is not None and v < 1:
-                raise InputError(f"PipelineMethodConfig.{name} must be >= 1, got {v}")
-        if self.strength is not None and not 0.0 <= self.strength <= 1.0:
-            raise InputError(f"PipelineMethodConfig.strength must lie in [0, 1], got {self.strength}")
-        if self.cache_init_scale not in (None, "knn", "footprint"):
-            raise InputError(f"unknown cache init scale {self.cache_init_scale!r}; choose knn or footprint")
-        if self.cache_w_depth is not None and not self.cache_w_depth >= 0.0:
-            raise InputError(f"PipelineMethodConfig.cache_w_depth must be >= 0, got {self.cache_w_depth}")
+        # every value is checked where it is used, by the pipeline's configs: a bad one fails here already
+        make_pipeline_config(VARIANTS["worldwarp"], self)
 
 
-def make_pipeline_config(variant: Variant, config: PipelineMethodConfig, height: int, width: int) -> Any:
-    """The :class:`~worldwarp.pipeline.PipelineConfig` of ``variant`` at ``height x width`` under ``config``."""
-    from worldwarp.pipeline import PipelineConfig, default_preset
+def make_pipeline_config(
+    variant: Variant, config: PipelineMethodConfig, height: int | None = None, width: int | None = None
+) -> Any:
+    """The :class:`~worldwarp.pipeline.PipelineConfig` of ``variant`` at ``height x width`` (None: the preset's)
+    under ``config`` (:func:`worldwarp.settings.configure`)."""
+    from worldwarp.settings import Overrides, configure
 
-    base = PipelineConfig.preset(config.preset or default_preset(config.denoiser.name))
-    sampler_over: dict[str, Any] = {"noise_mode": variant.noise_mode}
-    for name in ("steps", "strength", "guidance_scale"):
-        if getattr(config, name) is not None:
-            sampler_over[name] = getattr(config, name)
-    cache_over: dict[str, Any] = {}
-    for name in ("cache_steps", "cache_init_scale", "cache_w_depth"):
-        if getattr(config, name) is not None:
-            cache_over[name.removeprefix("cache_")] = getattr(config, name)
-    cache = replace(base.cache, **cache_over)
-    over: dict[str, Any] = {
-        "height": height,
-        "width": width,
-        "sampler": replace(base.sampler, **sampler_over),
-        "cache": cache,
-        "cache_mode": variant.cache_mode,
-        "fill": variant.fill,
-        "seed": config.seed,
-        "progress": config.progress,
-    }
-    if config.chunk_frames is not None:
-        over["chunk_frames"] = config.chunk_frames
-    if config.overlap is not None:
-        over["overlap"] = config.overlap
-    return replace(base, **over)
+    overrides = Overrides(
+        height=height,
+        width=width,
+        chunk_frames=config.chunk_frames,
+        overlap=config.overlap,
+        steps=config.steps,
+        strength=config.strength,
+        guidance_scale=config.guidance_scale,
+        noise_mode=variant.noise_mode,
+        cache_steps=config.cache_steps,
+        cache_init_scale=config.cache_init_scale,
+        cache_w_depth=config.cache_w_depth,
+        cache_mode=variant.cache_mode,
+        fill=variant.fill,
+        seed=config.seed,
+        progress=config.progress,
+    )
+    return configure(config.preset, overrides, denoiser=config.denoiser.name)
 
 
 def pipeline_method(variant: Variant, config: PipelineMethodConfig, denoiser: Any | None = None) -> Method:
@@ -167,19 +153,12 @@ def pipeline_method(variant: Variant, config: PipelineMethodConfig, denoiser: An
     holder: dict[str, Any] = {"denoiser": denoiser}
 
     def get_denoiser() -> Any:
-        if holder["denoiser"] is None:
-            if variant.fill == "inpaint":
-                from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
+        """The shared denoiser (None for the inpainting fill, which runs no model)."""
+        if holder["denoiser"] is None and variant.fill == "diffusion":
+            from worldwarp.diffusion.denoisers.registry import load_denoiser
 
-                # inpainting never calls it; any denoiser with the grid factors satisfies the pipeline checks
-                holder["denoiser"] = TinyDenoiser(
-                    TinyDenoiserConfig(patch_size=1, width=8, depth=1, heads=1, freq_dim=8, widths=(8, 8, 8))
-                )
-            else:
-                from worldwarp.diffusion.denoisers.registry import load_denoiser
-
-                holder["denoiser"] = load_denoiser(config.denoiser, device)
-        return holder["denoiser"]
+            holder["denoiser"] = load_denoiser(config.denoiser, device)
+        return holder["denoiser"] if variant.fill == "diffusion" else None
 
     def method(scene: EvalScene, indices: list[int]) -> Tensor:
         from worldwarp.pipeline import WorldWarpPipeline
@@ -188,7 +167,7 @@ def pipeline_method(variant: Variant, config: PipelineMethodConfig, denoiser: An
         if depth is None:
             raise SkipScene(f"scene {scene.name} has no start depth (the pipeline methods need it)")
         den = get_denoiser()
-        grid = den.space_factor * den.patch_size
+        grid = den.space_factor * den.patch_size if den is not None else 1
         if scene.height % grid or scene.width % grid:
             raise InputError(
                 f"scene {scene.name}: {scene.height}x{scene.width} is not a multiple of {grid}; "

@@ -12,25 +12,32 @@ tilted ground plane, so it never replaces the plain numbers.
 
 Pose estimation runs COLMAP (pycolmap >= 3.10, checked with 4.2) with the intrinsics fixed, SIFT peak
 threshold 0.002, exhaustive matching and several mapper seeds, keeping the best-tracked model: most
-registered images, then the longest mean track, then the lowest mean reprojection error.
+registered images, then the longest mean track, then the lowest mean reprojection error. The estimator lives
+in :mod:`worldwarp.geometry.sfm` (camera paths from reference videos use it too) and is re-exported here.
 """
 
 from __future__ import annotations
 
-import math
-import tempfile
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from worldwarp.geometry.sfm import (
+    PoseEstimate,
+    PoseEstimatorConfig,
+    ReconstructionChecks,
+    check_reconstruction,
+    estimate_poses,
+)
 
 __all__ = [
     "PoseErrors",
     "PoseEstimate",
     "PoseEstimatorConfig",
+    "ReconstructionChecks",
     "camera_errors",
+    "check_reconstruction",
     "estimate_poses",
     "normalized_relative_poses",
     "rotation_distance",
@@ -173,173 +180,3 @@ def camera_errors(gen_c2w: Tensor, gt_c2w: Tensor, valid: Tensor | None = None) 
         total=n,
         reference_frame=int(idx[0]),
     )
-
-
-# ---------------------------------------------------------------------------------------------- estimation
-@dataclass
-class PoseEstimatorConfig:
-    """Settings of :func:`estimate_poses` (defaults: the protocol of DESIGN.md section 2).
-
-    Attributes:
-        peak_threshold: SIFT peak threshold (COLMAP's default 0.0067 finds too few keypoints on generated
-            frames; 0.002 works).
-        max_num_features: SIFT keypoints per image at most.
-        seeds: mapper seeds; the best-tracked model over all seeds is kept.
-        min_num_matches: minimum verified matches for an image pair to count.
-        init_min_tri_angle: triangulation angle (degrees) required of the initial pair; COLMAP's 16 fails on
-            short, slow clips, so the default is lower.
-        num_threads: COLMAP threads (-1 = all cores).
-        max_image_size: frames larger than this (longest side, pixels) are downscaled for SIFT (-1 = never).
-        verbose: keep COLMAP's progress log on stderr (by default only its warnings and errors are shown).
-    """
-
-    peak_threshold: float = 0.002
-    max_num_features: int = 8192
-    seeds: tuple[int, ...] = (0, 1, 2)
-    min_num_matches: int = 15
-    init_min_tri_angle: float = 4.0
-    num_threads: int = -1
-    max_image_size: int = -1
-    verbose: bool = False
-
-
-@dataclass
-class PoseEstimate:
-    """Result of :func:`estimate_poses` for N frames.
-
-    Attributes:
-        c2w: (N, 4, 4) float64 OpenCV c2w in the model's frame and scale; identity where not registered.
-        registered: (N,) bool.
-        mean_track_length, mean_reprojection_error, num_points: quality of the kept model.
-        seed: mapper seed of the kept model; ``models`` lists (seed, registered, track, reprojection) of every
-            candidate model.
-    """
-
-    c2w: Tensor
-    registered: Tensor
-    mean_track_length: float = 0.0
-    mean_reprojection_error: float = float("nan")
-    num_points: int = 0
-    seed: int = -1
-    models: list[tuple[int, int, float, float]] = field(default_factory=list)
-
-    @property
-    def unregistered(self) -> list[int]:
-        return [int(i) for i in (~self.registered).nonzero().flatten()]
-
-
-def _write_frames(frames: Tensor, folder: Path) -> list[str]:
-    from PIL import Image
-
-    names = []
-    arr = (frames.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    for i, a in enumerate(arr):
-        name = f"frame_{i:05d}.png"
-        Image.fromarray(np.ascontiguousarray(a)).save(folder / name)
-        names.append(name)
-    return names
-
-
-def estimate_poses(frames: Tensor, K: Tensor, config: PoseEstimatorConfig | None = None) -> PoseEstimate:
-    """Estimate c2w poses of ``frames`` (N, 3, H, W) in [0, 1] with known, fixed intrinsics ``K`` (3, 3).
-
-    Runs SIFT extraction, exhaustive matching and incremental mapping once per seed in a temporary folder;
-    nothing is refined about the camera (focal, principal point, distortion stay fixed). Frames not in the
-    kept model are reported in ``registered``.
-    """
-    import pycolmap
-
-    config = config or PoseEstimatorConfig()
-    if frames.ndim != 4 or frames.shape[1] != 3:
-        raise ValueError(f"frames must be (N, 3, H, W), got {tuple(frames.shape)}")
-    n = frames.shape[0]
-    K = torch.as_tensor(K, dtype=torch.float64).cpu()
-    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
-    previous_level = pycolmap.logging.minloglevel
-    pycolmap.logging.minloglevel = 0 if config.verbose else 1  # 1 = warnings and errors
-    try:
-        return _estimate(pycolmap, frames, n, fx, fy, cx, cy, config)
-    finally:
-        pycolmap.logging.minloglevel = previous_level
-
-
-def _estimate(pycolmap, frames: Tensor, n: int, fx: float, fy: float, cx: float, cy: float, config) -> PoseEstimate:
-    with tempfile.TemporaryDirectory(prefix="worldwarp-poses-") as tmp:
-        root = Path(tmp)
-        images = root / "images"
-        images.mkdir()
-        names = _write_frames(frames, images)
-        db = root / "database.db"
-        reader = pycolmap.ImageReaderOptions()
-        reader.camera_model = "PINHOLE"
-        reader.camera_params = f"{fx},{fy},{cx},{cy}"
-        extraction = pycolmap.FeatureExtractionOptions()
-        extraction.sift.peak_threshold = config.peak_threshold
-        extraction.sift.max_num_features = config.max_num_features
-        extraction.num_threads = config.num_threads
-        extraction.max_image_size = config.max_image_size
-        pycolmap.set_random_seed(0)
-        pycolmap.extract_features(
-            db,
-            images,
-            image_names=names,
-            camera_mode=pycolmap.CameraMode.SINGLE,
-            reader_options=reader,
-            extraction_options=extraction,
-            device=pycolmap.Device.cpu,
-        )
-        matching = pycolmap.FeatureMatchingOptions()
-        matching.num_threads = config.num_threads
-        pycolmap.match_exhaustive(db, matching_options=matching, device=pycolmap.Device.cpu)
-
-        best_key: tuple[int, float, float] | None = None
-        best = None
-        best_seed = -1
-        models: list[tuple[int, int, float, float]] = []
-        for seed in config.seeds:
-            opts = pycolmap.IncrementalPipelineOptions()
-            opts.random_seed = seed
-            opts.num_threads = config.num_threads
-            opts.min_num_matches = config.min_num_matches
-            opts.ba_refine_focal_length = False
-            opts.ba_refine_principal_point = False
-            opts.ba_refine_extra_params = False
-            opts.mapper.abs_pose_refine_focal_length = False
-            opts.mapper.abs_pose_refine_extra_params = False
-            opts.mapper.init_min_tri_angle = config.init_min_tri_angle
-            opts.mapper.random_seed = seed
-            opts.triangulation.random_seed = seed
-            out = root / f"sparse_{seed}"
-            out.mkdir()
-            pycolmap.set_random_seed(seed)
-            recs = pycolmap.incremental_mapping(db, images, out, options=opts)
-            for rec in recs.values():
-                reg = rec.num_reg_images()
-                track = float(rec.compute_mean_track_length()) if rec.num_points3D() else 0.0
-                reproj = float(rec.compute_mean_reprojection_error()) if rec.num_points3D() else math.inf
-                models.append((seed, reg, track, reproj))
-                key = (reg, track, -reproj)
-                if best_key is None or key > best_key:
-                    best_key, best, best_seed = key, rec, seed
-        c2w = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
-        registered = torch.zeros(n, dtype=torch.bool)
-        if best is None:
-            return PoseEstimate(c2w, registered, models=models)
-        index = {name: i for i, name in enumerate(names)}
-        for image in best.images.values():
-            if not image.has_pose:
-                continue
-            i = index[image.name]
-            w2c = torch.eye(4, dtype=torch.float64)
-            w2c[:3, :4] = torch.as_tensor(np.asarray(image.cam_from_world().matrix()), dtype=torch.float64)
-            c2w[i] = torch.linalg.inv(w2c)
-            registered[i] = True
-        return PoseEstimate(
-            c2w=c2w,
-            registered=registered,
-            mean_track_length=float(best.compute_mean_track_length()),
-            mean_reprojection_error=float(best.compute_mean_reprojection_error()),
-            num_points=int(best.num_points3D()),
-            seed=best_seed,
-            models=models,
-        )

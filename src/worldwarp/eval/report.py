@@ -16,7 +16,7 @@ import numpy as np
 
 from worldwarp.eval.fid import fid_from_features
 
-__all__ = ["PAPER", "aggregate", "write_report"]
+__all__ = ["PAPER", "aggregate", "mean_finite", "write_report"]
 
 IMAGE_METRICS = ("psnr", "ssim", "lpips", "psnr_holes", "psnr_visible", "hf_ratio", "color_error")
 # True: higher is better; False: lower is better; None: 1 is ideal (a ratio to the real frame)
@@ -36,7 +36,8 @@ PAPER: dict[str, dict[str, tuple[float, float]]] = {
 }  # fmt: skip
 
 
-def _mean(values: Sequence[float | None]) -> float:
+def mean_finite(values: Sequence[float | None]) -> float:
+    """Mean of the finite values (None, NaN and infinities skipped); NaN when there is none."""
     vals = [float(v) for v in values if v is not None and not math.isnan(float(v)) and not math.isinf(float(v))]
     return float(np.mean(vals)) if vals else math.nan
 
@@ -58,7 +59,7 @@ def aggregate(doc: dict, features: dict[str, np.ndarray] | None = None) -> dict:
         for m in IMAGE_METRICS:
             vals = [s["metrics"][f].get(m) for s, f in rows if m in s["metrics"][f]]
             if vals:
-                entry[m] = _mean(vals)
+                entry[m] = mean_finite(vals)
         if features is not None and f"gen_{k}" in features:
             gen, real = features[f"gen_{k}"], features[f"gt_{k}"]
             entry["fid"] = fid_from_features(gen, real) if len(gen) >= 2 else math.nan
@@ -71,7 +72,7 @@ def aggregate(doc: dict, features: dict[str, np.ndarray] | None = None) -> dict:
                 if m in vals:
                     per_index.setdefault(int(f), []).append(vals[m])
         if per_index:
-            curves[m] = {i: _mean(v) for i, v in sorted(per_index.items())}
+            curves[m] = {i: mean_finite(v) for i, v in sorted(per_index.items())}
     camera = None
     with_cam = [s for s in scenes if s.get("camera")]
     if with_cam:
@@ -82,7 +83,7 @@ def aggregate(doc: dict, features: dict[str, np.ndarray] | None = None) -> dict:
                 continue
             tag = "" if key == "camera" else "control_"
             for m in ("rdist_mean", "rdist_sum", "tdist_mean", "tdist_sum", "rdist_sim3_mean", "tdist_sim3_mean"):
-                camera[tag + m] = _mean([r[m] for r in recs])
+                camera[tag + m] = mean_finite([r[m] for r in recs])
             camera[tag + "registered"] = sum(r["registered"] for r in recs) / max(1, sum(r["total"] for r in recs))
     return {"slots": slots, "curves": curves, "camera": camera, "skipped": skipped, "evaluated": len(scenes)}
 

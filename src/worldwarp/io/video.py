@@ -4,6 +4,7 @@
   everywhere). yuv420p needs even sizes: an odd height or width is **padded** by repeating the last row /
   column (``even="pad"``, nothing is lost) or cropped (``even="crop"``). Written atomically.
 * :func:`read_video`: (N, 3, H, W) float32 in [0, 1].
+* :func:`sample_video`: every k-th frame as uint8, with the clip's frame count (long clips stay small).
 * :func:`write_frames`: ``00000.png, 00001.png, ...``.
 * :func:`side_by_side`: the debug video (prior | mask | result), with optional labels.
 * :func:`frame_strip`: n evenly spaced frames in one row (README figures).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,9 +26,12 @@ from torch import Tensor
 from worldwarp.errors import InputError
 
 __all__ = [
+    "VideoSample",
     "VideoWriter",
+    "count_video_frames",
     "frame_strip",
     "read_video",
+    "sample_video",
     "side_by_side",
     "to_uint8_frames",
     "write_frames",
@@ -223,6 +228,79 @@ def read_video(path: str | os.PathLike[str], *, max_frames: int | None = None) -
         raise InputError(f"{path}: video has no frames")
     x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous()
+
+
+@dataclass
+class VideoSample:
+    """Frames ``indices`` of a clip of ``total`` frames: ``frames`` (len(indices), 3, H, W) uint8."""
+
+    frames: Tensor
+    indices: list[int]
+    total: int
+    fps: float
+
+
+def _check_video_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"video not found: {path}")
+    if path.is_dir() or path.stat().st_size == 0:
+        raise InputError(f"{path}: not a video file (folder or empty file)")
+
+
+def count_video_frames(path: str | os.PathLike[str]) -> int:
+    """Number of frames of a video (ffmpeg decodes it once, without keeping frames)."""
+    import imageio_ffmpeg
+
+    path = Path(path)
+    _check_video_file(path)
+    try:
+        n, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except (OSError, RuntimeError, ValueError) as e:
+        msg = str(e).strip().splitlines()
+        raise InputError(f"{path}: cannot decode video ({msg[-1] if msg else type(e).__name__})") from e
+    if n < 1:
+        raise InputError(f"{path}: video has no frames")
+    return int(n)
+
+
+def sample_video(path: str | os.PathLike[str], every: int = 1) -> VideoSample:
+    """Decode frames 0, ``every``, 2 ``every``, ... and the last frame of a video as uint8.
+
+    Only the kept frames are held in memory. Raises :class:`InputError` for a missing, empty or undecodable
+    file.
+    """
+    import imageio_ffmpeg
+
+    if every < 1:
+        raise InputError(f"frame step must be >= 1, got {every}")
+    path = Path(path)
+    _check_video_file(path)
+    kept: list[np.ndarray] = []
+    indices: list[int] = []
+    last: np.ndarray | None = None
+    total = 0
+    try:
+        gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = gen.__next__()
+        w, h = meta["size"]
+        fps = float(meta.get("fps") or 0.0)
+        for buf in gen:
+            last = np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)
+            if total % every == 0:
+                kept.append(last)
+                indices.append(total)
+            total += 1
+        gen.close()
+    except (OSError, RuntimeError, StopIteration, KeyError) as e:
+        msg = str(e).strip().splitlines()
+        raise InputError(f"{path}: cannot decode video ({msg[-1] if msg else type(e).__name__})") from e
+    if last is None:
+        raise InputError(f"{path}: video has no frames")
+    if indices[-1] != total - 1:
+        kept.append(last)
+        indices.append(total - 1)
+    frames = torch.from_numpy(np.stack(kept)).permute(0, 3, 1, 2).contiguous()
+    return VideoSample(frames, indices, total, fps)
 
 
 def write_frames(

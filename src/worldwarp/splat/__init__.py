@@ -1,4 +1,4 @@
-"""3D Gaussian splatting: the parameter container, the rasteriser and the per-chunk cache.
+"""3D Gaussian splatting: the parameter container, the rasteriser, the per-chunk cache, SSIM and the native kernels.
 
 Submodules are imported on demand (``from worldwarp.splat.gaussians import Gaussians``,
 ``from worldwarp.splat.raster import rasterize``); importing this package does no work.

@@ -7,10 +7,11 @@ Every chunk rebuilds the cache from the history frames (RGB + z-depth + cameras)
   the mean distance to the 3 nearest neighbours (or the pixel footprint), opacity ``init_opacity`` and the
   pixel's colour as the DC spherical-harmonic term;
 * :func:`fit_cache` optimises all parameters with Adam for ``steps`` steps, one random history view per step,
-  on ``0.8 L1 + 0.2 (1 - SSIM) + 0.01 L1(inverse depth)``. No densification or pruning. With the C++ rasteriser
-  (``backend`` ``"cpu"``, or ``"auto"`` on the CPU) each step is one render call plus one fused loss call
-  (compositing over the background, depth division, L1, SSIM and depth terms with their gradients); elsewhere the
-  same loss is taken with torch ops on :func:`~worldwarp.splat.raster.rasterize`'s output.
+  on ``0.8 L1 + 0.2 (1 - SSIM) + 0.01 L1(inverse depth)``. No densification or pruning. Every step renders with
+  :func:`~worldwarp.splat.raster.rasterize`. With the C++ kernels (``backend`` ``"cpu"``, or ``"auto"`` on the
+  CPU) the loss is one fused native call on the render's raw sums (``color_sum``, ``alpha``, ``depth_sum``:
+  compositing over the background, depth division, L1, SSIM and depth terms with their gradients); elsewhere the
+  same loss is taken with torch ops on its ``rgb`` and ``depth``.
 
 Learning rate of the means: as in 3DGS, ``lr_means`` is relative to the scene extent; here the extent is the
 median valid history depth (a single view has no camera baseline to measure, and the depth is what sets the
@@ -30,11 +31,10 @@ import torch
 from torch import Tensor
 
 from worldwarp.cameras import Cameras
-from worldwarp.errors import InputError
+from worldwarp.errors import InputError, check_finite
 from worldwarp.splat.gaussians import Gaussians, num_sh_coeffs, rgb_to_sh
-from worldwarp.splat.raster import rasterize
-from worldwarp.splat.raster.cpu import render_cpu
-from worldwarp.splat.ssim import gaussian_window, ssim_fused
+from worldwarp.splat.raster import DEPTH_ALPHA_EPS, rasterize
+from worldwarp.splat.ssim import gaussian_window, ssim_fused, stabilisers
 
 __all__ = ["CacheConfig", "cache_loss", "fit_cache", "init_gaussians", "sample_pixels", "scene_extent"]
 
@@ -91,6 +91,7 @@ class CacheConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
+        check_finite(self)
         if self.steps < 0:
             raise InputError(f"CacheConfig.steps must be >= 0, got {self.steps}")
         if self.max_points_per_frame < 1:
@@ -293,8 +294,10 @@ def _fit_loss(out_rgb: Tensor, out_depth: Tensor, t: _ViewTarget, config: CacheC
 
 
 class _FitLossCPU(torch.autograd.Function):
-    """:func:`_fit_loss` fused with the compositing over the background and the depth division (one C++ call on the
-    outputs of :func:`~worldwarp.splat.raster.cpu.render_cpu`); the gradients are computed in the forward pass."""
+    """:func:`_fit_loss` fused with the compositing over the background and the depth division: one C++ call
+    (:func:`~worldwarp.splat.kernels.ops.fit_loss`) on one view's raw sums (``color_sum[0]``, ``alpha[0]``,
+    ``depth_sum[0]`` of :class:`~worldwarp.splat.raster.RasterOutput`); the gradients are computed in the forward
+    pass."""
 
     @staticmethod
     def forward(  # type: ignore[override]
@@ -307,13 +310,15 @@ class _FitLossCPU(torch.autograd.Function):
         background: Tensor,
         taps: Tensor,
     ) -> Tensor:
-        from worldwarp.splat.raster import DEPTH_ALPHA_EPS
-        from worldwarp.splat.raster.cpu import fit_loss_cpu
+        from worldwarp.splat.kernels.ops import fit_loss
 
+        dtype = color.dtype
+        ins = [t.detach().to(dtype).contiguous() for t in (color, alpha, depth_acc, background, target.image[0])]
+        inv_depth, taps = (t.to(dtype).contiguous() for t in (target.inv_depth, taps))
         weights = (config.w_l1, config.w_ssim, config.w_depth)
-        terms, grads = fit_loss_cpu(
-            color, alpha, depth_acc, background, target.image[0], target.depth_ok, target.inv_depth, taps, weights,
-            config.near, DEPTH_ALPHA_EPS,
+        terms, grads = fit_loss(
+            *ins, target.depth_ok.to(torch.bool).contiguous(), inv_depth, taps, weights, config.near, DEPTH_ALPHA_EPS,
+            *stabilisers(),
         )  # fmt: skip
         l1, sim, depth_err, n_depth = terms.tolist()
         loss = config.w_l1 * l1
@@ -334,16 +339,16 @@ class _FitLossCPU(torch.autograd.Function):
 
 
 def _fast_cpu_loss(gaussians: Gaussians, height: int, width: int, config: CacheConfig) -> bool:
-    """Whether :func:`fit_cache` can render with :func:`render_cpu` and take the loss with :class:`_FitLossCPU`."""
+    """Whether :func:`fit_cache` renders with the ``"cpu"`` backend and can take the loss with :class:`_FitLossCPU`."""
+    from worldwarp.splat.kernels import kernels_available
     from worldwarp.splat.raster import resolve_backend
-    from worldwarp.splat.raster.cpu import kernels_available
 
     return (
         resolve_backend(config.backend, gaussians) == "cpu"
         and gaussians.device.type == "cpu"
         and gaussians.dtype in (torch.float32, torch.float64)
         and (config.w_ssim == 0 or min(height, width) >= config.ssim_window)
-        and kernels_available()
+        and kernels_available("losses")
     )
 
 
@@ -409,6 +414,11 @@ def fit_cache(
     gaussians = Gaussians(means, quats, log_scales, opacity_logits, init.sh.clone())
     h, w = cams.height, cams.width
     fast = _fast_cpu_loss(gaussians, h, w, config)
+    if fast:
+        # rasterize() converts each view from the caller's cameras, as the fused path always did; building a
+        # Cameras re-orthonormalises a float32 rotation every time, so converting the views twice (cams[v], then
+        # rasterize's own conversion) would change the fused fits by rounding
+        views = [cameras[v] for v in range(len(cameras))]
     taps = gaussian_window(config.ssim_window, 1.5, dtype=dtype, device=device)
     bar = tqdm(range(config.steps), desc="3DGS cache", disable=not progress, leave=False)
     for _ in bar:
@@ -416,11 +426,11 @@ def fit_cache(
         if v not in targets:
             targets[v] = _view_target(images[v], depths[v], config)
         gaussians.sh = sh_dc if sh_rest.shape[1] == 0 else torch.cat([sh_dc, sh_rest], dim=1)
-        if fast:  # the same loss from the C++ renderer's raw outputs in one fused call
-            color, alpha, depth_acc = render_cpu(gaussians, cams.c2w[v], cams.K[v], h, w, near)
-            loss = _FitLossCPU.apply(color, alpha, depth_acc, targets[v], config, background, taps)
+        out = rasterize(gaussians, views[v], backend=config.backend, background=background, near=near)
+        if fast:  # the same loss from the raw sums in one fused call
+            raw = (out.color_sum[0], out.alpha[0], out.depth_sum[0])
+            loss = _FitLossCPU.apply(*raw, targets[v], config, background, taps)
         else:
-            out = rasterize(gaussians, views[v], backend=config.backend, background=background, near=near)
             loss = _fit_loss(out.rgb, out.depth, targets[v], config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

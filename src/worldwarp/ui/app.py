@@ -83,11 +83,12 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
     def session_of(session: UISession | None) -> UISession:
         return session if session is not None else UISession(cfg, model)
 
-    def spec_of(image, depth, trajectory, camera_file, frames, fov, speed, scale) -> InputSpec:
+    def spec_of(image, depth, trajectory, camera_file, frames, fov, speed, scale, camera_video=None) -> InputSpec:
         frames_int = int(frames) if frames is not None and float(frames).is_integer() else frames
         return InputSpec(
             image=image or None, depth=depth or None, trajectory=trajectory or "", camera_file=camera_file or None,
             frames=frames_int, fov_x_deg=float(fov), speed=float(speed), scale=float(scale),
+            camera_video=camera_video or None,
         )  # fmt: skip
 
     def outputs_of(view: SessionView) -> tuple[Any, ...]:
@@ -140,6 +141,11 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
                     label="...or a camera file (RealEstate10K .txt, transforms.json, cameras.json, .npz)",
                     type="filepath", file_types=[".txt", ".json", ".npz"], height=80, elem_id="camera-file",
                 )  # fmt: skip
+                camera_video = gr.Video(
+                    label="...or from a video: the camera moves like this clip's (its path is extracted by "
+                    "structure from motion, once per clip; it replaces the preset and the camera file)",
+                    sources=["upload"], height=170, elem_id="camera-video",
+                )  # fmt: skip
                 with gr.Row():
                     frames = gr.Number(
                         value=cfg.default_frames, minimum=2, maximum=cfg.max_frames, precision=0, label="Frames",
@@ -186,7 +192,7 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
                     dl_cams = gr.DownloadButton("Cameras (.json)", interactive=False, elem_id="download-cameras")
                     dl_ply = gr.DownloadButton("3DGS cache (.ply)", interactive=False, elem_id="download-ply")
 
-        spec_inputs = [image, depth, trajectory, camera_file, frames, fov, speed, scale]
+        spec_inputs = [image, depth, trajectory, camera_file, frames, fov, speed, scale, camera_video]
 
         def on_upload(path: str | None):
             error = check_upload(path)
@@ -212,12 +218,12 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
 
         example.change(on_example, [example, session], [session, image, depth, fov, speed, scale, trajectory, frames])
 
-        def on_preview(*values):
+        def on_preview(*values, progress=gr.Progress()):
             try:
                 spec = spec_of(*values)
             except (TypeError, ValueError) as e:
                 return None, f"**Error:** {user_message(e)}"
-            p = preview_path(spec, pc.height, pc.width, cfg.max_frames)
+            p = preview_path(spec, pc.height, pc.width, cfg.max_frames, progress=lambda f, m: progress(f, desc=m))
             if p.error is not None:
                 return None, f"**Error:** {p.error}"
             return p.image, p.message

@@ -11,7 +11,6 @@ file) become a one-line message in the view, never an exception, so the Gradio l
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -29,6 +28,7 @@ from worldwarp.cameras import CameraError
 from worldwarp.diffusion.denoisers.base import Denoiser
 from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
 from worldwarp.errors import InputError, WorldWarpError
+from worldwarp.examples import Example, examples_dir, list_examples, load_example
 from worldwarp.pipeline import GenerationState, PipelineConfig, WorldWarpPipeline
 
 __all__ = [
@@ -55,9 +55,7 @@ USER_ERRORS = (WorldWarpError, CameraError, FileNotFoundError)
 
 def default_examples_dir() -> Path:
     """The bundled examples folder (``worldwarp/assets/examples``; it may not exist in a source checkout)."""
-    from worldwarp.cli.demo import example_dir
-
-    return example_dir("room").parent
+    return examples_dir()
 
 
 @dataclass
@@ -131,6 +129,8 @@ class InputSpec:
         frames: trajectory length (frame 0 is the image).
         fov_x_deg: horizontal field of view of the image (presets only).
         speed, scale: trajectory speed and scale (relative to the scene).
+        camera_video: a reference video whose camera motion replaces the spec and the camera file
+            (:mod:`worldwarp.trajectory.from_video`; extracted once, then cached by content).
     """
 
     image: str | None
@@ -141,10 +141,11 @@ class InputSpec:
     fov_x_deg: float = 60.0
     speed: float = 1.0
     scale: float = 1.0
+    camera_video: str | None = None
 
     def path_source(self) -> str:
-        """The camera file when there is one, else the preset spec."""
-        return self.camera_file if self.camera_file else self.trajectory
+        """The reference video when there is one, else the camera file when there is one, else the preset spec."""
+        return self.camera_video or self.camera_file or self.trajectory
 
 
 _ABS_PATH = re.compile(r"""(?<![\w.~])/(?:[^\s/:'"(),;]+/)+([^\s/:'"(),;]+)""")
@@ -177,8 +178,17 @@ def _check_spec(spec: InputSpec, max_frames: int) -> None:
             raise InputError(f"{name} must be > 0, got {value}")
     if not 0 < spec.fov_x_deg < 180:
         raise InputError(f"field of view must lie in (0, 180) degrees, got {spec.fov_x_deg}")
-    if not spec.camera_file and not spec.trajectory.strip():
-        raise InputError("no camera path: compose a preset spec or upload a camera file")
+    if not spec.camera_video and not spec.camera_file and not spec.trajectory.strip():
+        raise InputError("no camera path: compose a preset spec or upload a camera file (or a video)")
+
+
+def _video_path(spec: InputSpec, progress: ProgressFn | None):  # -> VideoPath | None
+    """The camera path of the spec's reference video (extracted with progress, or from the cache)."""
+    if not spec.camera_video:
+        return None
+    from worldwarp.trajectory.from_video import extract_video_path
+
+    return extract_video_path(spec.camera_video, progress=progress)
 
 
 @dataclass
@@ -190,16 +200,20 @@ class PathPreview:
     error: str | None = None
 
 
-def preview_path(spec: InputSpec, height: int, width: int, max_frames: int = 1000) -> PathPreview:
+def preview_path(
+    spec: InputSpec, height: int, width: int, max_frames: int = 1000, progress: ProgressFn | None = None
+) -> PathPreview:
     """Draw the path ``spec`` describes with the CLI's preview code (scaled to the image's depth when given).
 
-    Without an image the path is drawn in scene units (median depth 1).
+    Without an image the path is drawn in scene units (median depth 1). A reference video's path is extracted
+    first (``progress(fraction, message)`` reports it) or read from the cache.
     """
     from worldwarp.inputs import prepare_inputs, trajectory_for_scene
     from worldwarp.trajectory.preview import render_preview_array
 
     try:
         _check_spec(spec, max_frames)
+        video = _video_path(spec, progress)
         if spec.image:
             cams = prepare_inputs(
                 spec.image, spec.path_source(), spec.frames, height, width, depth_path=spec.depth,
@@ -210,8 +224,13 @@ def preview_path(spec: InputSpec, height: int, width: int, max_frames: int = 100
                 spec.path_source(), spec.frames, height, width, 1.0, fov_x_deg=spec.fov_x_deg, speed=spec.speed,
                 scale=spec.scale,
             )  # fmt: skip
-        title = Path(spec.camera_file).name if spec.camera_file else spec.trajectory.strip()
+        title = Path(spec.path_source()).name if spec.camera_video or spec.camera_file else spec.trajectory.strip()
         image = render_preview_array(cams, f"{title}  ({len(cams)} frames)")
+        if video is not None:
+            from worldwarp.trajectory.from_video import speed_note
+
+            notes = [video.summary(), speed_note(video, spec.frames, spec.speed), *video.warnings]
+            return PathPreview(image, f"{len(cams)} cameras from the video: " + "; ".join(notes))
         return PathPreview(image, f"{len(cams)} cameras")
     except Exception as e:  # every failure becomes a message on the page
         if not isinstance(e, USER_ERRORS):
@@ -236,62 +255,6 @@ def compose_spec(spec: str, name: str, mode: Literal["with", "then"]) -> str:
     if not spec:
         return name
     return f"{spec}{'+' if mode == 'with' else ','}{name}"
-
-
-# ---------------------------------------------------------------------------------------------- examples
-@dataclass
-class Example:
-    """A bundled example: start image, its depth (or None) and the path settings of ``example.json``."""
-
-    name: str
-    image: Path
-    depth: Path | None
-    fov_x_deg: float = 60.0
-    speed: float = 1.0
-    scale: float = 1.0
-    description: str = ""
-    trajectory: str | None = None
-    frames: int | None = None
-
-
-def list_examples(folder: Path) -> list[str]:
-    """Sorted names of the examples in ``folder`` (sub-folders with an ``example.json``); [] if none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if (p / "example.json").is_file())
-
-
-def load_example(folder: Path, name: str) -> Example:
-    """Read the example ``folder/name``; a missing or malformed example is an :class:`InputError`."""
-    root = Path(folder) / name
-    meta_file = root / "example.json"
-    if not name or not meta_file.is_file():
-        raise InputError(f"no example named {name!r} in {folder}")
-    try:
-        meta = json.loads(meta_file.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{meta_file}:{e.lineno}: invalid JSON ({e.msg})") from None
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_file}: expected a JSON object")
-    image = root / "image.png"
-    if not image.is_file():
-        raise InputError(f"{image}: example image not found")
-    depth = root / "depth.png"
-    try:
-        return Example(
-            name=name,
-            image=image,
-            depth=depth if depth.is_file() else None,
-            fov_x_deg=float(meta.get("fov_x_deg", 60.0)),
-            speed=float(meta.get("speed", 1.0)),
-            scale=float(meta.get("scale", 1.0)),
-            description=str(meta.get("description", "")),
-            trajectory=str(meta["trajectory"]) if "trajectory" in meta else None,
-            frames=int(meta["frames"]) if "frames" in meta else None,
-        )
-    except (TypeError, ValueError) as e:
-        raise InputError(f"{meta_file}: bad value ({e})") from None
 
 
 # ---------------------------------------------------------------------------------------------- session
@@ -357,8 +320,9 @@ class UISession:
 
     def pipeline_config(self, strength: float, seed: int) -> PipelineConfig:
         """The app's pipeline settings with the page's strength and seed."""
-        cfg = self.config.pipeline
-        return replace(cfg, seed=int(seed), sampler=replace(cfg.sampler, strength=float(strength)))
+        from worldwarp.settings import Overrides, apply_overrides
+
+        return apply_overrides(self.config.pipeline, Overrides(strength=float(strength), seed=int(seed)))
 
     def _pipeline(self, strength: float, seed: int) -> WorldWarpPipeline:
         return WorldWarpPipeline(self.model.get(), self.pipeline_config(strength, seed), device=self.config.device)
@@ -382,13 +346,13 @@ class UISession:
         try:
             if not isinstance(chunks, int) or chunks < 1:
                 raise InputError(f"number of chunks must be a whole number >= 1, got {chunks}")
-            if not 0.0 <= float(strength) <= 1.0:
-                raise InputError(f"strength must lie in [0, 1], got {strength}")
             if not spec.image:
                 raise InputError("no start image: upload one or pick an example")
             _check_spec(spec, self.config.max_frames)
             if progress is not None:
                 progress(0.0, "preparing inputs")
+            if self.state is None or spec != self.spec:  # a new video's path first, with its own progress
+                _video_path(spec, None if progress is None else lambda f, m: progress(0.0, f"camera path: {m}"))
             pipe = self._pipeline(strength, seed)
             started = ""
             if self.state is None or spec != self.spec:

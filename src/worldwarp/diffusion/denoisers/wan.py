@@ -147,9 +147,9 @@ class WanConfig:
 
     def resolved_device(self) -> torch.device:
         """The execution device (``device``, or CUDA when available, else CPU)."""
-        if self.device is not None:
-            return torch.device(self.device)
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        from worldwarp.devices import resolve_device
+
+        return resolve_device(self.device)
 
     def resolved_dtype(self) -> torch.dtype:
         """Transformer / text-encoder dtype (``dtype``, or bf16 on CUDA, float32 elsewhere)."""

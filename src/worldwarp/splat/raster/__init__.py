@@ -3,8 +3,8 @@
 ``rasterize(gaussians, cameras)`` renders RGB, alpha and expected z-depth for a batch of cameras:
 
 * ``"torch"``: the plain-torch reference (:mod:`.reference`), every pixel against every Gaussian;
-* ``"cpu"``: multi-threaded C++ kernels doing projection, sorting, binning and compositing (:mod:`.cpu`), compiled
-  at first use, with a pure-torch fallback;
+* ``"cpu"``: multi-threaded C++ kernels doing projection, sorting, binning and compositing (:mod:`.cpu`, kernels in
+  :mod:`worldwarp.splat.kernels`), compiled at first use, with a pure-torch fallback;
 * ``"gsplat"``: gsplat's CUDA rasteriser (:mod:`.gsplat_backend`), CUDA tensors only;
 * ``"auto"``: ``"gsplat"`` for CUDA tensors when gsplat imports, otherwise ``"cpu"``.
 
@@ -41,11 +41,18 @@ class RasterOutput:
         rgb: (N, 3, H, W) composited colour over the background.
         alpha: (N, H, W) accumulated opacity.
         depth: (N, H, W) expected z-depth ``sum_i w_i z_i / alpha`` where alpha > 1e-6, else 0.
+        color_sum: (N, H, W, 3) the raw ``sum_i w_i c_i`` before the background (``rgb`` without it, channels last).
+        depth_sum: (N, H, W) the raw ``sum_i w_i z_i`` before the division by alpha.
+
+    ``color_sum``, ``alpha`` and ``depth_sum`` are what every backend produces; losses fused with the compositing
+    (the 3DGS cache fit's, :mod:`worldwarp.splat.cache`) differentiate through them instead of ``rgb`` and ``depth``.
     """
 
     rgb: Tensor
     alpha: Tensor
     depth: Tensor
+    color_sum: Tensor
+    depth_sum: Tensor
 
 
 def _gsplat_usable(gaussians: Gaussians) -> bool:
@@ -122,12 +129,13 @@ def rasterize(
         for i in range(n):
             proj = sorted_visible(project_gaussians(gaussians, cams.c2w[i], cams.K[i], h, w, near))
             outs.append(composite_reference(proj, h, w))
-    if backend != "gsplat":
-        color = torch.stack([o[0] for o in outs])  # (N, H, W, 3)
-        alpha = torch.stack([o[1] for o in outs])  # (N, H, W)
-        depth_acc = torch.stack([o[2] for o in outs])  # (N, H, W)
+    if backend != "gsplat":  # (N, H, W, 3), (N, H, W), (N, H, W); one camera needs no copy
+        parts = zip(*outs, strict=True)
+        color, alpha, depth_acc = (o[None] for o in outs[0]) if n == 1 else (torch.stack(p) for p in parts)
 
     rgb = color + (1.0 - alpha)[..., None] * bg[:, None, None, :]
     has = alpha > DEPTH_ALPHA_EPS
     depth = torch.where(has, depth_acc / torch.where(has, alpha, torch.ones_like(alpha)), torch.zeros_like(alpha))
-    return RasterOutput(rgb=rgb.permute(0, 3, 1, 2).contiguous(), alpha=alpha, depth=depth)
+    return RasterOutput(
+        rgb=rgb.permute(0, 3, 1, 2).contiguous(), alpha=alpha, depth=depth, color_sum=color, depth_sum=depth_acc
+    )

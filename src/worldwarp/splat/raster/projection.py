@@ -34,6 +34,7 @@ __all__ = [
     "project_gaussians",
     "quat_to_rotmat",
     "sorted_visible",
+    "world_to_camera",
 ]
 
 LOWPASS = 0.3  # px^2 added to the 2D covariance diagonal
@@ -127,6 +128,12 @@ class Projected:
     visible: Tensor
 
 
+def world_to_camera(c2w: Tensor) -> tuple[Tensor, Tensor]:
+    """Rotation ``R_wc`` (3, 3) and translation ``t_wc`` (3,) of the world-to-camera transform of ``c2w`` (4, 4)."""
+    R_wc = c2w[:3, :3].T
+    return R_wc, -R_wc @ c2w[:3, 3]
+
+
 def project_gaussians(
     gaussians: Gaussians, c2w: Tensor, K: Tensor, height: int, width: int, near: float = 0.01
 ) -> Projected:
@@ -139,8 +146,7 @@ def project_gaussians(
     dtype = gaussians.dtype
     c2w = c2w.to(gaussians.device, dtype)
     K = K.to(gaussians.device, dtype)
-    R_wc = c2w[:3, :3].T  # world -> camera rotation
-    t_wc = -R_wc @ c2w[:3, 3]
+    R_wc, t_wc = world_to_camera(c2w)
     p = gaussians.means @ R_wc.T + t_wc  # (G, 3) camera coordinates
     z = p[:, 2]
     in_front = z > near

@@ -3,7 +3,7 @@
 Run from the repository root (one command; writes docs/benchmarks/ablations.md and the "Embedded model"
 section of docs/benchmarks.md):
 
-    python benchmarks/ablations.py [--checkpoint DIR] [--scenes 2] [--size 64x96] [--real-size 96x128] \
+    python benchmarks/experiments/ablations.py [--checkpoint DIR] [--scenes 2] [--size 64x96] [--real-size 96x128] \
         [--data ../shared/data] [--cache runs/suites] [--results docs/results/ablations] [--split test] \
         [--strength TAU] [--steps S]
 
@@ -40,7 +40,8 @@ from pathlib import Path
 
 import torch
 
-from suite_eval import METRICS, describe_model, evaluate_methods, mean_table, parse_size, scene_values
+from suite_eval import METRICS, describe_model, mean_table, parse_size, scene_values
+from worldwarp.eval.suite import evaluate_methods
 from worldwarp.io.atomic import atomic_write_text
 
 PIPELINE = ("worldwarp", "point-cache", "no-cache", "full-noise", "spatial-noise", "temporal-noise", "inpaint-cache")
@@ -173,9 +174,9 @@ def main() -> int:
     lines = [
         "# Ablations with the embedded ST-Diff model",
         "",
-        "Command: `python benchmarks/ablations.py "
+        "Command: `python benchmarks/experiments/ablations.py "
         + " ".join(a for a in sys.argv[1:])
-        + "` (repository root). Script: `benchmarks/ablations.py`.",
+        + "` (repository root). Script: `benchmarks/experiments/ablations.py`.",
         "",
         f"Model: tiny ST-Diff `{ckpt}`: {describe_model(den)}, {n_params / 1e6:.2f} M parameters (recipe and",
         "training time: docs/training.md). Pipeline: CPU preset ("
@@ -250,8 +251,8 @@ def main() -> int:
             BEGIN,
             "## Embedded model",
             "",
-            f"`python benchmarks/ablations.py {' '.join(sys.argv[1:])}` ({wall / 60:.0f} min of generation on 2 "
-            "shared CPU cores); tables and ordering checks in [benchmarks/ablations.md](benchmarks/ablations.md).",
+            f"`python benchmarks/experiments/ablations.py {' '.join(sys.argv[1:])}` ({wall / 60:.0f} min of generation "
+            "on 2 shared CPU cores); tables and ordering checks in [benchmarks/ablations.md](benchmarks/ablations.md).",
             "",
             *summary,
             END,

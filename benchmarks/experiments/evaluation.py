@@ -9,7 +9,7 @@ Writes docs/benchmarks/evaluation.md. Three parts, each measured in this process
 3. The camera-accuracy control: the pose estimator (pycolmap, fixed K) on ground-truth frames of
    7scenes_redkitchen, Rdist/Tdist against the known poses.
 
-Usage: python benchmarks/eval_metrics.py [--data ../shared/data] [--size 240x320] [--skip-poses]
+Usage: python benchmarks/experiments/evaluation.py [--data ../shared/data] [--size 240x320] [--skip-poses]
 """
 
 from __future__ import annotations
@@ -127,16 +127,16 @@ def poses_part(lines: list[str], data: Path, size: tuple[int, int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[3] / "shared" / "data")
     parser.add_argument("--size", default="240x320", help="HxW of the real-scene parts")
     parser.add_argument("--skip-poses", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs" / "benchmarks")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[2] / "docs" / "benchmarks")
     args = parser.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
     lines = [
         "# Evaluation benchmark",
         "",
-        f"Written by `benchmarks/eval_metrics.py` on {torch.get_num_threads()} CPU threads "
+        f"Written by `benchmarks/experiments/evaluation.py` on {torch.get_num_threads()} CPU threads "
         f"(torch {torch.__version__}).",
         "Timings on a shared machine are indicative only; ratios are measured in the same process.",
         "",

@@ -2,7 +2,7 @@
 
 Run from the repository root (writes docs/benchmarks/denoiser_levels.md):
 
-    python benchmarks/denoiser_levels.py --checkpoint shipped=src/worldwarp/assets/tiny_stdiff \
+    python benchmarks/experiments/denoiser_levels.py --checkpoint shipped=src/worldwarp/assets/tiny_stdiff \
         [--checkpoint NAME=DIR ...] [--size 128x192] [--data ../shared/data]
 
 Clips: 25 consecutive frames (one CPU chunk) of the first procedural "dev" clip, and, when the development data is
@@ -75,7 +75,7 @@ def main() -> int:
     lines = [
         "# Denoising error of the tiny ST-Diff at the CPU sampler's levels",
         "",
-        f"Command: `python benchmarks/denoiser_levels.py {' '.join(sys.argv[1:])}`. Size {args.size[0]}x"
+        f"Command: `python benchmarks/experiments/denoiser_levels.py {' '.join(sys.argv[1:])}`. Size {args.size[0]}x"
         f"{args.size[1]}, seed {args.seed}; levels of the CPU preset ({preset.steps} steps, shift {preset.shift:g}); "
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}.",
         "",

@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python benchmarks/bench_raster.py [--repeats 3] [--out docs/benchmarks/raster.md] [--data ../shared/data]
+    python benchmarks/perf/raster.py [--repeats 3] [--out docs/benchmarks/raster.md] [--data ../shared/data]
 
 Scenes: 50k random Gaussians at 256x384; the real "plant" splat (113,648 Gaussians, y-down) seen from a
 camera looking at it at 256x384; and 50k random Gaussians at 64x96, small enough for the full reference.
@@ -34,10 +34,10 @@ import torch
 
 from worldwarp.cameras import Cameras, intrinsics_from_fov, look_at
 from worldwarp.splat.gaussians import Gaussians
+from worldwarp.splat.kernels import load_library
 from worldwarp.splat.raster import rasterize
-from worldwarp.splat.raster.cpu import load_kernels
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def random_scene(g: int, seed: int = 0) -> Gaussians:
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks" / "raster.md")
     args = parser.parse_args(argv)
     load = machine()
-    load_kernels()
+    load_library("raster")
 
     rows: list[tuple[str, int, str, float, float, str]] = []
     scenes: list[tuple[str, Gaussians, Cameras]] = [
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Machine: {load}.",
         "",
-        "Command: `python benchmarks/bench_raster.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
+        "Command: `python benchmarks/perf/raster.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
         + "`",
         "",
         "The plant splat is CC-BY-4.0, Marcel Padilla (marcelpadilla/splats).",

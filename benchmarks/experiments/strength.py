@@ -2,7 +2,7 @@
 
 Run from the repository root (writes docs/benchmarks/strength.md):
 
-    python benchmarks/strength_sweep.py [--checkpoint DIR] [--scenes 2] [--size 64x96] [--frames 25,50] \
+    python benchmarks/experiments/strength.py [--checkpoint DIR] [--scenes 2] [--size 64x96] [--frames 25,50] \
         [--strengths 0.3,0.5,0.7,0.8,1.0] \
         [--cache-variants knn:0.01,footprint:0.01,footprint:0.1]
 
@@ -11,7 +11,7 @@ The strength tau sets where warped ("revise") tokens start on the shifted schedu
 only a trace of the prior. The paper's 0.8 suits Wan2.1-1.3B; a small model may need more of the prior. The
 method is the full pipeline (3DGS cache, spatio-temporal noise) with the CPU preset otherwise; the inpainting
 baseline (same warp, no revision) is listed for reference. The chosen value is the one with the best PSNR at the
-last scored frame; it is then used, unchanged, on the held-out test suite (benchmarks/ablations.py).
+last scored frame; it is then used, unchanged, on the held-out test suite (benchmarks/experiments/ablations.py).
 
 ``--cache-variants`` adds rows at the best strength with the 3DGS cache's initial scales (``knn``: mean distance
 to the 3 nearest points; ``footprint``: the world size of the sampled pixel spacing) and inverse-depth loss
@@ -89,8 +89,8 @@ def main() -> int:
     lines = [
         "# Sampler strength of the embedded model (dev suite)",
         "",
-        f"Command: `python benchmarks/strength_sweep.py {' '.join(sys.argv[1:])}` (repository root). Script: "
-        "`benchmarks/strength_sweep.py`.",
+        f"Command: `python benchmarks/experiments/strength.py {' '.join(sys.argv[1:])}` (repository root). Script: "
+        "`benchmarks/experiments/strength.py`.",
         "",
         f"Model: tiny ST-Diff `{args.checkpoint or 'shipped'}`: {describe_model(den)}, {n_params / 1e6:.2f} M "
         f"parameters. Scenes: procedural dev suite ({', '.join(names)}) at {args.size[0]}x{args.size[1]}, "

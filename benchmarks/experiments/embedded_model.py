@@ -3,7 +3,7 @@ preset's real size (issue #17).
 
 Run from the repository root:
 
-    python benchmarks/embedded_model.py [--split test] [--scenes 8] [--size 128x192] [--checkpoint DIR] \
+    python benchmarks/experiments/embedded_model.py [--split test] [--scenes 8] [--size 128x192] [--checkpoint DIR] \
         [--strength TAU] [--steps S] [--data ../shared/data] [--results docs/results/embedded] [--reuse]
 
 Methods (both with the embedded CPU preset, one seed): ``worldwarp`` (3DGS cache + ST-Diff) and ``inpaint-cache``
@@ -13,7 +13,7 @@ Kinect start depth (evaluation only; frames 12 and 24). Metrics per scored frame
 of the start frame's warp, the high-frequency energy ratio (generated / real mean squared Laplacian: grain > 1,
 blur < 1) and the mean-colour error (max over channels of |mean generated - mean real|). The table gives the means,
 and the number of clips on which worldwarp beats inpaint-cache one by one. Choose settings with ``--split dev``;
-report with ``--split test``.
+report with ``--split test``. Each split's section of docs/benchmarks/embedded_model.md is rewritten in place.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from suite_eval import describe_model, evaluate_methods, mean_table, parse_size,
 from worldwarp.io.atomic import atomic_write_text
 
 METHODS = ("worldwarp", "inpaint-cache")
+PAGE_HEAD = (
+    "# Embedded ST-Diff against cache + OpenCV inpainting\n\n"
+    "Written by `benchmarks/experiments/embedded_model.py` (one section per suite: choose on dev, report on test).\n"
+)
 COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("psnr_holes", "PSNR holes", 2), ("hf_ratio", "HF ratio", 2),
            ("color_error", "colour err", 3))  # fmt: skip
 
@@ -85,7 +89,7 @@ def main() -> int:
     ap.add_argument("--no-real", action="store_true", help="skip the real scene")
     ap.add_argument("--baseline-only", action="store_true", help="run inpaint-cache only (no table)")
     ap.add_argument("--reuse", action="store_true", help="read back results of identical earlier runs")
-    ap.add_argument("--out", type=Path, default=None, help="markdown (default docs/benchmarks/embedded_<split>.md)")
+    ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/embedded_model.md"), help="markdown page")
     args = ap.parse_args()
 
     from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
@@ -118,10 +122,9 @@ def main() -> int:
         return 0
     n_params = sum(p.numel() for p in den.parameters())
     lines = [
-        f"# Embedded ST-Diff against cache + OpenCV inpainting ({args.split} suite)",
+        f"## {args.split} suite",
         "",
-        f"Command: `python benchmarks/embedded_model.py {' '.join(sys.argv[1:])}` (repository root). Script: "
-        "`benchmarks/embedded_model.py`.",
+        f"Command: `python benchmarks/experiments/embedded_model.py {' '.join(sys.argv[1:])}` (repository root).",
         "",
         f"Model: {describe_model(den)}, {n_params / 1e6:.2f} M parameters, weights {weights_digest(den)}"
         f" ({args.checkpoint or 'shipped'}). CPU preset: {steps} steps, shift {sampler.shift:g}, strength "
@@ -136,9 +139,15 @@ def main() -> int:
     ]
     for title, docs in sections:
         lines += _section(title, docs)
-    out = args.out or Path(f"docs/benchmarks/embedded_{args.split}.md")
-    atomic_write_text(out, "\n".join(lines))
-    print(json.dumps({"out": str(out)}))
+    begin, end = f"<!-- {args.split}:begin -->", f"<!-- {args.split}:end -->"
+    block = "\n".join([begin, *lines, end])
+    text = args.out.read_text() if args.out.is_file() else PAGE_HEAD
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    atomic_write_text(args.out, text)
+    print(json.dumps({"out": str(args.out)}))
     return 0
 
 

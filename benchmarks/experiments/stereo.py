@@ -2,7 +2,7 @@
 
 Run from the repository root (writes docs/benchmarks/stereo.md):
 
-    python benchmarks/stereo_depth.py [--data ../shared/data] [--sizes 72x96,240x320] [--sources 8] \
+    python benchmarks/experiments/stereo.py [--data ../shared/data] [--sizes 72x96,240x320] [--sources 8] \
         [--threads N] [--out docs/benchmarks/stereo.md]
 
 What is measured: :func:`worldwarp.geometry.stereo.plane_sweep_depth` with its default
@@ -16,8 +16,8 @@ Clips:
   (:func:`worldwarp.eval.datasets.load_transforms_scene`: OpenGL -> OpenCV, cover-resize, depth resampled with
   nearest), reference frames 0, 8 and 16 where the clip has ``--sources`` frames after them.
 * orbit clips rendered from the real splats ``splats/plant`` and ``splats/academic_tarot_cards`` (the cameras of
-  ``benchmarks/warp_quality.py``: 1.5 degrees per frame), frame 0 against frames 1.. ``--sources``; ground truth
-  is the rendered expected depth where the rendered alpha > 0.5, so the images and the depth agree exactly.
+  ``benchmarks/experiments/warp_quality.py``: 1.5 degrees per frame), frame 0 against frames 1.. ``--sources``;
+  ground truth is the rendered expected depth where the rendered alpha > 0.5, so the images and the depth agree exactly.
 
 Metrics on the pixels valid in both the estimate and the ground truth: AbsRel = mean |d - gt| / gt, median
 relative error, the shares with delta = max(d / gt, gt / d) below 1.05 and 1.25; ``valid`` is the estimate's
@@ -51,7 +51,7 @@ from worldwarp.eval.datasets import DatasetConfig, ListEntry, load_transforms_sc
 from worldwarp.geometry.stereo import StereoDepthConfig, plane_sweep_depth
 from worldwarp.io.atomic import atomic_write_text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KITCHEN = "7scenes_redkitchen"
 KITCHEN_REFERENCES = (0, 8, 16)
 SPLATS = ("plant/plant", "academic_tarot_cards/academic_tarot_cards")
@@ -213,7 +213,8 @@ def to_markdown(rows: list[dict[str, object]], info: dict[str, str]) -> str:
         "cover-resize, depth resampled with nearest), reference frames 0, 8 and 16 (25 frames: source frames",
         "100..172 step 3); **plant** and **academic_tarot_cards**:",
         f"orbits rendered from the real splats ({DEG_PER_FRAME:g} degrees per frame, the cameras of",
-        "`benchmarks/warp_quality.py`), ground truth = the rendered expected depth where the rendered alpha > 0.5",
+        "`benchmarks/experiments/warp_quality.py`), ground truth = the rendered expected depth where the rendered",
+        "alpha > 0.5",
         "(images and depth agree exactly; at silhouettes the expected depth blends the surfaces, and the empty",
         "background has no ground truth).",
         "",
@@ -344,7 +345,7 @@ def main() -> int:
     total = time.perf_counter() - t_start
     uname = platform.uname()
     info = {
-        "command": shlex.join(["python", "benchmarks/stereo_depth.py", *sys.argv[1:]]),
+        "command": shlex.join(["python", "benchmarks/experiments/stereo.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "machine": (
             f"{platform.platform()} ({uname.machine}), {os.cpu_count()} cores, torch {torch.__version__} on CPU, "

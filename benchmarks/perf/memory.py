@@ -1,7 +1,7 @@
 """Memory against video length, and against input image size; writes docs/benchmarks/memory.md.
 
-    python benchmarks/bench_memory.py [--frames 1000] [--steps 2] [--cache-steps 10] [--huge 12000]
-    python benchmarks/bench_memory.py --src /path/to/other/checkout/src   # the same on another tree
+    python benchmarks/perf/memory.py [--frames 1000] [--steps 2] [--cache-steps 10] [--huge 12000]
+    python benchmarks/perf/memory.py --src /path/to/other/checkout/src   # the same on another tree
 
 1. A long `worldwarp generate` run at the CPU preset's resolution and chunking (128x192, 25-frame chunks, overlap
    5) with the packaged tiny model, but few diffusion and cache steps (``--steps``, ``--cache-steps``) so that
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "memory.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "memory.md"
 
 
 def rss_mb() -> float:
@@ -195,7 +195,7 @@ def main() -> None:
         ]
         lines += [f"| {fmt} | {r['peak']:.0f} MB | {r['wall']:.1f} |" for fmt, r in huge.items()]
         lines += [""]
-    cmd = "python benchmarks/bench_memory.py" + "".join(
+    cmd = "python benchmarks/perf/memory.py" + "".join(
         f" --{k.replace('_', '-')} {v}"
         for k, v in (
             ("frames", args.frames),

@@ -4,7 +4,7 @@ Measures, in one process: the full clip with the default renderer (tile culling 
 the same without anti-aliasing, and the speed-up of culling over the reference renderer that tests every ray
 against every primitive (on a few frames, with an exact-equality check). Writes docs/benchmarks/scenes.md.
 
-    python benchmarks/bench_scenes.py [--frames 200] [--threads 2] [--seed 1001]
+    python benchmarks/perf/scenes.py [--frames 200] [--threads 2] [--seed 1001]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1001)
     ap.add_argument("--ref-frames", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "scenes.md"))
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "scenes.md"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     H, W, N = args.height, args.width, args.frames
@@ -58,7 +58,7 @@ def main() -> None:
     lines = [
         "# Procedural scenes: rendering speed",
         "",
-        f"`python benchmarks/bench_scenes.py` ({N} frames of {H}x{W}, seed {args.seed}, torch "
+        f"`python benchmarks/perf/scenes.py` ({N} frames of {H}x{W}, seed {args.seed}, torch "
         f"{torch.__version__}, {args.threads} threads, {platform.processor() or platform.machine()}, "
         f"load average {load:.1f} while measuring).",
         "",

@@ -1,65 +1,35 @@
 // Fast CPU Gaussian rasteriser: projection, culling, depth sort, tile binning and compositing (forward and
 // backward) in one call each, multi-threaded, with the per-pixel work vectorised over the 8 pixels of a tile row.
 //
-// Plain C++17 with a C ABI and no torch headers (compiles in seconds); worldwarp.splat.raster.cpu builds it at
-// first use and calls it through ctypes with pointers to contiguous tensors. Semantics match the torch reference
-// (worldwarp.splat.raster.projection + reference): EWA projection with the Jacobian's x/z, y/z clamped to 1.3x the
-// field of view, 0.3 px^2 low-pass, Gaussians front to back by camera z (stable: ties keep input order); pixel p
-// takes Gaussian g iff alpha = min(0.99, o exp(power)) >= 1/255 while its transmittance is >= t_stop.
+// Plain C++17 with a C ABI and no torch headers (compiles in seconds); worldwarp.splat.kernels builds it at first
+// use and worldwarp.splat.kernels.ops calls it through ctypes, with every tensor checked first. Semantics match the
+// torch reference (worldwarp.splat.raster.projection + reference): EWA projection with the Jacobian's x/z, y/z
+// clamped to 1.3x the field of view, 0.3 px^2 low-pass, Gaussians front to back by camera z (stable: ties keep
+// input order); pixel p takes Gaussian g iff alpha = min(0.99, o exp(power)) >= 1/255 while its transmittance is
+// >= t_stop.
 //
-// Vectorisation uses GCC/Clang vector extensions (8 lanes = one row of an 8x8 tile); the compiler lowers them to
-// AVX2/SSE/scalar code for the target, so there is no hand-written intrinsic path to keep in sync. float32 uses a
-// polynomial exp (<= 2 ulp on the range used here); float64 uses std::exp lane by lane (exact tests).
+// The forward pass runs four numbered stages, each with its plain-torch twin:
+//   1. project_stage   <-> projection.project_gaussians (EWA projection, culling, footprint extents)
+//   2. sort_stage      <-> projection.sorted_visible (stable sort of the visible Gaussians by camera z)
+//   3. bin_stage       (none: the reference composites every pixel against every Gaussian; the tile lists only
+//                        drop pairs whose alpha is below 1/255, so the result is the same)
+//   4. composite_stage <-> reference.composite_reference (front-to-back compositing)
+// and returns an opaque context (projected Gaussians, tile lists, per-pixel final transmittance and list end) that
+// the backward pass consumes in three stages (composite, per-Gaussian sums, projection); the caller frees it with
+// ww_free_*.
 //
-// Forward returns an opaque context (projected Gaussians, tile lists, per-pixel final transmittance and list end)
-// that the backward pass consumes; the caller frees it with ww_free_*.
-//
-// Also here: the SSIM of image planes with its analytic gradient (ww_ssim_*) and the loss of the 3DGS cache fit on
-// one rendered view straight from the forward pass's outputs (ww_fit_loss_*), so that a fit step is two calls.
+// float32 uses a polynomial exp (<= 2 ulp on the range used here); float64 uses std::exp lane by lane (exact tests).
 
-#include <algorithm>
-#include <atomic>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
-#include <limits>
-#include <memory>
-#include <mutex>
-#include <thread>
-#include <type_traits>
-#include <vector>
+#include "common.h"
 
 namespace {
 
 constexpr int TILE = 8;  // tile side; one tile row = one vector of LANES pixels
-constexpr int LANES = 8;
 static_assert(TILE == LANES, "a tile row is one vector");
 constexpr double ALPHA_MIN = 1.0 / 255.0;
 constexpr double ALPHA_MAX = 0.99;
 constexpr double LOWPASS = 0.3;
 constexpr double FOV_CLAMP = 1.3;
-
-template <typename T>
-struct Vec;
-template <>
-struct Vec<float> {
-    typedef float type __attribute__((vector_size(LANES * sizeof(float))));
-    typedef int32_t itype __attribute__((vector_size(LANES * sizeof(int32_t))));
-    typedef int32_t ielem;
-};
-template <>
-struct Vec<double> {
-    typedef double type __attribute__((vector_size(LANES * sizeof(double))));
-    typedef int64_t itype __attribute__((vector_size(LANES * sizeof(int64_t))));
-    typedef int64_t ielem;
-};
-
-template <typename V, typename S>
-inline V splat(S s) {
-    V v;
-    for (int l = 0; l < LANES; ++l) v[l] = s;
-    return v;
-}
 
 // exp of a vector of powers (<= 0 in use). float: Cody-Waite range reduction + degree-6 polynomial, inputs clamped
 // to [-87, 88] (exp(-87) ~ 1.6e-38 is far below any alpha threshold). double: std::exp per lane.
@@ -109,25 +79,6 @@ inline bool any_lane(M m) {
     return o != 0;
 }
 
-// Sum of the lanes, as a tree (halves added as vectors first).
-inline float hsum(Vec<float>::type v) {
-    typedef float H __attribute__((vector_size(16)));
-    H lo, hi;
-    std::memcpy(&lo, &v, sizeof(H));
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(H), sizeof(H));
-    const H q = lo + hi;
-    return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
-inline double hsum(Vec<double>::type v) {
-    typedef double H __attribute__((vector_size(32)));
-    H lo, hi;
-    std::memcpy(&lo, &v, sizeof(H));
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof(H), sizeof(H));
-    const H q = lo + hi;
-    return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
 // Lane i of the result = the sum of the lanes of v[i] (i < LANES): a transposing tree of shuffles and adds, far
 // fewer instructions than LANES separate hsums (compilers without __builtin_shufflevector: separate hsums).
 template <typename V>
@@ -149,22 +100,6 @@ inline V hsum_lanes(const V* v) {
     for (int i = 0; i < LANES; ++i) out[i] = hsum(v[i]);
     return out;
 #endif
-}
-
-// Run fn(begin, end) over [0, n) in blocks of `block` items pulled dynamically by up to n_threads std::threads
-// (no static split: on a busy machine a descheduled thread does not hold the others up).
-template <typename Fn>
-void parallel_range(int64_t n, int n_threads, int64_t block, Fn fn) {
-    const int64_t n_blocks = (n + block - 1) / block;
-    const int nt = (int)std::max<int64_t>(1, std::min<int64_t>(n_threads, n_blocks));
-    std::atomic<int64_t> next{0};
-    auto worker = [&] {
-        for (int64_t b = next++; b < n_blocks; b = next++) fn(b * block, std::min(n, (b + 1) * block));
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < nt; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& th : pool) th.join();
 }
 
 // Run fn(thread_id, item) for items [0, n) pulled dynamically from a shared counter by n_threads threads.
@@ -324,19 +259,14 @@ void project_one(const T* cam, int H, int W, T near, const T* m, const T* q, con
     P.op = T(1) / (T(1) + std::exp(-logit));
 }
 
+// Stage 1: project every Gaussian (parallel); per Gaussian: packed data, tile rectangle, visibility. Twin:
+// projection.project_gaussians. Fills ctx->rows (by id), ctx->vis and, when kept, ctx->proj.
 template <typename T>
-Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scales, const T* logits, const T* colors,
-                    const T* cam, int H, int W, T near, T t_stop, int n_threads, bool keep, T* out_color,
-                    T* out_alpha, T* out_depth) {
-    typedef typename Vec<T>::type V;
-    typedef typename Vec<T>::itype I;
-    Context<T>* ctx = pool<T>().get();
-    ctx->G = G, ctx->H = H, ctx->W = W;
-    std::memcpy(ctx->cam, cam, sizeof(ctx->cam));
-    const int tiles_x = (W + TILE - 1) / TILE, tiles_y = (H + TILE - 1) / TILE, n_tiles = tiles_x * tiles_y;
-    ctx->tiles_x = tiles_x, ctx->tiles_y = tiles_y;
-
-    // 1. project every Gaussian (parallel); per Gaussian: packed data, tile rectangle, visibility
+void project_stage(Context<T>* ctx, const T* means, const T* quats, const T* log_scales, const T* logits,
+                   const T* colors, T near, int n_threads, bool keep) {
+    const int64_t G = ctx->G;
+    const int H = ctx->H, W = ctx->W, tiles_x = ctx->tiles_x, tiles_y = ctx->tiles_y;
+    const T* cam = ctx->cam;
     std::vector<Row<T>>& rows = ctx->rows;
     rows.resize(G);
     T* pk_all = reinterpret_cast<T*>(rows.data());
@@ -374,9 +304,17 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
             if (keep) ctx->proj[g] = P;
         }
     });
+}
 
-    // 2. stable sort of the visible Gaussians by depth: LSD radix sort on the bits of z > 0 (which order like z),
-    // taken relative to the smallest key, on just the bits that vary, in passes of at most 12 bits
+// Stage 2: stable sort of the visible Gaussians by depth: LSD radix sort on the bits of z > 0 (which order like z),
+// taken relative to the smallest key, on just the bits that vary, in passes of at most 12 bits. Twin:
+// projection.sorted_visible. Fills ctx->order (rank -> id), ctx->pk (by rank) and, when kept, ctx->rank_of.
+template <typename T>
+void sort_stage(Context<T>* ctx, int n_threads, bool keep) {
+    const int64_t G = ctx->G;
+    const std::vector<Row<T>>& rows = ctx->rows;
+    const T* pk_all = reinterpret_cast<const T*>(rows.data());
+    const std::vector<uint8_t>& vis = ctx->vis;
     std::vector<int32_t>& order = ctx->order;
     for (int64_t g = 0; g < G; ++g)
         if (vis[g]) order.push_back((int32_t)g);
@@ -425,10 +363,17 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
         for (int64_t i = i0; i < i1; ++i)
             ctx->pk[i] = rows[order[i]];
     });
-    const T* pk = reinterpret_cast<const T*>(ctx->pk.data());
+}
 
-    // 3. tile lists in depth order: each thread takes a contiguous range of ranks and records its (tile, rank)
-    // hits with per-tile counts; the lists are then filled thread by thread, which keeps the depth order
+// Stage 3: tile lists in depth order: each thread takes a contiguous range of ranks and records its (tile, rank) hits
+// with per-tile counts; the lists are then filled thread by thread, which keeps the depth order. No twin (the
+// reference composites every pixel against every Gaussian; the lists only leave out pairs whose alpha is below
+// 1/255). Fills ctx->hits, ctx->offsets and ctx->entries.
+template <typename T>
+void bin_stage(Context<T>* ctx, int n_threads) {
+    const int tiles_x = ctx->tiles_x, n_tiles = ctx->tiles_x * ctx->tiles_y;
+    const int64_t nv = (int64_t)ctx->order.size();
+    const T* pk = reinterpret_cast<const T*>(ctx->pk.data());
     const int nt = (int)std::max<int64_t>(1, std::min<int64_t>(n_threads, nv / 4096));
     std::vector<std::vector<int64_t>> cnt(nt, std::vector<int64_t>(n_tiles + 1, 0));
     std::vector<std::vector<int32_t>>& hits = ctx->hits;  // tile ids, in rank order, per thread
@@ -484,8 +429,16 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
             }
         }
     });
+}
 
-    // 4. composite every tile: 8 rows x 8 lanes of pixel state, Gaussians front to back
+// Stage 4: composite every tile: 8 rows x 8 lanes of pixel state, Gaussians front to back. Twin:
+// reference.composite_reference. Writes the outputs, ctx->final_T and ctx->last.
+template <typename T>
+void composite_stage(Context<T>* ctx, T t_stop, int n_threads, T* out_color, T* out_alpha, T* out_depth) {
+    typedef typename Vec<T>::type V;
+    typedef typename Vec<T>::itype I;
+    const int H = ctx->H, W = ctx->W, tiles_x = ctx->tiles_x, n_tiles = ctx->tiles_x * ctx->tiles_y;
+    const T* pk = reinterpret_cast<const T*>(ctx->pk.data());
     ctx->final_T.assign((size_t)H * W, T(1));
     ctx->last.assign((size_t)H * W, 0);
     parallel_dynamic(n_tiles, n_threads, [&](int, int tile) {
@@ -549,26 +502,38 @@ Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scal
             }
         }
     });
+}
+
+// The forward pass: stages 1-4 on a recycled context, which the caller keeps for the backward pass or frees.
+template <typename T>
+Context<T>* forward(int64_t G, const T* means, const T* quats, const T* log_scales, const T* logits, const T* colors,
+                    const T* cam, int H, int W, T near, T t_stop, int n_threads, bool keep, T* out_color,
+                    T* out_alpha, T* out_depth) {
+    Context<T>* ctx = pool<T>().get();
+    ctx->G = G, ctx->H = H, ctx->W = W;
+    std::memcpy(ctx->cam, cam, sizeof(ctx->cam));
+    ctx->tiles_x = (W + TILE - 1) / TILE, ctx->tiles_y = (H + TILE - 1) / TILE;
+    project_stage(ctx, means, quats, log_scales, logits, colors, near, n_threads, keep);
+    sort_stage(ctx, n_threads, keep);
+    bin_stage(ctx, n_threads);
+    composite_stage(ctx, t_stop, n_threads, out_color, out_alpha, out_depth);
     return ctx;
 }
 
-// Gradients w.r.t. means (G,3), quats (G,4), log_scales (G,3), opacity logits (G), colors (G,3); outputs must be
-// zero-initialised by the caller (invisible Gaussians keep zeros).
+// Backward stage 1 (stage 4 in reverse): walk each tile's list back to front, recovering the transmittance by
+// division, and write every tile entry's gradient row (mean2d 2, conic 3, opacity 1, colour 3, depth 1). Every entry
+// gets its own row (no races, no per-thread buffers); stage 2 sums each Gaussian's rows in a fixed order, so results
+// do not depend on the number of threads or on scheduling.
+constexpr int NF = 10;
 template <typename T>
-void backward(Context<T>* ctx, const T* quats, const T* g_color, const T* g_alpha, const T* g_depth, int n_threads,
-              T* d_means, T* d_quats, T* d_log_scales, T* d_logits, T* d_colors) {
+void composite_backward_stage(Context<T>* ctx, const T* g_color, const T* g_alpha, const T* g_depth, int n_threads) {
     typedef typename Vec<T>::type V;
     typedef typename Vec<T>::itype I;
     const int H = ctx->H, W = ctx->W, tiles_x = ctx->tiles_x, n_tiles = ctx->tiles_x * ctx->tiles_y;
-    const int64_t nv = (int64_t)ctx->order.size();
     const T* pk = reinterpret_cast<const T*>(ctx->pk.data());
-    constexpr int NF = 10;  // mean2d 2, conic 3, opacity 1, colour 3, depth 1
     const int nt = std::max(1, std::min(n_threads, n_tiles));
-    // every tile entry gets its own gradient row (no races, no per-thread buffers); each Gaussian's rows are then
-    // summed in a fixed order, so results do not depend on the number of threads or on scheduling
     std::vector<T>& egrad = ctx->egrad;
     egrad.resize(ctx->entries.size() * NF);
-
     parallel_dynamic(n_tiles, nt, [&](int, int tile) {
         const int tx0 = (tile % tiles_x) * TILE, ty0 = (tile / tiles_x) * TILE;
         V px;
@@ -654,8 +619,14 @@ void backward(Context<T>* ctx, const T* quats, const T* g_color, const T* g_alph
             b[8] = hsum(s_b), b[9] = hsum(s_z);
         }
     });
+}
 
-    // per-Gaussian totals, ranks in order, each Gaussian's entries in tile order
+// Backward stage 2: per-Gaussian totals (ctx->gsum, by rank) of the entry rows, ranks in order, each Gaussian's
+// entries in tile order (the order stage 3 of the forward pass recorded in ctx->hits).
+template <typename T>
+void sum_backward_stage(Context<T>* ctx, int n_threads) {
+    const int64_t nv = (int64_t)ctx->order.size();
+    const std::vector<T>& egrad = ctx->egrad;
     std::vector<T>& gsum_all = ctx->gsum;
     gsum_all.resize((size_t)nv * NF);
     const int n_bin = (int)ctx->hits.size();
@@ -673,8 +644,15 @@ void backward(Context<T>* ctx, const T* quats, const T* g_color, const T* g_alph
             }
         }
     });
+}
 
-    // projection backward per visible Gaussian
+// Backward stage 3 (stage 1 in reverse): the projection's gradient per visible Gaussian w.r.t. means (G,3), quats
+// (G,4), log_scales (G,3), opacity logits (G) and colors (G,3); the outputs must be zero-initialised by the caller
+// (invisible Gaussians keep zeros).
+template <typename T>
+void project_backward_stage(Context<T>* ctx, const T* quats, int n_threads, T* d_means, T* d_quats, T* d_log_scales,
+                            T* d_logits, T* d_colors) {
+    const std::vector<T>& gsum_all = ctx->gsum;
     const T* cam = ctx->cam;
     // in id order, so the per-Gaussian inputs and outputs stream; the rank-indexed sums are prefetched
     const int32_t* rank_of = ctx->rank_of.data();
@@ -776,325 +754,20 @@ void backward(Context<T>* ctx, const T* quats, const T* g_color, const T* g_alph
     });
 }
 
-// Unaligned load / store of N = LANES (a vector) or N = 1 (a scalar) values, for loops written once for both.
-template <int N, typename T>
-inline auto ld(const T* p) {
-    if constexpr (N == 1) {
-        return *p;
-    } else {
-        typename Vec<T>::type v;
-        std::memcpy(&v, p, sizeof(v));
-        return v;
-    }
-}
-template <typename T, typename X>
-inline void st(T* p, X x) {
-    std::memcpy(p, &x, sizeof(X));
-}
-// fn(j, std::integral_constant<int, N>) over [0, n): vectors of LANES, then the remainder one by one.
-template <typename Fn>
-inline void lanes_loop(int n, Fn fn) {
-    int j = 0;
-    for (; j + LANES <= n; j += LANES) fn(j, std::integral_constant<int, LANES>());
-    for (; j < n; ++j) fn(j, std::integral_constant<int, 1>());
-}
-
-// SSIM of P planes of H x W (worldwarp.splat.ssim: separable window of `win` taps, "valid" filtering, population
-// statistics). Writes the sum of each plane's SSIM map (Ho x Wo, Ho = H - win + 1, Wo = W - win + 1) to
-// plane_sums (rows summed in order, so independent of the thread count) and, when grad is not null, the gradient
-// of that sum w.r.t. a (P, H, W). Per map row: the five statistics (mu_a, mu_b, E[a^2], E[b^2], E[ab]) by a
-// vertical then a horizontal pass, the map and its partial derivatives w.r.t. mu_a, E[a^2] and E[ab], and those
-// taken through the adjoint horizontal pass; a second pass applies the adjoint vertical pass and the chain rule
-// of a^2 and ab. Every filter loops over the taps innermost with its sums in registers (one vector of outputs).
+// The backward pass: stages 1-3 on the context of a forward pass made with keep (outputs zero-initialised).
 template <typename T>
-void ssim_planes(int P, int H, int W, const T* a, const T* b, const T* taps, int win, T c1, T c2, double* plane_sums,
-                 T* grad, int n_threads) {
-    typedef typename Vec<T>::type V;
-    const int Ho = H - win + 1, Wo = W - win + 1;
-    if (Ho <= 0 || Wo <= 0) return;
-    std::vector<double> row_sums((size_t)P * Ho);
-    // (P, Ho, 3, W): d(map)/d(mu_a, E[a^2], E[ab]) through the adjoint horizontal pass; kept between calls (per
-    // calling thread), so that its pages are not faulted in again every call. The workers use the caller's buffer
-    // through this reference (naming the thread_local inside them would give each worker its own).
-    static thread_local std::vector<T> hadj_kept;
-    std::vector<T>& hadj = hadj_kept;
-    if (grad) hadj.resize((size_t)P * Ho * 3 * W);
-    const int pad = win - 1;  // zeros on both sides of the map-row derivatives, for the adjoint horizontal pass
-    constexpr int RB = 8;     // rows per work item
-    const int row_blocks = (Ho + RB - 1) / RB;
-    parallel_range((int64_t)P * row_blocks, n_threads, 1, [&](int64_t i0, int64_t i1) {
-        std::vector<T> buf((size_t)5 * W + 5 * (size_t)Wo + 3 * (size_t)(Wo + 2 * pad), T(0));
-        T* va = buf.data();
-        T *vb = va + W, *vaa = vb + W, *vbb = vaa + W, *vab = vbb + W;
-        T *ma = vab + W, *mb = ma + Wo, *maa = mb + Wo, *mbb = maa + Wo, *mab = mbb + Wo;
-        T* gmu = mab + Wo + pad;  // gmu[-pad, Wo + pad), zero outside [0, Wo)
-        T* gaa = gmu + Wo + 2 * pad;
-        T* gab = gaa + Wo + 2 * pad;
-        for (int64_t item = i0; item < i1; ++item) {
-            const int64_t p = item / row_blocks;
-            const int r0 = (int)(item % row_blocks) * RB, r1 = std::min(Ho, r0 + RB);
-            const T* A = a + (size_t)p * H * W;
-            const T* B = b + (size_t)p * H * W;
-            for (int i = r0; i < r1; ++i) {
-                lanes_loop(W, [&](int j, auto n) {
-                    constexpr int N = decltype(n)::value;
-                    decltype(ld<N>(va)) sa{}, sb{}, saa{}, sbb{}, sab{};
-                    for (int k = 0; k < win; ++k) {
-                        const T tk = taps[k];
-                        const auto x = ld<N>(A + (size_t)(i + k) * W + j), y = ld<N>(B + (size_t)(i + k) * W + j);
-                        sa += tk * x;
-                        sb += tk * y;
-                        saa += tk * (x * x);
-                        sbb += tk * (y * y);
-                        sab += tk * (x * y);
-                    }
-                    st(va + j, sa), st(vb + j, sb), st(vaa + j, saa), st(vbb + j, sbb), st(vab + j, sab);
-                });
-                lanes_loop(Wo, [&](int j, auto n) {
-                    constexpr int N = decltype(n)::value;
-                    decltype(ld<N>(va)) sa{}, sb{}, saa{}, sbb{}, sab{};
-                    for (int k = 0; k < win; ++k) {
-                        const T tk = taps[k];
-                        sa += tk * ld<N>(va + j + k);
-                        sb += tk * ld<N>(vb + j + k);
-                        saa += tk * ld<N>(vaa + j + k);
-                        sbb += tk * ld<N>(vbb + j + k);
-                        sab += tk * ld<N>(vab + j + k);
-                    }
-                    st(ma + j, sa), st(mb + j, sb), st(maa + j, saa), st(mbb + j, sbb), st(mab + j, sab);
-                });
-                V vsum = splat<V>(T(0));
-                double sum = 0;
-                lanes_loop(Wo, [&](int j, auto n) {
-                    constexpr int N = decltype(n)::value;
-                    const auto mu_a = ld<N>(ma + j), mu_b = ld<N>(mb + j);
-                    const auto var_a = ld<N>(maa + j) - mu_a * mu_a, var_b = ld<N>(mbb + j) - mu_b * mu_b;
-                    const auto cov = ld<N>(mab + j) - mu_a * mu_b;
-                    const auto a1 = T(2) * mu_a * mu_b + c1, a2 = T(2) * cov + c2;
-                    const auto b1 = mu_a * mu_a + mu_b * mu_b + c1, b2 = var_a + var_b + c2;
-                    const auto s = (a1 * a2) / (b1 * b2);
-                    if constexpr (N == 1)
-                        sum += (double)s;
-                    else
-                        vsum += s;
-                    if (grad) {
-                        const auto inv = T(1) / (b1 * b2);
-                        const auto d_a1 = a2 * inv, d_a2 = a1 * inv, d_b1 = -s / b1, d_b2 = -s / b2;
-                        st(gmu + j, T(2) * mu_b * (d_a1 - d_a2) + T(2) * mu_a * (d_b1 - d_b2));
-                        st(gaa + j, d_b2);
-                        st(gab + j, T(2) * d_a2);
-                    }
-                });
-                row_sums[(size_t)p * Ho + i] = (double)hsum(vsum) + sum;
-                if (!grad) continue;
-                // adjoint horizontal pass: h[x] = sum_k taps[k] g[x - k] over x - k in [0, Wo) (g is zero-padded)
-                T* hm = &hadj[((size_t)p * Ho + i) * 3 * W];
-                T *ha = hm + W, *hb = ha + W;
-                lanes_loop(W, [&](int x, auto n) {
-                    constexpr int N = decltype(n)::value;
-                    decltype(ld<N>(va)) sm{}, sa{}, sb{};
-                    for (int k = 0; k < win; ++k) {
-                        const T tk = taps[k];
-                        sm += tk * ld<N>(gmu + x - k);
-                        sa += tk * ld<N>(gaa + x - k);
-                        sb += tk * ld<N>(gab + x - k);
-                    }
-                    st(hm + x, sm), st(ha + x, sa), st(hb + x, sb);
-                });
-            }
-        }
-    });
-    for (int p = 0; p < P; ++p) {
-        double s = 0;
-        for (int i = 0; i < Ho; ++i) s += row_sums[(size_t)p * Ho + i];
-        plane_sums[p] = s;
-    }
-    if (!grad) return;
-    // adjoint vertical pass: input row y collects map rows y - k (k < win) inside [0, Ho)
-    const int in_blocks = (H + RB - 1) / RB;
-    parallel_range((int64_t)P * in_blocks, n_threads, 1, [&](int64_t i0, int64_t i1) {
-        for (int64_t item = i0; item < i1; ++item) {
-            const int64_t p = item / in_blocks;
-            const int y0 = (int)(item % in_blocks) * RB, y1 = std::min(H, y0 + RB);
-            for (int y = y0; y < y1; ++y) {
-                const int k0 = std::max(0, y - Ho + 1), k1 = std::min(win - 1, y);
-                const size_t off = ((size_t)p * H + y) * W;
-                const T *ra = a + off, *rb = b + off;
-                T* out = grad + off;
-                lanes_loop(W, [&](int j, auto n) {
-                    constexpr int N = decltype(n)::value;
-                    decltype(ld<N>(ra)) sm{}, sa{}, sb{};
-                    for (int k = k0; k <= k1; ++k) {
-                        const T tk = taps[k];
-                        const T* hm = &hadj[((size_t)p * Ho + (y - k)) * 3 * W] + j;
-                        sm += tk * ld<N>(hm);
-                        sa += tk * ld<N>(hm + W);
-                        sb += tk * ld<N>(hm + 2 * W);
-                    }
-                    st(out + j, sm + T(2) * ld<N>(ra + j) * sa + ld<N>(rb + j) * sb);
-                });
-            }
-        }
-    });
-}
-
-// Loss of the 3DGS cache fit on one rendered view (worldwarp.splat.cache: w_l1 L1(rgb) + w_ssim (1 - SSIM(rgb)) +
-// w_depth L1(1 / depth) over the pixels with a valid ground-truth and rendered depth > near) straight from the
-// renderer's outputs, and its gradient w.r.t. them. rgb = color + (1 - alpha) bg; depth = depth_acc / alpha where
-// alpha > alpha_eps, else 0. color (H, W, 3), alpha and depth_acc (H, W), target (3, H, W), depth_ok (H, W) bytes,
-// inv_depth (H, W). terms gets the mean L1, the mean SSIM, the mean inverse-depth error and the number of depth
-// pixels; the gradients (same shapes as the inputs) are those of the weighted loss. Sums are taken per row, then
-// over rows in order (independent of the thread count).
-template <typename T>
-void fit_loss(int H, int W, const T* color, const T* alpha, const T* depth_acc, const T* bg, const T* target,
-              const uint8_t* depth_ok, const T* inv_depth, const T* taps, int win, double w_l1, double w_ssim,
-              double w_depth, T near, T alpha_eps, T c1, T c2, double* terms, T* g_color, T* g_alpha,
-              T* g_depth_acc, int n_threads) {
-    const int64_t HW = (int64_t)H * W;
-    static thread_local std::vector<T> kept[4];  // scratch kept between calls, used via references (see ssim_planes)
-    std::vector<T>&pred = kept[0], &sgn = kept[1], &dd = kept[2], &gs = kept[3];
-    pred.resize((size_t)3 * HW), sgn.resize((size_t)3 * HW), dd.resize(HW);
-    std::vector<double> l1_rows(H), d_rows(H);
-    std::vector<int64_t> n_rows(H);
-    const bool use_depth = w_depth > 0;
-    parallel_range(H, n_threads, 8, [&](int64_t y0, int64_t y1) {
-        for (int64_t y = y0; y < y1; ++y) {
-            double l1 = 0, de = 0;
-            int64_t n = 0;
-            for (int64_t p = y * W; p < (y + 1) * W; ++p) {
-                const T om = T(1) - alpha[p];
-                for (int c = 0; c < 3; ++c) {
-                    const T v = color[3 * p + c] + om * bg[c];
-                    const T d = v - target[c * HW + p];
-                    pred[c * HW + p] = v;
-                    l1 += (double)std::abs(d);
-                    sgn[c * HW + p] = T((d > 0) - (d < 0));
-                }
-                if (!use_depth) continue;
-                const T a = alpha[p];
-                const T dep = a > alpha_eps ? depth_acc[p] / a : T(0);
-                T g = 0;
-                if (depth_ok[p] && dep > near) {
-                    const T inv = T(1) / dep, e = inv - inv_depth[p];
-                    de += (double)std::abs(e);
-                    ++n;
-                    g = -T((e > 0) - (e < 0)) * (inv * inv);  // d|1/dep - gt| / d dep
-                }
-                dd[p] = g;
-            }
-            l1_rows[y] = l1, d_rows[y] = de, n_rows[y] = n;
-        }
-    });
-    double l1 = 0, de = 0;
-    int64_t n = 0;
-    for (int y = 0; y < H; ++y) l1 += l1_rows[y], de += d_rows[y], n += n_rows[y];
-    terms[0] = l1 / (double)(3 * HW);
-    terms[1] = 1.0;
-    terms[2] = n > 0 ? de / (double)n : 0.0;
-    terms[3] = (double)n;
-    const int Ho = H - win + 1, Wo = W - win + 1;
-    if (w_ssim > 0) {
-        double sums[3];
-        gs.resize((size_t)3 * HW);
-        ssim_planes(3, H, W, pred.data(), target, taps, win, c1, c2, sums, gs.data(), n_threads);
-        terms[1] = (sums[0] + sums[1] + sums[2]) / (3.0 * Ho * Wo);
-    }
-    const T k_l1 = T(w_l1 / (double)(3 * HW));
-    const T k_ssim = w_ssim > 0 ? T(-w_ssim / (3.0 * Ho * Wo)) : T(0);
-    const T k_d = n > 0 ? T(w_depth / (double)n) : T(0);
-    parallel_range(HW, n_threads, 4096, [&](int64_t p0, int64_t p1) {
-        for (int64_t p = p0; p < p1; ++p) {
-            T ga = 0;
-            for (int c = 0; c < 3; ++c) {
-                T g = k_l1 * sgn[c * HW + p];
-                if (w_ssim > 0) g += k_ssim * gs[c * HW + p];
-                g_color[3 * p + c] = g;
-                ga -= g * bg[c];
-            }
-            T gd = 0;
-            if (use_depth && n > 0 && dd[p] != T(0)) {
-                const T a = alpha[p], g = k_d * dd[p];
-                gd = g / a;
-                ga -= g * depth_acc[p] / (a * a);
-            }
-            g_alpha[p] = ga;
-            g_depth_acc[p] = gd;
-        }
-    });
-}
-
-// Reprojection check of forward warping (worldwarp.warp.reprojection_mask, fused over pixels): each pixel with
-// valid[p] set is lifted to 3D with its rendered depth (target camera c2w R, t and fx, fy, cx, cy) and projected
-// into the V history cameras (w2c R, t and intrinsics, 16 numbers each); it stays valid when some view holds a valid
-// history depth d there (> near; nearest pixel, or all four bilinear neighbours) with |z - d| < rel_tol * d.
-// Nearest sampling with window k > 1 (odd) accepts any valid history depth in the k x k block centred on the nearest
-// pixel, clipped to the image (WarpConfig.reprojection_window); k = 1 reads only the nearest pixel.
-template <typename T>
-void reproject(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int V, const T* hcams, int Hh, int Wh,
-               const T* hdepth, T rel_tol, T near, int bilinear, int window, int n_threads) {
-    const int r = window > 1 ? window / 2 : 0;
-    const T* R = tcam;
-    const T* t = tcam + 9;
-    const T fx = tcam[12], fy = tcam[13], cx = tcam[14], cy = tcam[15];
-    parallel_range(H, n_threads, 8, [&](int64_t i0, int64_t i1) {
-        for (int64_t i = i0; i < i1; ++i) {
-            for (int j = 0; j < W; ++j) {
-                const int64_t p = i * W + j;
-                if (!valid[p]) continue;
-                const T d = depth[p];
-                const T pc[3] = {(T(j) + T(0.5) - cx) / fx * d, (T(i) + T(0.5) - cy) / fy * d, d};
-                T w[3];
-                for (int a = 0; a < 3; ++a)
-                    w[a] = R[3 * a] * pc[0] + R[3 * a + 1] * pc[1] + R[3 * a + 2] * pc[2] + t[a];
-                bool ok = false;
-                for (int v = 0; v < V && !ok; ++v) {
-                    const T* c = hcams + 16 * v;
-                    T q[3];
-                    for (int a = 0; a < 3; ++a)
-                        q[a] = c[3 * a] * w[0] + c[3 * a + 1] * w[1] + c[3 * a + 2] * w[2] + c[9 + a];
-                    const T z = q[2];
-                    const T zs = std::abs(z) < T(1e-12) ? T(1e-12) : z;
-                    const T u = c[12] * q[0] / zs + c[14], vv = c[13] * q[1] / zs + c[15];
-                    if (!(u >= 0 && u < T(Wh) && vv >= 0 && vv < T(Hh))) continue;
-                    const T* hd = hdepth + (int64_t)v * Hh * Wh;
-                    if (!bilinear) {  // nearest pixel and its clipped (2r + 1)^2 block
-                        if (!(z > near)) continue;
-                        const int jj = std::min(std::max((int)std::floor(u), 0), Wh - 1);
-                        const int ii = std::min(std::max((int)std::floor(vv), 0), Hh - 1);
-                        const int i_lo = std::max(ii - r, 0), i_hi = std::min(ii + r, Hh - 1);
-                        const int j_lo = std::max(jj - r, 0), j_hi = std::min(jj + r, Wh - 1);
-                        for (int bi = i_lo; bi <= i_hi && !ok; ++bi) {
-                            const T* row = hd + (int64_t)bi * Wh;
-                            for (int bj = j_lo; bj <= j_hi && !ok; ++bj) {
-                                const T dn = row[bj];
-                                ok = dn > near && std::abs(z - dn) < rel_tol * dn;
-                            }
-                        }
-                        continue;
-                    }
-                    const T x = std::min(std::max(u - T(0.5), T(0)), T(Wh - 1));
-                    const T y = std::min(std::max(vv - T(0.5), T(0)), T(Hh - 1));
-                    const int x0 = std::min(std::max((int)std::floor(x), 0), Wh - 1);
-                    const int y0 = std::min(std::max((int)std::floor(y), 0), Hh - 1);
-                    const int x1 = std::min(x0 + 1, Wh - 1), y1 = std::min(y0 + 1, Hh - 1);
-                    const T ffx = x - T(x0), ffy = y - T(y0);
-                    const T d00 = hd[(int64_t)y0 * Wh + x0], d01 = hd[(int64_t)y0 * Wh + x1];
-                    const T d10 = hd[(int64_t)y1 * Wh + x0], d11 = hd[(int64_t)y1 * Wh + x1];
-                    if (!(d00 > near && d01 > near && d10 > near && d11 > near)) continue;
-                    const T dh = (d00 * (1 - ffx) + d01 * ffx) * (1 - ffy) + (d10 * (1 - ffx) + d11 * ffx) * ffy;
-                    ok = z > near && std::abs(z - dh) < rel_tol * dh;
-                }
-                valid[p] = ok;
-            }
-        }
-    });
+void backward(Context<T>* ctx, const T* quats, const T* g_color, const T* g_alpha, const T* g_depth, int n_threads,
+              T* d_means, T* d_quats, T* d_log_scales, T* d_logits, T* d_colors) {
+    composite_backward_stage(ctx, g_color, g_alpha, g_depth, n_threads);
+    sum_backward_stage(ctx, n_threads);
+    project_backward_stage(ctx, quats, n_threads, d_means, d_quats, d_log_scales, d_logits, d_colors);
 }
 
 }  // namespace
 
 extern "C" {
 
-#define WW_EXPORT(SUFFIX, T)                                                                                       \
+#define WW_RASTER_EXPORT(SUFFIX, T)                                                                                \
     void* ww_forward_##SUFFIX(int64_t G, const T* means, const T* quats, const T* log_scales, const T* logits,     \
                               const T* colors, const T* cam, int H, int W, double near, double t_stop,             \
                               int n_threads, int keep, T* out_color, T* out_alpha, T* out_depth,                   \
@@ -1110,26 +783,9 @@ extern "C" {
         backward<T>(static_cast<Context<T>*>(ctx), quats, g_color, g_alpha, g_depth, n_threads, d_means, d_quats,  \
                     d_log_scales, d_logits, d_colors);                                                             \
     }                                                                                                              \
-    void ww_free_##SUFFIX(void* ctx) { pool<T>().put(static_cast<Context<T>*>(ctx)); }                       \
-    void ww_reproject_##SUFFIX(int H, int W, const T* depth, uint8_t* valid, const T* tcam, int V, const T* hcams,  \
-                               int Hh, int Wh, const T* hdepth, double rel_tol, double near, int bilinear,         \
-                               int window, int n_threads) {                                                        \
-        reproject<T>(H, W, depth, valid, tcam, V, hcams, Hh, Wh, hdepth, T(rel_tol), T(near), bilinear, window,     \
-                     n_threads);                                                                                   \
-    }                                                                                                              \
-    void ww_ssim_##SUFFIX(int P, int H, int W, const T* a, const T* b, const T* taps, int win, double c1,          \
-                          double c2, double* plane_sums, T* grad, int n_threads) {                                 \
-        ssim_planes<T>(P, H, W, a, b, taps, win, T(c1), T(c2), plane_sums, grad, n_threads);                      \
-    }                                                                                                            \
-    void ww_fit_loss_##SUFFIX(int H, int W, const T* color, const T* alpha, const T* depth_acc, const T* bg,        \
-                              const T* target, const uint8_t* depth_ok, const T* inv_depth, const T* taps, int win, \
-                              double w_l1, double w_ssim, double w_depth, double near, double alpha_eps, double c1, \
-                              double c2, double* terms, T* g_color, T* g_alpha, T* g_depth_acc, int n_threads) {    \
-        fit_loss<T>(H, W, color, alpha, depth_acc, bg, target, depth_ok, inv_depth, taps, win, w_l1, w_ssim, w_depth, \
-                    T(near), T(alpha_eps), T(c1), T(c2), terms, g_color, g_alpha, g_depth_acc, n_threads);          \
-    }
+    void ww_free_##SUFFIX(void* ctx) { pool<T>().put(static_cast<Context<T>*>(ctx)); }
 
-WW_EXPORT(f32, float)
-WW_EXPORT(f64, double)
+WW_RASTER_EXPORT(f32, float)
+WW_RASTER_EXPORT(f64, double)
 
 }  // extern "C"

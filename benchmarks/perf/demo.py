@@ -1,6 +1,6 @@
 """Time `worldwarp demo` end to end (wall time, peak memory, per-stage seconds) and write docs/benchmarks/demo.md.
 
-    python benchmarks/bench_demo.py [--frames 200] [--checkpoint DIR]
+    python benchmarks/perf/demo.py [--frames 200] [--checkpoint DIR]
 
 The demo runs in a child process so its peak resident memory can be read with getrusage(RUSAGE_CHILDREN).
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "demo.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "demo.md"
 
 
 def write_strip(video: Path, out: Path, n: int = 6) -> None:
@@ -77,7 +77,7 @@ def main() -> None:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
         f"{torch.__version__}, load average at start {load0:.1f}.",
         "",
-        f"Command: `python benchmarks/bench_demo.py --frames {args.frames}`",
+        f"Command: `python benchmarks/perf/demo.py --frames {args.frames}`",
         "",
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)

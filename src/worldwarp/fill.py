@@ -1,0 +1,178 @@
+"""Step 5 of the chunk loop: fill the holes of the warped prior (and revise its valid part), behind one interface.
+
+* :class:`STDiffFill` - the method: encode the history and the warped prior, reduce the pixel mask to the latent
+  grid (:mod:`worldwarp.diffusion.latent_grid`), sample with per-token start levels
+  (:func:`worldwarp.diffusion.sampler.sample`) and decode;
+* :class:`InpaintFill` - the classical baseline: OpenCV inpainting of the prior's holes, no model, no revision.
+
+Both take the chunk's history frames and its :class:`~worldwarp.warp.WarpResult` and return the new frames
+(n, 3, H, W) in [0, 1]. :func:`fill_for` builds the one a :class:`~worldwarp.pipeline.PipelineConfig` names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from worldwarp.errors import InputError
+from worldwarp.warp import WarpResult
+
+if TYPE_CHECKING:
+    from worldwarp.diffusion.denoisers.base import Denoiser
+    from worldwarp.diffusion.sampler import SamplerConfig
+    from worldwarp.pipeline import PipelineConfig
+
+__all__ = ["FillStrategy", "InpaintFill", "STDiffFill", "SamplerInputs", "fill_for", "inpaint_holes"]
+
+
+@runtime_checkable
+class FillStrategy(Protocol):
+    """Anything that turns a chunk's history and warped prior into its new frames.
+
+    Attributes:
+        uses_prompt: whether :meth:`conditioning` needs a text prompt (the pipeline captions / encodes one only
+            then, and times it as the chunk's ``prompt`` stage).
+    """
+
+    uses_prompt: bool
+
+    def conditioning(self, prompt: str) -> Any:
+        """The conditioning :meth:`fill` takes for ``prompt`` (None when the strategy takes none)."""
+        ...
+
+    def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
+        """New frames (n, 3, H, W) in [0, 1] from the history frames (V, 3, H, W) and the warp of the n new ones;
+        ``seed`` seeds every random draw."""
+        ...
+
+
+def inpaint_holes(rgb: Tensor, mask: Tensor, radius: int = 3, algorithm: str = "telea") -> Tensor:
+    """Classical hole filling: OpenCV inpainting (``"telea"`` or ``"ns"``) of frames (N, 3, H, W) where ``mask``
+    (N, H, W) is False, frame by frame, no revision of the rest. A frame with no valid pixel becomes mid-grey."""
+    try:
+        import cv2
+    except ImportError as e:  # pragma: no cover - depends on the install
+        raise InputError("the inpaint baseline needs OpenCV: pip install 'worldwarp[eval]'") from e
+    import numpy as np
+
+    if algorithm not in ("telea", "ns"):
+        raise InputError(f"inpaint algorithm must be 'telea' or 'ns', got {algorithm!r}")
+    flag = cv2.INPAINT_TELEA if algorithm == "telea" else cv2.INPAINT_NS
+    out = []
+    for i in range(rgb.shape[0]):
+        img = np.ascontiguousarray((rgb[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255).round().astype(np.uint8))
+        holes = np.ascontiguousarray((~mask[i]).cpu().numpy().astype(np.uint8) * 255)
+        if holes.all():  # nothing is visible: cv2 has nothing to propagate
+            filled = np.full_like(img, 127)
+        else:
+            filled = cv2.inpaint(img, holes, radius, flag) if holes.any() else img
+        out.append(torch.from_numpy(filled).permute(2, 0, 1).to(rgb) / 255)
+    return torch.stack(out)
+
+
+@dataclass
+class InpaintFill:
+    """OpenCV inpainting of the warped prior's holes (``radius`` pixels, ``"telea"`` or ``"ns"``)."""
+
+    radius: int = 3
+    algorithm: str = "telea"
+    uses_prompt: bool = False
+
+    def conditioning(self, prompt: str) -> None:
+        return None
+
+    def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
+        return inpaint_holes(warp.rgb, warp.mask, self.radius, self.algorithm)
+
+
+@dataclass
+class SamplerInputs:
+    """What a chunk hands the sampler (batch of one).
+
+    Attributes:
+        latents: (1, C, T', H', W') encoded video: the history frames, then the warped prior (zero in its holes).
+        latent_mask: (1, T', H', W') bool, True where the warped prior is valid on the latent grid.
+        history: (1, T') bool, True for the latent frames that hold only history frames (kept clean).
+    """
+
+    latents: Tensor
+    latent_mask: Tensor
+    history: Tensor
+
+
+class STDiffFill:
+    """ST-Diff: fill the holes and revise the warped regions with a denoiser and the per-token sampler.
+
+    Args:
+        denoiser: any :class:`~worldwarp.diffusion.denoisers.base.Denoiser` (on the device the frames are on).
+        sampler: the sampler's settings (strength, steps, latent-grid rules, noise mode).
+        negative_prompt: encoded with every prompt (classifier-free guidance).
+        progress: show the sampler's progress bar.
+    """
+
+    uses_prompt = True
+
+    def __init__(
+        self, denoiser: Denoiser, sampler: SamplerConfig, negative_prompt: str = "", progress: bool = False
+    ) -> None:
+        self.denoiser = denoiser
+        self.sampler = sampler
+        self.negative_prompt = negative_prompt
+        self.progress = progress
+        self._conds: dict[str, Any] = {}  # prompt -> conditioning (the negative prompt is fixed)
+
+    def conditioning(self, prompt: str) -> Any:
+        """The denoiser's encoding of ``prompt`` against the negative prompt (the last 8 prompts are kept)."""
+        if prompt not in self._conds:
+            if len(self._conds) >= 8:
+                self._conds.pop(next(iter(self._conds)))
+            self._conds[prompt] = self.denoiser.encode_prompt(prompt, self.negative_prompt)
+        return self._conds[prompt]
+
+    def sampler_inputs(self, history: Tensor, warp: WarpResult) -> SamplerInputs:
+        """Encode history + prior and put the pixel mask on the latent grid (history frames count as valid)."""
+        from worldwarp.diffusion.latent_grid import history_latent_frames, pixel_mask_to_cells
+
+        den = self.denoiser
+        n_hist, _, h, w = history.shape
+        prior_rgb = torch.where(warp.mask[:, None], warp.rgb, torch.zeros_like(warp.rgb))
+        video = torch.cat([history, prior_rgb])  # (T, 3, H, W)
+        pix_mask = torch.cat([torch.ones(n_hist, h, w, dtype=torch.bool, device=video.device), warp.mask])
+        latents = den.encode(video.permute(1, 0, 2, 3)[None])  # (1, C, T', H', W')
+        cells = pixel_mask_to_cells(pix_mask, den.time_factor, den.space_factor, self.sampler.mask_reduction)
+        hist = history_latent_frames(n_hist, latents.shape[2], den.time_factor, video.device)
+        return SamplerInputs(latents, cells[None], hist[None])
+
+    def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
+        from worldwarp.diffusion.sampler import sample
+
+        n_hist = history.shape[0]
+        with torch.no_grad():
+            inputs = self.sampler_inputs(history, warp)
+            generator = torch.Generator(device=inputs.latents.device).manual_seed(seed)
+            out = sample(
+                self.denoiser,
+                inputs.latents,
+                inputs.latent_mask,
+                inputs.history,
+                self.sampler,
+                generator=generator,
+                cond=cond,
+                progress=self.progress,
+            )
+            decoded = self.denoiser.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
+        assert decoded.shape[0] == n_hist + warp.rgb.shape[0]
+        return decoded[n_hist:].to(history.dtype).clamp(0, 1)
+
+
+def fill_for(config: PipelineConfig, denoiser: Denoiser | None) -> FillStrategy:
+    """The fill ``config.fill`` names: :class:`STDiffFill` with ``denoiser`` and the config's sampler, or
+    :class:`InpaintFill` (which needs no denoiser)."""
+    if config.fill == "inpaint":
+        return InpaintFill()
+    if denoiser is None:
+        raise InputError("the diffusion fill needs a denoiser (or use fill='inpaint')")
+    return STDiffFill(denoiser, config.sampler, config.negative_prompt, config.progress)

@@ -1,0 +1,57 @@
+"""Library helpers the method studies share: the weights digest, finite means, and evaluate_methods with reuse."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from worldwarp.diffusion.denoisers.digest import weights_digest
+from worldwarp.eval.report import mean_finite
+from worldwarp.eval.suite import evaluate_methods
+
+
+def test_weights_digest_tracks_every_weight() -> None:
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    b = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    b.load_state_dict(a.state_dict())
+    digest = weights_digest(a)
+    assert len(digest) == 16 and int(digest, 16) >= 0
+    assert weights_digest(b) == digest  # same weights, different object
+    with torch.no_grad():
+        b[1].bias[2] += 1e-6  # one value of the last layer
+    assert weights_digest(b) != digest
+    assert weights_digest(a.double()) != digest  # dtype is part of the identity
+
+
+def test_weights_digest_is_stable_across_versions() -> None:
+    """Results files record this digest: its value for fixed weights must not change."""
+    m = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, -2.0]]))
+        m.bias.fill_(0.5)
+    assert weights_digest(m) == "5ad03a2f5e44903b"
+
+
+def test_mean_finite() -> None:
+    assert mean_finite([1.0, float("nan"), 3.0, float("inf"), None]) == 2.0
+    assert math.isnan(mean_finite([float("nan")]))
+
+
+def test_evaluate_methods_writes_and_reuses_results(tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    from test_pipeline_methods import _scene, _tiny_denoiser
+    from worldwarp.eval.pipeline_methods import PipelineMethodConfig
+
+    scenes = [_scene(6, move=0.05)]
+    den = _tiny_denoiser()
+    config = PipelineMethodConfig(chunk_frames=5, overlap=2, steps=2, cache_steps=2)
+    docs = evaluate_methods(scenes, ("inpaint-cache", "copy-first"), den, config, tmp_path, "t", reuse=True)
+    assert set(docs) == {"inpaint-cache", "copy-first"} and (tmp_path / "t_inpaint-cache.json").is_file()
+    assert "denoiser_weights" not in docs["inpaint-cache"]  # inpainting never calls the model
+    capsys.readouterr()
+    again = evaluate_methods(scenes, ("inpaint-cache",), den, config, tmp_path, "t", reuse=True)
+    assert "reused" in capsys.readouterr().out
+    first, second = docs["inpaint-cache"]["scenes"][0], again["inpaint-cache"]["scenes"][0]
+    assert second["seconds"] == first["seconds"] and second["metrics"]["5"]["psnr"] == first["metrics"]["5"]["psnr"]
