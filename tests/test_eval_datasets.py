@@ -323,6 +323,10 @@ def test_eval_list_cli(re10k_root, tmp_path, capsys):
     bad = tmp_path / "bad.txt"
     assert main([*args, "--count", "0", "--out", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err == "worldwarp: error: count must be >= 1, got 0\n" and not bad.exists()
+    assert (
+        err
+        == "worldwarp eval: error: argument --count: must lie in [1, 10000000], got '0' (see worldwarp eval --help)\n"
+    )
+    assert not bad.exists()
     assert main(["eval", "list", "extra.json", "--dataset", "re10k", "--out", str(bad)]) == 2
     assert "eval list takes no files" in capsys.readouterr().err

@@ -419,7 +419,9 @@ def test_cli_writes_a_valid_transforms_json(tmp_path) -> None:  # type: ignore[n
         depth = np.load(out / fr["depth_file_path"])
         assert depth.dtype == np.float32 and np.array_equal(depth, ref.depths[i].numpy())
     K = ref.cameras.K[0]
-    assert [doc["fl_x"], doc["fl_y"], doc["cx"], doc["cy"]] == pytest.approx([K[0, 0], K[1, 1], K[0, 2], K[1, 2]])
+    assert [doc["fl_x"], doc["fl_y"], doc["cx"], doc["cy"]] == pytest.approx(
+        [float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2))]
+    )
     back = read_clip(out)
     assert torch.allclose(back.cameras.c2w, ref.cameras.c2w, atol=1e-12)
     assert (back.frames - ref.frames).abs().max() <= 0.5 / 255 + 1e-6
@@ -430,7 +432,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys) -> None:  # type: ignore[no-unt
     from worldwarp.cli import main
 
     assert main(["scenes", "render", "--frames", "0", "--out", str(tmp_path / "x")]) == 2
-    assert "--frames must be >= 1" in capsys.readouterr().err
+    assert "argument --frames: must lie in [1, 100000], got '0'" in capsys.readouterr().err
     code = main(["scenes", "render", "--trajectory", "no_such_move", "--frames", "2", "--out", str(tmp_path / "y")])
     assert code == 2
 

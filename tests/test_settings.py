@@ -87,15 +87,16 @@ def test_unknown_preset_is_an_input_error() -> None:
 @pytest.mark.parametrize(
     "option, value, message",
     [
-        ("--strength", "1.5", "strength must lie in [0, 1], got 1.5"),
+        # ranges are checked while the arguments are parsed (worldwarp.cli.options), relations by configure
+        ("--strength", "1.5", "argument --strength: must lie in [0, 1], got '1.5'"),
         ("--strength", "nan", "must be a finite number"),
-        ("--steps", "0", "steps must be a whole number >= 1, got 0"),
-        ("--cfg", "-2", "guidance scale (cfg) must be >= 0, got -2.0"),
-        ("--cache-steps", "-3", "CacheConfig.steps must be >= 0, got -3"),
-        ("--height", "0", "resolution must be positive"),
+        ("--steps", "0", "argument --steps: must lie in [1, 10000], got '0'"),
+        ("--cfg", "-2", "argument --cfg: must lie in [0, 100], got '-2'"),
+        ("--cache-steps", "-3", "argument --cache-steps: must lie in [0, 100000], got '-3'"),
+        ("--height", "0", "argument --height: must lie in [8, 8192], got '0'"),
         ("--chunk", "3", "need 1 <= overlap < chunk_frames, got overlap 5, chunk 3"),
-        ("--overlap", "0", "need 1 <= overlap < chunk_frames"),
-        ("--seed", "-1", "seed must lie in [0, 4294967295], got -1"),
+        ("--overlap", "0", "argument --overlap: must lie in [1, 999], got '0'"),
+        ("--seed", "-1", "argument --seed: must lie in [0, 4294967295], got '-1'"),
     ],
 )
 def test_cli_bad_numeric_option_is_one_line_and_exit_2(

@@ -166,6 +166,33 @@ def test_ui_upload_own_image_in_chromium(browser, app_url: str, tmp_path: Path) 
         page.close()
 
 
+def test_ui_bad_upload_is_one_readable_message(browser, app_url: str, tmp_path: Path) -> None:
+    """A file that is not an image: one message in the status line (no red "Error" badges, no server path)."""
+    from playwright.sync_api import expect
+
+    upload = tmp_path / "notes.png"
+    upload.write_text("this is not an image")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(app_url)
+        expect(page.locator("#generate")).to_be_visible(timeout=30_000)
+        page.locator("#image input[type=file]").set_input_files(str(upload))
+        status = page.locator("#status")
+        expect(status).to_contain_text("notes.png: not an image file", timeout=20_000)
+        text = status.inner_text()
+        assert "/tmp" not in text and str(tmp_path) not in text and len(text.strip().splitlines()) == 1, text
+        page.locator("#trajectory textarea").fill("move_forward")
+        page.locator("#generate").click()
+        expect(status).to_contain_text("notes.png: not an image file", timeout=30_000)
+        assert str(tmp_path) not in status.inner_text()
+        assert page.locator(".error").count() == 0  # Gradio's red badges on failed outputs
+    except Exception:
+        page.screenshot(path=str(ARTIFACTS / "ui_bad_upload_failure.png"), full_page=True)
+        raise
+    finally:
+        page.close()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_docs_screenshot(browser, tmp_path: Path) -> None:

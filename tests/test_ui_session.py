@@ -235,14 +235,14 @@ def test_changed_inputs_start_a_new_video(ui_config: UIConfig) -> None:
     "over, chunks, strength, expected",
     [
         (dict(image=None), 1, 0.6, "no start image: upload one or pick an example"),
-        (dict(image="/nonexistent/start.png"), 1, 0.6, "image not found: /nonexistent/start.png"),
+        (dict(image="/nonexistent/start.png"), 1, 0.6, "image not found: start.png"),
         (dict(trajectory="orbit+wobble"), 1, 0.6, "unknown camera preset 'wobble'"),
         (dict(trajectory=" "), 1, 0.6, "no camera path: compose a preset spec or upload a camera file"),
         (dict(frames=1), 1, 0.6, "frames must be a whole number from 2 to 1000, got 1"),
         (dict(speed=0.0), 1, 0.6, "speed must be > 0, got 0.0"),
         (dict(), 0, 0.6, "number of chunks must be a whole number >= 1, got 0"),
         (dict(), 1, 1.5, "strength must lie in [0, 1], got 1.5"),
-        (dict(camera_file="/nonexistent/cams.txt"), 1, 0.6, "/nonexistent/cams.txt: camera file not found"),
+        (dict(camera_file="/nonexistent/cams.txt"), 1, 0.6, "cams.txt: camera file not found"),
     ],
 )
 def test_bad_input_is_a_message(ui_config: UIConfig, over, chunks, strength, expected) -> None:
@@ -259,15 +259,15 @@ def test_bad_files_are_messages_naming_the_file(ui_config: UIConfig, tmp_path: P
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"not a png at all")
     (err,) = [v.error for v in s.generate(_spec(ui_config, image=str(corrupt)))]
-    assert err is not None and str(corrupt) in err and "\n" not in err
+    assert err is not None and err.startswith("corrupt.png: ") and str(tmp_path) not in err and "\n" not in err
     small = tmp_path / "small_depth.png"
     save_depth(small, torch.full((10, 10), 2.0))
     (err,) = [v.error for v in s.generate(_spec(ui_config, depth=str(small)))]
-    assert err is not None and err.startswith(f"{small}: depth is 10x10 but the image is 96x64")
+    assert err is not None and err.startswith("small_depth.png: depth is 10x10 but the image is 96x64")
     cams = tmp_path / "cams.txt"
     cams.write_text("https://example.com/video\n0 0.5 0.5 0.5 0.5 0 0 1 0 0 0 0 1 0 0 0 0 1\n")
     (err,) = [v.error for v in s.generate(_spec(ui_config, camera_file=str(cams)))]
-    assert err is not None and str(cams) in err
+    assert err is not None and err.startswith("cams.txt") and str(tmp_path) not in err
     assert s.rollback(0).error == "nothing to roll back: generate a chunk first"
     s.close()
 
@@ -295,7 +295,7 @@ def test_missing_checkpoint_is_a_message(ui_config: UIConfig, tmp_path: Path) ->
 
     s = UISession(replace(ui_config, checkpoint=str(tmp_path / "no_model")))
     (v,) = list(s.generate(_spec(ui_config)))
-    assert v.error is not None and v.error.startswith(f"{tmp_path / 'no_model'}: no tiny ST-Diff checkpoint")
+    assert v.error is not None and v.error.startswith("no_model: no tiny ST-Diff checkpoint")  # no server path
     s.close()
 
 
@@ -320,4 +320,52 @@ def test_cli_rejects_a_bad_port(capsys: pytest.CaptureFixture[str]) -> None:
     from worldwarp.cli import main
 
     assert main(["ui", "--port", "70000"]) == 2
-    assert capsys.readouterr().err.strip() == "worldwarp: error: --port must lie in 1..65535, got 70000"
+    err = capsys.readouterr().err.strip()
+    assert err == "worldwarp ui: error: argument --port: must lie in [1, 65535], got '70000' (see worldwarp ui --help)"
+
+
+def test_page_defaults_are_the_presets() -> None:
+    """The page's strength is the pipeline preset's (the CPU preset's for the embedded model), unless set."""
+    for preset in ("cpu", "paper"):
+        cfg = UIConfig(pipeline=PipelineConfig.preset(preset))
+        assert cfg.strength() == PipelineConfig.preset(preset).sampler.strength
+    assert UIConfig(default_strength=0.3).strength() == 0.3
+
+
+def test_messages_show_no_server_paths(ui_config: UIConfig, tmp_path: Path) -> None:
+    from worldwarp.ui.app import check_upload
+    from worldwarp.ui.session import hide_paths
+
+    assert hide_paths("/tmp/gradio/1a2b/photo.png: not an image") == "photo.png: not an image"
+    assert hide_paths("3/4 of frames; ratio 1/2") == "3/4 of frames; ratio 1/2"
+    upload = tmp_path / "gradio" / "abc123" / "notes.txt"
+    upload.parent.mkdir(parents=True)
+    upload.write_text("hello")
+    msg = check_upload(str(upload))
+    assert msg is not None and msg.startswith("notes.txt: not an image") and str(tmp_path) not in msg
+    assert check_upload(None) is None
+    good = tmp_path / "ok.png"
+    save_image(good, torch.rand(3, 8, 8))
+    assert check_upload(str(good)) is None
+    s = UISession(ui_config)
+    (err,) = [v.error for v in s.generate(_spec(ui_config, image=str(upload)))]
+    assert err is not None and err.startswith("notes.txt:") and str(tmp_path) not in err
+    s.close()
+
+
+def test_image_component_passes_unreadable_uploads_on() -> None:
+    pytest.importorskip("gradio")
+    import gradio as gr
+
+    from worldwarp.ui.app import accept_any_upload
+
+    comp = accept_any_upload(gr.Image(type="filepath"))
+
+    class Payload:
+        path = "/nowhere/upload.txt"
+        url = None
+        orig_name = "upload.txt"
+        meta = {"_type": "gradio.FileData"}
+
+    assert comp.preprocess(Payload()) == "/nowhere/upload.txt"
+    assert comp.preprocess(None) is None

@@ -31,7 +31,7 @@ import json
 import numbers
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -300,6 +300,31 @@ class GenerationState:
     layout: list[tuple[int, int, int]]
     start_depth_given: bool = True  # False: step 2 of chunk 0 estimates the start depth
     geometry_seconds: float = 0.0  # geometry already spent on the inputs (booked into chunk 0's step 2)
+    base: int = 0  # frames before this index were released (saved elsewhere); frames[i] is frame base + i
+
+    @property
+    def length(self) -> int:
+        """Frames made so far (the start image included), released ones too."""
+        return self.base + int(self.frames.shape[0])
+
+    def release(self, keep_from: int | None = None) -> None:
+        """Drop from memory what the next chunk does not need (its history, and frames from ``keep_from`` on,
+        stay): older frames and depths, and the prior, mask and cache of every chunk but the last (whose mask
+        step 2 of the next chunk may use). For long runs whose chunks are saved as they are made; frames before
+        :attr:`base` can no longer be rolled back to."""
+        cut = self.layout[self.next_chunk][0] if not self.done else self.length
+        if keep_from is not None:
+            cut = min(cut, keep_from)
+        drop = cut - self.base
+        if drop > 0:
+            self.frames = self.frames[drop:].clone()
+            self.depths = self.depths[drop:].clone()
+            self.base = cut
+        for r in self.chunks[:-1]:  # new empty tensors: a [:0] view would keep the whole storage alive
+            if r.prior.shape[0] or r.mask.shape[0] or r.gaussians is not None:
+                r.prior = r.prior.new_empty((0, *r.prior.shape[1:]))
+                r.mask = r.mask.new_empty((0, *r.mask.shape[1:]))
+                r.gaussians = None
 
     @property
     def done(self) -> bool:
@@ -313,10 +338,12 @@ class GenerationState:
         """Keep chunks 0..k-1 (k = 0 keeps only the start image)."""
         if not 0 <= k <= len(self.chunks):
             raise InputError(f"cannot roll back to chunk {k}: {len(self.chunks)} chunks exist")
+        keep = 1 if k == 0 else self.chunks[k - 1].new_indices[-1] + 1
+        if keep <= self.base:
+            raise InputError(f"cannot roll back to chunk {k}: its frames were released from memory")
         self.chunks = self.chunks[:k]
-        keep = 1 if k == 0 else self.chunks[-1].new_indices[-1] + 1
-        self.frames = self.frames[:keep]
-        self.depths = self.depths[:keep]
+        self.frames = self.frames[: keep - self.base]
+        self.depths = self.depths[: keep - self.base]
 
 
 @dataclass
@@ -332,6 +359,9 @@ class PipelineOutput:
             files or specs), ``start``, the chunks' stages summed over the chunks this call made (``geometry``,
             ``cache``, ``warp``, ``prompt``, ``diffusion``, ``append``), ``save`` (saving chunks, callbacks), and
             ``total`` (the call's wall time, which the others add up to).
+        first: index of ``frames[0]``: after a run with ``release=True`` the frames and depths are those from
+            ``first`` on (the rest are in the run's :class:`ChunkStore`).
+        fingerprint: the digests (weights, settings, inputs) a run with a ``state_dir`` was checked against.
     """
 
     frames: Tensor
@@ -339,6 +369,8 @@ class PipelineOutput:
     cameras: Cameras
     chunks: list[ChunkRecord]
     timings: dict[str, float] = field(default_factory=dict)
+    first: int = 0
+    fingerprint: dict[str, str] = field(default_factory=dict)
 
     @property
     def gaussians(self) -> list[Gaussians | None]:
@@ -394,6 +426,7 @@ class WorldWarpPipeline:
         self.depth_estimator = depth_estimator
         self.device = torch.device(device)
         self.fill = fill if fill is not None else fill_for(self.config, denoiser)
+        self.weights_id: str | None = None  # see weights_digest()
         c = self.config
         if denoiser is not None:
             tf = denoiser.time_factor
@@ -500,7 +533,7 @@ class WorldWarpPipeline:
         else:
             prev = state.chunks[k - 1]
             stop = prev.new_indices[-1] + 1 if prev.new_indices else prev.start + prev.history
-            frames = state.frames[prev.start : stop]
+            frames = state.frames[prev.start - state.base : stop - state.base]
         return self.captioner.caption(frames) or self.config.prompt  # an empty caption falls back to the prompt
 
     # ------------------------------------------------------------------ one chunk
@@ -528,8 +561,10 @@ class WorldWarpPipeline:
         #    generated frame's depth was rendered by the cache where it was warped, and the depth estimator (if
         #    any) gives it depth where it was filled.
         self._history_geometry(state, start, n_hist)
-        hist_frames = state.frames[start : start + n_hist]  # (V, 3, H, W)
-        hist_depths = state.depths[start : start + n_hist]  # (V, H, W)
+        b = state.base  # frames before it were released
+        assert start >= b, "the history of this chunk was released"
+        hist_frames = state.frames[start - b : start - b + n_hist]  # (V, 3, H, W)
+        hist_depths = state.depths[start - b : start - b + n_hist]  # (V, H, W)
         lap("geometry")
         if k == 0 and state.geometry_seconds:
             timings["geometry"] += state.geometry_seconds
@@ -560,8 +595,8 @@ class WorldWarpPipeline:
         new_depths = fill_depth(warp.depth, valid)
         keep = max(0, min(end, state.num_frames) - (start + n_hist))
         first_new = start + n_hist
-        state.frames = torch.cat([state.frames[:first_new], new_frames[:keep]])
-        state.depths = torch.cat([state.depths[:first_new], new_depths[:keep]])
+        state.frames = torch.cat([state.frames[: first_new - b], new_frames[:keep]])
+        state.depths = torch.cat([state.depths[: first_new - b], new_depths[:keep]])
         lap("append")
         timings["total"] = t - t0 + (state.geometry_seconds if k == 0 else 0.0)
         record = ChunkRecord(
@@ -627,17 +662,18 @@ class WorldWarpPipeline:
         generated = [(i, r) for i in range(start, start + n_hist) for r in state.chunks if i in r.new_indices]
         if not generated:
             return
-        idx = [i for i, _ in generated]
+        b = state.base  # frames before it were released
+        idx = [i - b for i, _ in generated]
         pred = self.estimate_depth(state.frames[idx])
         depths = state.depths.clone()
         for j, (i, record) in enumerate(generated):
             m = i - record.new_indices[0]
             if m >= record.mask.shape[0]:  # the record's masks were released: nothing to align to
                 continue
-            valid = record.mask[m] & (depths[i] > 0)  # where the cache rendered this frame's depth
+            valid = record.mask[m] & (depths[i - b] > 0)  # where the cache rendered this frame's depth
             if int(valid.sum()) >= 16:
-                aligned = align_depth(pred[j].to(depths), depths[i], valid).depth.to(depths)
-                depths[i] = torch.where(valid, depths[i], aligned)
+                aligned = align_depth(pred[j].to(depths), depths[i - b], valid).depth.to(depths)
+                depths[i - b] = torch.where(valid, depths[i - b], aligned)
         state.depths = depths
 
     # ------------------------------------------------------------------ whole runs
@@ -654,6 +690,7 @@ class WorldWarpPipeline:
         state_dir: str | os.PathLike[str] | None = None,
         resume: bool = False,
         callback: Callable[[ChunkRecord, GenerationState], None] | None = None,
+        release: bool = False,
     ) -> PipelineOutput:
         """Generate the whole trajectory.
 
@@ -668,14 +705,21 @@ class WorldWarpPipeline:
             fov_x_deg, speed, scale: horizontal field of view of the image and the path's speed and scale
                 (preset specs).
             state_dir: with it, every finished chunk is saved atomically there, and ``resume=True`` continues from
-                the saved chunks (giving the same frames as an uninterrupted run).
-            callback: called with each chunk's record and the state after it is made (and saved).
+                the saved chunks (giving the same frames as an uninterrupted run); saved chunks of a run with other
+                weights, settings or inputs are refused with a message saying which differ.
+            callback: called with each chunk's record and the state after it is made, before it is saved (so
+                what it writes for the chunk exists whenever the chunk's checkpoint does) and released.
+            release: (needs ``state_dir``) keep in memory only what the next chunk needs, so memory stays flat
+                however long the path: the output then holds the frames from ``output.first`` on, and
+                :meth:`ChunkStore.frames` reads every frame back.
 
         Returns:
             :class:`PipelineOutput`: frames, depths, cameras, chunk records (with their Gaussians) and timings.
         """
         from tqdm.auto import tqdm
 
+        if release and state_dir is None:
+            raise InputError("release=True needs a state_dir to keep the frames in")
         t0 = time.perf_counter()
         image_t, cameras, depth_t, geometry_s = self._prepare(
             image, trajectory, depth, num_frames, fov_x_deg=fov_x_deg, speed=speed, scale=scale
@@ -683,10 +727,11 @@ class WorldWarpPipeline:
         t1 = time.perf_counter()
         state = self.start(image_t, cameras, depth_t)
         state.geometry_seconds = geometry_s
-        store = ChunkStore(Path(state_dir), self._fingerprint(state)) if state_dir is not None else None
+        parts = self.fingerprint_parts(state) if state_dir is not None else {}
+        store = ChunkStore(Path(state_dir), parts) if state_dir is not None else None
         if store is not None:
             if resume:
-                store.restore(state)
+                store.restore(state, release=release, keep_from=lambda: self._keep_from(state))
             else:
                 store.reset()
         bar = tqdm(total=len(state.layout), initial=len(state.chunks), desc="chunks", disable=not self.config.progress)
@@ -699,14 +744,17 @@ class WorldWarpPipeline:
             for stage, seconds in record.timings.items():
                 if stage != "total":
                     stages[stage] = stages.get(stage, 0.0) + seconds
+            if callback is not None:  # before the checkpoint: a chunk saved is a chunk whose outputs were written
+                callback(record, state)
             if store is not None:
                 store.save(state, record)
-            if callback is not None:
-                callback(record, state)
+            if release and not state.done:
+                state.release(self._keep_from(state))
+                _trim_heap()
             bar.update(1)
             save_s += time.perf_counter() - t_saved
         bar.close()
-        n = state.num_frames
+        n = state.num_frames - state.base
         end = time.perf_counter()
         timings = {
             # an image file's depth, when estimated, is part of reading the inputs (prepare_inputs); a tensor's is
@@ -717,7 +765,8 @@ class WorldWarpPipeline:
             "save": save_s,
             "total": end - t0,
         }
-        return PipelineOutput(state.frames[:n], state.depths[:n], state.cameras[:n], state.chunks, timings)
+        cams = state.cameras[: state.num_frames]
+        return PipelineOutput(state.frames[:n], state.depths[:n], cams, state.chunks, timings, state.base, parts)
 
     def _prepare(
         self,
@@ -774,29 +823,105 @@ class WorldWarpPipeline:
         )  # fmt: skip
         return image, cams, depth_t, geometry_s
 
+    def _keep_from(self, state: GenerationState) -> int | None:
+        """First frame a released state must keep besides the history: a captioner describes the previous
+        chunk's frames."""
+        if self.captioner is None or self.config.fill != "diffusion" or not state.chunks:
+            return None
+        return state.chunks[-1].start
+
+    def weights_digest(self) -> str:
+        """Content digest of the denoiser's weights: every parameter and buffer
+        (:func:`~worldwarp.diffusion.denoisers.digest.weights_digest`), unless a caller set :attr:`weights_id`
+        (e.g. digests of the checkpoint files a large model was loaded from); ``"none"`` without a denoiser."""
+        if self.weights_id is None:
+            den = self.denoiser
+            if den is None:
+                self.weights_id = "none"
+            elif callable(getattr(den, "state_dict", None)):
+                from worldwarp.diffusion.denoisers.digest import weights_digest
+
+                self.weights_id = f"{type(den).__name__}:{weights_digest(den)}"  # type: ignore[arg-type]
+            else:
+                self.weights_id = type(den).__name__
+        return self.weights_id
+
+    def fingerprint_parts(self, state: GenerationState) -> dict[str, str]:
+        """Digests of everything that determines the frames, by kind: ``weights``, ``settings`` (the config,
+        less presentation such as progress bars) and ``inputs`` (start image, depth, cameras)."""
+
+        def digest(*chunks: bytes) -> str:
+            h = hashlib.sha256()
+            for c in chunks:
+                h.update(len(c).to_bytes(8, "little"))
+                h.update(c)
+            return h.hexdigest()[:16]
+
+        settings = self.config.to_dict()
+        settings.pop("progress", None)
+        if self.captioner is not None:
+            settings["captioner"] = repr(getattr(self.captioner, "config", type(self.captioner).__name__))
+        tensors = (state.frames[0], state.depths[0], state.cameras[: state.num_frames].c2w, state.cameras.K)
+        return {
+            "weights": self.weights_digest(),
+            "settings": digest(json.dumps(settings, sort_keys=True, default=str).encode()),
+            "inputs": digest(*(t.detach().float().cpu().contiguous().numpy().tobytes() for t in tensors)),
+        }
+
     def _fingerprint(self, state: GenerationState) -> str:
-        """Hash of everything that determines the frames: config, denoiser, inputs."""
-        h = hashlib.sha256()
-        h.update(json.dumps(self.config.to_dict(), sort_keys=True, default=str).encode())
-        h.update(type(self.denoiser).__name__.encode())
-        params = getattr(self.denoiser, "parameters", None)
-        if callable(params):
-            for p in list(params())[:4]:
-                h.update(p.detach().float().cpu().numpy().tobytes()[:4096])
-        for t in (state.frames[0], state.depths[0], state.cameras.c2w, state.cameras.K):
-            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()[:16]
+        """One hash of :meth:`fingerprint_parts`."""
+        return fingerprint_of(self.fingerprint_parts(state))
+
+
+def _trim_heap() -> None:
+    """Give freed memory back to the system (glibc's ``malloc_trim``; nothing elsewhere). Without it a long run's
+    resident size creeps up chunk after chunk although what it holds does not grow: freed tensor buffers stay
+    in the allocator's heap, fragmented."""
+    global _MALLOC_TRIM
+    if _MALLOC_TRIM is None:
+        try:
+            import ctypes
+
+            _MALLOC_TRIM = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):
+            _MALLOC_TRIM = False
+    if _MALLOC_TRIM:
+        _MALLOC_TRIM(0)
+
+
+_MALLOC_TRIM: Any = None
+
+
+def fingerprint_of(parts: dict[str, str]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_PART_NAMES = {"weights": "weights", "settings": "settings", "inputs": "inputs (image, depth or cameras)"}
 
 
 class ChunkStore:
-    """Saves every finished chunk of a run atomically (``chunk_0000.pt`` ...) and restores them on resume."""
+    """Saves every finished chunk of a run atomically (``chunk_0000.pt`` ...) and restores them on resume.
 
-    def __init__(self, root: Path, fingerprint: str) -> None:
-        self.root = root
-        self.fingerprint = fingerprint
+    ``state.json`` records the run's fingerprint parts (weights, settings, inputs); a resume whose parts differ
+    is refused with a message naming what differs. A damaged chunk file is one line that says how to continue
+    from the last good chunk.
+    """
+
+    def __init__(self, root: Path, parts: dict[str, str] | str) -> None:
+        self.root = Path(root)
+        self.parts = dict(parts) if isinstance(parts, dict) else {"run": parts}
+        self.fingerprint = fingerprint_of(self.parts)
 
     def reset(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        from worldwarp.io.atomic import _user_error
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            err = _user_error(e, self.root)
+            if err is None:
+                raise
+            raise err from e
         for f in self.root.glob("chunk_*.pt"):
             f.unlink()
         self._write_meta()
@@ -804,15 +929,20 @@ class ChunkStore:
     def _write_meta(self) -> None:
         from worldwarp.io.atomic import atomic_write_text
 
-        atomic_write_text(
-            self.root / "state.json",
-            json.dumps({"version": STATE_VERSION, "fingerprint": self.fingerprint}, indent=2) + "\n",
-        )
+        meta = {"version": STATE_VERSION, "fingerprint": self.fingerprint, "parts": self.parts}
+        atomic_write_text(self.root / "state.json", json.dumps(meta, indent=2) + "\n")
+
+    def chunk_path(self, k: int) -> Path:
+        return self.root / f"chunk_{k:04d}.pt"
 
     def save(self, state: GenerationState, record: ChunkRecord) -> None:
-        from worldwarp.io.atomic import atomic_write
+        """Write chunk ``record`` (its new frames as 8-bit, depths, prior, mask) atomically. The payload is
+        serialised in memory first, so a full disk is one :class:`InputError` and no partial file."""
+        import io
 
-        idx = record.new_indices
+        from worldwarp.io.atomic import atomic_write_bytes
+
+        idx = [i - state.base for i in record.new_indices]
         payload = {
             "fingerprint": self.fingerprint,
             "record": {k: v for k, v in asdict_shallow(record).items() if k not in ("prior", "mask", "gaussians")},
@@ -821,33 +951,65 @@ class ChunkStore:
             "prior": (record.prior.cpu() * 255).round().to(torch.uint8),
             "mask": record.mask.cpu(),
         }
-        with atomic_write(self.root / f"chunk_{record.index:04d}.pt", "wb") as f:
-            torch.save(payload, f)
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        atomic_write_bytes(self.chunk_path(record.index), buf.getvalue())
 
-    def restore(self, state: GenerationState) -> None:
+    def load(self, k: int) -> dict[str, Any]:
+        """The payload of chunk ``k``; a damaged file is an :class:`InputError` that says how to go on."""
+        f = self.chunk_path(k)
+        try:
+            payload = torch.load(f, map_location="cpu", weights_only=True)
+            r = payload["record"]
+            n = len(r["new_indices"])
+            ok = payload.get("fingerprint") == self.fingerprint and r["index"] == k
+            ok = ok and payload["frames"].shape[0] == n and payload["frames"].dtype == torch.uint8
+        except FileNotFoundError:
+            raise
+        except Exception as e:  # truncated zip, unpickling error, missing keys: all mean a damaged file
+            raise InputError(
+                f"{f} is damaged ({type(e).__name__}); delete it and run with --resume again to continue from "
+                f"chunk {k} (the last good one is {k - 1}), or run without --resume to start over"
+            ) from None
+        if not ok:
+            raise InputError(
+                f"{f} does not belong to this run; delete it and run with --resume again to continue from chunk "
+                f"{k}, or run without --resume to start over"
+            )
+        return payload
+
+    def restore(
+        self, state: GenerationState, *, release: bool = False, keep_from: Callable[[], int | None] | None = None
+    ) -> None:
         """Append every saved chunk that belongs to this run, in order; a different run's state is an error."""
         meta = self.root / "state.json"
         if not meta.is_file():
             self.reset()
             return
-        saved = json.loads(meta.read_text())
+        try:
+            saved = json.loads(meta.read_text())
+            saved_parts = saved.get("parts") or {}
+            assert isinstance(saved_parts, dict)
+        except (ValueError, AssertionError, AttributeError):
+            raise InputError(f"{meta} is damaged; run without --resume to start over") from None
         if saved.get("fingerprint") != self.fingerprint:
+            differ = [_PART_NAMES.get(k, k) for k in self.parts if saved_parts.get(k) != self.parts[k]]
+            what = " and ".join(differ) if saved_parts and differ else "inputs or settings"
             raise InputError(
-                f"{self.root}: the saved chunks belong to a different run (other inputs or settings); "
-                "run without --resume to start over"
+                f"{self.root}: the saved chunks belong to a run with other {what}; "
+                "run without --resume to start over (or resume with the same ones)"
             )
         dev = state.frames.device
         for k in range(len(state.layout)):
-            f = self.root / f"chunk_{k:04d}.pt"
-            if not f.is_file():
+            if not self.chunk_path(k).is_file():
                 break
-            payload = torch.load(f, map_location="cpu", weights_only=True)
+            payload = self.load(k)
             r = payload["record"]
             idx = r["new_indices"]
-            first = r["start"] + r["history"]
+            first = r["start"] + r["history"] - state.base
             state.frames = torch.cat([state.frames[:first], payload["frames"].to(dev, torch.float32) / 255])
             state.depths = torch.cat([state.depths[:first], payload["depths"].to(dev, torch.float32)])
-            assert state.frames.shape[0] == (idx[-1] + 1 if idx else first)
+            assert state.length == (idx[-1] + 1 if idx else first + state.base)
             state.chunks.append(
                 ChunkRecord(
                     index=r["index"],
@@ -862,6 +1024,15 @@ class ChunkStore:
                     prompt=r.get("prompt", ""),
                 )
             )
+            if release and not state.done:
+                state.release(keep_from() if keep_from is not None else None)
+
+    def frames(self, num_chunks: int) -> Iterator[tuple[list[int], Tensor, Tensor, Tensor]]:
+        """Chunk by chunk, what chunks ``0..num_chunks-1`` saved: ``(indices, frames uint8 (n, 3, H, W), prior
+        uint8 (n, 3, H, W), mask bool (n, H, W))`` (one chunk in memory at a time)."""
+        for k in range(num_chunks):
+            p = self.load(k)
+            yield p["record"]["new_indices"], p["frames"], p["prior"], p["mask"]
 
 
 def asdict_shallow(record: ChunkRecord) -> dict[str, Any]:

@@ -7,6 +7,7 @@ inputs, run the pipeline with per-chunk checkpoints in ``OUT/.worldwarp`` (resum
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -18,7 +19,8 @@ from typing import Any
 import torch
 
 from worldwarp.diffusion.denoisers.registry import DenoiserSpec, load_denoiser
-from worldwarp.pipeline import PipelineConfig, WorldWarpPipeline
+from worldwarp.errors import InputError
+from worldwarp.pipeline import ChunkStore, PipelineConfig, WorldWarpPipeline
 
 __all__ = ["GenerationRequest", "run_generation", "build_config", "STATE_DIRNAME"]
 
@@ -72,6 +74,14 @@ def build_config(req: GenerationRequest) -> PipelineConfig:
     overrides (:func:`worldwarp.settings.configure`); a bad value is an :class:`~worldwarp.errors.InputError`."""
     from worldwarp.settings import Overrides, configure
 
+    for name in ("strength", "cfg", "fps"):
+        value = getattr(req, name)
+        if value is not None and not math.isfinite(float(value)):
+            raise InputError(f"--{name} must be a finite number, got {value}")
+    if not req.fps > 0:
+        raise InputError(f"--fps must be > 0, got {req.fps}")
+    if not 0 <= req.seed < 2**32:
+        raise InputError(f"--seed must lie in [0, {2**32 - 1}], got {req.seed}")
     overrides = Overrides(
         height=req.height,
         width=req.width,
@@ -93,9 +103,48 @@ def build_config(req: GenerationRequest) -> PipelineConfig:
 
 
 def _device(name: str | None) -> torch.device:
-    if name is not None:
-        return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The torch device ``name`` (default: cuda when available, else cpu); one that cannot be used here is an
+    :class:`InputError`."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise InputError(f"--device {name!r} is not a torch device (e.g. cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {name}: CUDA is not available here (no GPU, or a CPU-only torch build)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif device.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise InputError(f"--device {name}: MPS is not available here")
+    elif device.type != "cpu":
+        raise InputError(f"--device {name}: only cpu, cuda and mps devices are supported")
+    return device
+
+
+def weights_id(spec: DenoiserSpec) -> str | None:
+    """Content digest of the files a large denoiser is loaded from (Wan: the ST-Diff transformer checkpoint and
+    every file of the base model folder or its hub cache snapshot), or None to digest the loaded parameters."""
+    if spec.name != "wan":
+        return None
+    from worldwarp.digests import file_digest, folder_digest
+
+    parts = [f"wan:{spec.wan_model}"]
+    if spec.checkpoint:
+        ck = Path(spec.checkpoint)
+        parts.append(f"stdiff={folder_digest(ck) if ck.is_dir() else file_digest(ck)}")
+    base = Path(spec.wan_model).expanduser()
+    if not base.exists():
+        try:
+            from huggingface_hub import snapshot_download
+
+            base = Path(snapshot_download(spec.wan_model, local_files_only=True))
+        except Exception:  # loaded from somewhere we cannot see: fall back to the parameters' digest
+            return None
+    parts.append(f"base={folder_digest(base)}")
+    return ";".join(parts)
 
 
 def run_generation(
@@ -113,14 +162,15 @@ def run_generation(
 ) -> Path:
     """Generate and write the outputs of one run; returns the output folder."""
     from worldwarp.inputs import prepare_inputs
-    from worldwarp.io.outputs import run_info, write_outputs
+    from worldwarp.io.outputs import check_output_dir, run_info, write_outputs
 
     t0 = time.perf_counter()
+    # every option and the output folder first: bad input fails before any input is read or model loaded
     config = build_config(req)
     device = _device(req.device)
+    out = check_output_dir(req.out)
     log = (lambda msg: None) if req.quiet else (lambda msg: print(msg, file=sys.stderr))
 
-    # inputs first: bad input fails before any model is loaded
     inputs = prepare_inputs(
         image, trajectory, frames, config.height, config.width, depth_path=depth, depth_model=depth_model,
         fov_x_deg=fov, speed=speed, scale=scale,
@@ -130,8 +180,6 @@ def run_generation(
     t_inputs = time.perf_counter()
     spec = req.denoiser or DenoiserSpec()
     if req.caption_model is not None and spec.name != "wan":
-        from worldwarp.errors import InputError
-
         raise InputError("--caption-model needs --denoiser wan (the embedded model takes no prompt)")
     captioner = None  # loaded first: a bad caption model fails before the large denoiser loads
     if req.caption_model is not None and config.fill == "diffusion":
@@ -140,9 +188,9 @@ def run_generation(
         captioner = Captioner.from_config(CaptionConfig(model=req.caption_model, device=str(device), offload=True))
     denoiser = load_denoiser(spec, device=device) if config.fill == "diffusion" else None  # inpainting needs none
     pipe = WorldWarpPipeline(denoiser, config, device=device, captioner=captioner)
+    pipe.weights_id = weights_id(spec)
     t_model = time.perf_counter()
 
-    out = Path(req.out)
     state_dir = out / STATE_DIRNAME
     if not req.resume and (out / "run.json").exists():
         log(f"worldwarp: overwriting the previous run in {out}")
@@ -150,13 +198,23 @@ def run_generation(
 
     def save_cache(record: Any, state: Any) -> None:
         if record.gaussians is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
             record.gaussians.save_ply(cache_dir / f"chunk_{record.index:03d}.ply")
 
+    # frames stream to disk: the pipeline keeps only the next chunk's history; outputs are read back chunk by chunk
     output = pipe(
         inputs.image.to(device), inputs.cameras, inputs.depth.to(device), state_dir=state_dir, resume=req.resume,
-        callback=save_cache,
+        callback=save_cache, release=True,
     )  # fmt: skip
+    store = ChunkStore(state_dir, output.fingerprint)
+    valid_share: list[float] = []  # filled while the frames are written, before run.json is
+
+    def batches() -> Any:
+        first = (inputs.image.clamp(0, 1) * 255).round().to(torch.uint8)[None]
+        yield [0], first, first, torch.ones(1, config.height, config.width, dtype=torch.bool)
+        for idx, frames_u8, prior, mask in store.frames(len(output.chunks)):
+            valid_share.append(float(mask.float().mean()))
+            yield idx, frames_u8, prior, mask
+
     # seconds per stage, back to back: they add up to "seconds" (restored chunks of a resumed run are not counted)
     timings = {"inputs": t_inputs - t0, "model": t_model - t_inputs}
     for stage, seconds in output.timings.items():
@@ -176,7 +234,8 @@ def run_generation(
             "scale": scale,
             "notes": inputs.notes,
         },
-        "denoiser": (req.denoiser or DenoiserSpec()).__dict__,
+        "denoiser": spec.__dict__,
+        "fingerprint": output.fingerprint,
         "config": config.to_dict(),
         "seed": config.seed,
         "device": str(device),
@@ -184,13 +243,13 @@ def run_generation(
             {"index": r.index, "frames": [r.start, r.end], "timings": r.timings, "prompt": r.prompt}
             for r in output.chunks
         ],
-        "valid_share": [float(r.mask.float().mean()) for r in output.chunks],
+        "valid_share": valid_share,
         "timings": timings,
-        "seconds": time.perf_counter() - t0,
+        "seconds": time.perf_counter() - t0,  # inputs, model and generation (the outputs are written after)
         "versions": run_info(),
         **(extra_run_info or {}),
     }
-    write_outputs(out, output, run, fps=req.fps, cache_dir=cache_dir)
+    write_outputs(out, output, run, fps=req.fps, cache_dir=cache_dir, batches=batches())
     shutil.rmtree(state_dir, ignore_errors=True)
-    log(f"worldwarp: wrote {len(output.frames)} frames to {out / 'video.mp4'} in {run['seconds']:.1f} s")
+    log(f"worldwarp: wrote {frames} frames to {out / 'video.mp4'} in {time.perf_counter() - t0:.1f} s")
     return out

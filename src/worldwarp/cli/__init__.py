@@ -3,7 +3,8 @@
 Each sub-command lives in its own module of this package and exposes ``add_parser(subparsers)`` and
 ``run(args) -> int``. Modules import their heavy dependencies inside ``run`` so ``worldwarp --help`` stays fast.
 A :class:`~worldwarp.errors.WorldWarpError` (or a camera error, or a missing file) becomes one line on stderr
-and exit code 2, never a traceback.
+and exit code 2, never a traceback; so does a bad option, and every numeric option is range-checked while the
+arguments are parsed (:mod:`worldwarp.cli.options`), before any work starts.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ COMMANDS = ["generate", "demo", "trajectory", "scenes", "export", "eval", "train
 
 def build_parser() -> argparse.ArgumentParser:
     from worldwarp import __version__
+    from worldwarp.cli.options import OneLineParser, apply_bounds
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="worldwarp",
         description="One image and a camera path in, a long 3D-consistent fly-through video out.",
     )
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
+    apply_bounds(parser)  # every numeric option is range-checked while parsing, before any work
     return parser
 
 
@@ -52,7 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from worldwarp.errors import WorldWarpError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # a bad option (one line already printed), --help or --version
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2

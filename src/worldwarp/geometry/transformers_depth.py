@@ -78,6 +78,36 @@ class TransformersDepthConfig:
             raise InputError(f"unknown dtype {self.dtype!r} for the depth model")
 
 
+def _hub_cached(repo_id: str) -> bool:
+    """Whether the hub model ``repo_id`` is in the local Hugging Face cache (its config.json is)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # not a valid repo id, or no huggingface_hub
+        return False
+
+
+def _check_on_hub(repo_id: str, advice: str, timeout: float = 10.0) -> None:
+    """One quick request: an :class:`InputError` when the hub cannot be reached or has no such model."""
+    try:
+        from huggingface_hub import model_info
+    except ImportError:
+        return
+    try:
+        model_info(repo_id, timeout=timeout)
+    except Exception as e:
+        name = type(e).__name__
+        if "NotFound" in name or "HFValidation" in name:
+            raise InputError(f"no depth model {repo_id!r} on the Hugging Face hub; {advice}") from None
+        if "Gated" in name or "Unauthorized" in name:
+            return  # exists; the download explains the access problem
+        raise InputError(
+            f"depth model {repo_id!r} is not in the local Hugging Face cache and the hub cannot be reached "
+            f"({name}); {advice}"
+        ) from None
+
+
 def is_metric_config(config: Any) -> bool:
     """Whether a transformers model config describes a metric-depth model."""
     if getattr(config, "depth_estimation_type", None) == "metric":
@@ -132,30 +162,43 @@ class TransformersDepth:
         """
         if self._model is not None:
             return self
+        c = self.config
+        source = c.model
+        # honour HF_HUB_OFFLINE set after huggingface_hub was imported (it reads the variable only at import)
+        offline = c.local_files_only or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+        )
+        advice = "pass --depth-model PATH to a downloaded model folder, or --depth FILE with a depth map"
+        if Path(source).expanduser().exists():
+            source = str(Path(source).expanduser())
+            local = True
+        elif source.startswith((".", "/", "~")) or source.count("/") > 1:
+            raise InputError(f"depth model folder not found: {c.model} (pass --depth-model PATH or --depth FILE)")
+        else:
+            local = _hub_cached(source)
+            if not local:  # fail fast instead of waiting for the hub's retries
+                if offline:
+                    raise InputError(
+                        f"depth model {c.model!r} is not in the local Hugging Face cache (offline); {advice}"
+                    )
+                _check_on_hub(c.model, advice)
         try:
             from transformers import AutoImageProcessor, AutoModelForDepthEstimation
         except ImportError as e:
             raise InputError(
                 "depth models need the transformers package: pip install 'worldwarp[wan]' (or pass --depth FILE)"
             ) from e
-        c = self.config
-        source = c.model
-        if Path(source).expanduser().exists():
-            source = str(Path(source).expanduser())
-        elif source.startswith((".", "/", "~")) or source.count("/") > 1:
-            raise InputError(f"depth model folder not found: {c.model} (pass --depth-model PATH or --depth FILE)")
-        # honour HF_HUB_OFFLINE set after huggingface_hub was imported (it reads the variable only at import)
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-        kwargs = {"local_files_only": c.local_files_only or offline}
+        kwargs = {"local_files_only": offline or local}
         try:
             processor = AutoImageProcessor.from_pretrained(source, **kwargs)
             model = AutoModelForDepthEstimation.from_pretrained(source, **kwargs)
         except (OSError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(
-                f"cannot load depth model {c.model!r} (not a model folder, not in the local Hugging Face cache, "
-                f"or not a depth model: {first[:200]}); pass --depth-model PATH to a downloaded model folder, "
-                "or --depth FILE with a depth map"
+                f"cannot load depth model {c.model!r}: not a transformers depth-estimation model folder "
+                f"({type(e).__name__}); {advice}"
             ) from e
         model = model.to(device=torch.device(c.device), dtype=getattr(torch, c.dtype)).eval()
         self._model, self._processor = model, processor

@@ -12,7 +12,9 @@ Library images are float32 tensors in [0, 1] of shape (3, H, W) (or (N, 3, H, W)
 * 16-bit images (``I;16``, ``I`` from 16-bit PNG, 16-bit RGB PNG when OpenCV is installed) keep their
   precision: values are divided by 65535; float images (mode ``F``) are clipped to [0, 1];
 * images larger than ``max_side`` are downscaled (area-preserving, antialiased) and a
-  :class:`ImageResizedWarning` says so.
+  :class:`ImageResizedWarning` says so. The bulk of the reduction happens before any float copy exists (JPEG:
+  Pillow's draft mode decodes at 1/2, 1/4 or 1/8 scale; others: a whole-factor box reduction of the 8-bit
+  image), so a 12000 x 12000 photo never costs more than a small multiple of its 8-bit size.
 
 Every problem with the file (missing, empty, not an image, truncated, zero size, too large for Pillow's
 decompression-bomb guard) raises :class:`~worldwarp.errors.InputError` with one line naming the file.
@@ -49,6 +51,7 @@ __all__ = [
     "ImageResizedWarning",
     "center_crop_to_aspect",
     "load_image",
+    "load_image_header",
     "plan_prepare",
     "prepare_image",
     "resize_image",
@@ -149,6 +152,9 @@ def _read_16bit_rgb_png(path: Path) -> np.ndarray | None:
     return arr[..., [2, 1, 0, 3][: arr.shape[2]]]  # BGR(A) -> RGB(A)
 
 
+_EXIF_TRANSPOSE = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}  # orientation -> Image.Transpose (as exif_transpose)
+
+
 def _rotate_like_exif(arr: np.ndarray, orientation: int) -> np.ndarray:
     """Apply an EXIF orientation (1..8) to an (H, W, C) array, as ImageOps.exif_transpose does."""
     ops = {
@@ -162,6 +168,19 @@ def _rotate_like_exif(arr: np.ndarray, orientation: int) -> np.ndarray:
     }
     op = ops.get(orientation)
     return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """(H, W, C) -> (ceil(H / f), ceil(W / f), C) float32 means of f x f blocks (edge blocks may be smaller)."""
+    h, w, c = a.shape
+    out = np.empty((-(-h // f), -(-w // f), c), dtype=np.float32)
+    for i in range(out.shape[0]):
+        rows = a[i * f : (i + 1) * f].astype(np.float32)
+        full = (w // f) * f
+        out[i, : w // f] = rows[:, :full].reshape(rows.shape[0], w // f, f, c).mean(axis=(0, 2))
+        if full < w:
+            out[i, w // f :] = rows[:, full:].mean(axis=(0, 1))
+    return out
 
 
 def _to_float_rgba(img: PILImage.Image) -> tuple[np.ndarray, bool, int]:
@@ -231,9 +250,16 @@ def load_image(
             raise InputError(f"{path}: image file is truncated (incomplete download or copy?)") from e
         raise _open_error(path, e) from e
 
+    # a huge image is reduced by a whole factor right after decoding (JPEG: already while decoding, by draft),
+    # before any float copy, so memory stays a small multiple of the 8-bit image
+    factor = 1
+    if max_side is not None and max(img.size) > max_side:
+        factor = -(-max(img.size) // max_side)
     with img:
         raw16 = _read_16bit_rgb_png(path) if fmt == "PNG" and "16" in tile_args and mode in ("RGB", "RGBA") else None
         if raw16 is not None:
+            if factor > 1:
+                raw16 = _block_mean(raw16, factor)
             a = raw16.astype(np.float32) / 65535.0
             had_alpha = a.shape[2] == 4
             if not had_alpha:
@@ -241,14 +267,28 @@ def load_image(
             rgba = _rotate_like_exif(a, orientation)
             bit_depth = 16
         else:
-            try:
-                img = ImageOps.exif_transpose(img)
-            except Exception:  # a broken EXIF block must not make the pixels unreadable
-                pass
-            rgba, had_alpha, bit_depth = _to_float_rgba(img)
-    bg = 1.0 if background == "white" else 0.0
-    rgb = rgba[..., :3] * rgba[..., 3:] + bg * (1.0 - rgba[..., 3:])
+            src = img
+            if factor > 1:
+                try:
+                    src = img.reduce(factor)
+                except (ValueError, NotImplementedError):  # a mode Pillow cannot reduce: resized as floats below
+                    src = img
+            if src is not img and orientation in _EXIF_TRANSPOSE:
+                src = src.transpose(_EXIF_TRANSPOSE[orientation])
+            elif src is img:
+                try:
+                    src = ImageOps.exif_transpose(img)
+                except Exception:  # a broken EXIF block must not make the pixels unreadable
+                    src = img
+            rgba, had_alpha, bit_depth = _to_float_rgba(src)
+    if had_alpha:
+        bg = 1.0 if background == "white" else 0.0
+        rgb = rgba[..., :3] * rgba[..., 3:] + bg * (1.0 - rgba[..., 3:])
+    else:
+        rgb = rgba[..., :3]
+    del rgba
     image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().clamp_(0.0, 1.0)
+    del rgb
 
     # size as a viewer shows it: the header's, swapped for 90-degree orientations (a JPEG draft decodes smaller)
     file_size = (header_w, header_h) if orientation in (5, 6, 7, 8) else (header_h, header_w)
@@ -276,6 +316,30 @@ def load_image(
         bit_depth=bit_depth,
     )
     return image, info
+
+
+def load_image_header(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(height, width) of an image file as stored (no EXIF rotation), reading only its header: a quick check that
+    :func:`load_image` can open it. Missing, empty and non-image files raise the same one-line
+    :class:`InputError` as there."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+    except Image.DecompressionBombError as e:
+        raise InputError(f"{path}: image is too large to decode safely ({e})") from e
+    except UnidentifiedImageError as e:
+        raise InputError(f"{path}: not an image file or an unsupported/corrupt format") from e
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise _open_error(path, e) from e
+    if w == 0 or h == 0:
+        raise InputError(f"{path}: image has zero size ({w}x{h})")
+    return h, w
 
 
 def to_uint8(image: Tensor) -> np.ndarray:

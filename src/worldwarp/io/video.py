@@ -1,8 +1,8 @@
 """Videos and frame folders: mp4 via the ffmpeg binary that imageio-ffmpeg ships, plus debug compositions.
 
-* :func:`write_video`: H.264 in yuv420p (plays everywhere). yuv420p needs even sizes: an odd height or width
-  is **padded** by repeating the last row / column (``even="pad"``, nothing is lost) or cropped
-  (``even="crop"``). Written atomically.
+* :func:`write_video` (all at once) and :class:`VideoWriter` (batch by batch): H.264 in yuv420p (plays
+  everywhere). yuv420p needs even sizes: an odd height or width is **padded** by repeating the last row /
+  column (``even="pad"``, nothing is lost) or cropped (``even="crop"``). Written atomically.
 * :func:`read_video`: (N, 3, H, W) float32 in [0, 1].
 * :func:`sample_video`: every k-th frame as uint8, with the clip's frame count (long clips stay small).
 * :func:`write_frames`: ``00000.png, 00001.png, ...``.
@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from worldwarp.errors import InputError
 
 __all__ = [
     "VideoSample",
+    "VideoWriter",
     "count_video_frames",
     "frame_strip",
     "read_video",
@@ -71,6 +72,103 @@ def _make_even(frames: np.ndarray, even: str) -> np.ndarray:
     raise ValueError(f"even must be 'pad' or 'crop', got {even!r}")
 
 
+class VideoWriter:
+    """Encode a video batch by batch (H.264 / yuv420p, like :func:`write_video`), atomically: the file appears
+    under its name on :meth:`close`, and not at all when the block raises. Memory holds one batch at a time.
+
+    Use as a context manager::
+
+        with VideoWriter(path, fps=16) as video:
+            for batch in batches:  # (n, 3, H, W) float in [0, 1] or (n, H, W, 3) uint8, same size each time
+                video.add(batch)
+
+    A full disk (ffmpeg failing with "No space left on device") is an :class:`InputError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], fps: float = 16, *, crf: int = 18, even: Literal["pad", "crop"] = "pad"
+    ) -> None:
+        if not fps > 0 or not np.isfinite(fps):
+            raise ValueError(f"fps must be > 0, got {fps}")
+        self.path, self.fps, self.crf, self.even = Path(path), fps, crf, even
+        self.frames = 0
+        self._ctx: Any = None
+        self._tmp: Path | None = None
+        self._writer: Any = None
+        self._size: tuple[int, int] | None = None
+
+    def __enter__(self) -> VideoWriter:
+        from worldwarp.io.atomic import atomic_path
+
+        self._ctx = atomic_path(self.path)
+        self._tmp = self._ctx.__enter__()
+        return self
+
+    def _start(self, h: int, w: int) -> None:
+        import imageio_ffmpeg
+
+        self._size = (h, w)
+        self._writer = imageio_ffmpeg.write_frames(
+            str(self._tmp),
+            size=(w, h),
+            fps=self.fps,
+            codec="libx264",
+            pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p",
+            quality=None,
+            macro_block_size=1,
+            output_params=["-crf", str(int(self.crf)), "-preset", "medium", "-movflags", "+faststart"],
+        )
+        self._writer.send(None)  # start ffmpeg
+
+    def add(self, frames: Tensor | np.ndarray) -> None:
+        """Append frames (n, 3, H, W) float in [0, 1] or (n, H, W, 3) uint8."""
+        if self._ctx is None:
+            raise RuntimeError("use VideoWriter as a context manager")
+        arr = _make_even(to_uint8_frames(frames), self.even)
+        if self._writer is None:
+            self._start(*arr.shape[1:3])
+        elif tuple(arr.shape[1:3]) != self._size:
+            raise ValueError(f"frames of size {arr.shape[2]}x{arr.shape[1]} after {self._size[1]}x{self._size[0]}")
+        try:
+            for frame in arr:
+                self._writer.send(np.ascontiguousarray(frame))
+        except (OSError, RuntimeError) as e:
+            raise _ffmpeg_error(e, self.path) from e
+        self.frames += len(arr)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        ctx, self._ctx = self._ctx, None
+        try:
+            if self._writer is not None:
+                try:
+                    self._writer.close()
+                except (OSError, RuntimeError) as e:
+                    if exc is None:
+                        raise _ffmpeg_error(e, self.path) from e
+            if exc is None and self.frames == 0:
+                raise ValueError("cannot write a video with no frames")
+        except BaseException as e:
+            ctx.__exit__(type(e), e, e.__traceback__)
+            raise
+        ctx.__exit__(exc_type, exc, tb)
+
+
+def _ffmpeg_error(e: BaseException, path: Path) -> BaseException:
+    """A full disk reported by ffmpeg becomes the same InputError as any other full-disk write."""
+    import errno
+    import shutil
+
+    text = str(e)
+    full = getattr(e, "errno", None) == errno.ENOSPC or "No space left" in text
+    if not full:
+        try:
+            full = shutil.disk_usage(path.parent).free < (1 << 20)
+        except OSError:
+            pass
+    return InputError(f"disk full while writing {path}") if full else e
+
+
 def write_video(
     path: str | os.PathLike[str],
     frames: Tensor | np.ndarray,
@@ -88,38 +186,16 @@ def write_video(
         crf: x264 constant rate factor.
         even: make odd sizes even by padding (repeat the edge) or cropping one row / column.
 
-    Returns the path written.
+    Returns the path written. For long videos, :class:`VideoWriter` encodes batch by batch.
     """
-    import imageio_ffmpeg
-
-    from worldwarp.io.atomic import atomic_path
-
     if fps <= 0:
         raise ValueError(f"fps must be > 0, got {fps}")
     arr = _make_even(to_uint8_frames(frames), even)
     if arr.shape[0] == 0:
         raise ValueError("cannot write a video with no frames")
-    path = Path(path)
-    h, w = arr.shape[1:3]
-    with atomic_path(path) as tmp:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp),
-            size=(w, h),
-            fps=fps,
-            codec="libx264",
-            pix_fmt_in="rgb24",
-            pix_fmt_out="yuv420p",
-            quality=None,
-            macro_block_size=1,
-            output_params=["-crf", str(int(crf)), "-preset", "medium", "-movflags", "+faststart"],
-        )
-        writer.send(None)  # start ffmpeg
-        try:
-            for frame in arr:
-                writer.send(np.ascontiguousarray(frame))
-        finally:
-            writer.close()
-    return path
+    with VideoWriter(path, fps, crf=crf, even=even) as video:
+        video.add(arr)
+    return Path(path)
 
 
 def read_video(path: str | os.PathLike[str], *, max_frames: int | None = None) -> Tensor:

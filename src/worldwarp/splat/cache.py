@@ -436,7 +436,7 @@ def fit_cache(
         loss.backward()
         optimizer.step()
         if progress:
-            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}", refresh=False)
     bar.close()
     sh = torch.cat([sh_dc, sh_rest], dim=1)
     return Gaussians(means, quats, log_scales, opacity_logits, sh).detach()

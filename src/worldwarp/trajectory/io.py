@@ -97,6 +97,7 @@ def read_cameras(
     *,
     height: int | None = None,
     width: int | None = None,
+    fallback_size: tuple[int, int] | None = None,
 ) -> Cameras:
     """Cameras from a camera file or COLMAP folder.
 
@@ -106,6 +107,8 @@ def read_cameras(
         height, width: image size. Files without one (re10k, npz) use it (re10k default 360x640; npz: its own
             entries, else twice the principal point). Files with one (transforms, colmap, cameras) are resized
             to it when it differs, so the cameras always describe images of the size asked for.
+        fallback_size: (height, width) of the images for files that carry no size (re10k; npz without
+            ``height``/``width`` entries) when ``height``/``width`` are not given, e.g. the start image's size.
     """
     from worldwarp.trajectory.formats.cameras_json import read_cameras_json
     from worldwarp.trajectory.formats.colmap import read_colmap
@@ -116,10 +119,11 @@ def read_cameras(
     if (height is None) != (width is None):
         raise InputError("give both height and width, or neither")
     fmt = _check_format(format) if format is not None else detect_format(path)
+    fh, fw = fallback_size if fallback_size is not None else (None, None)
     if fmt == "re10k":
-        return read_re10k(path, height=height or DEFAULT_HEIGHT, width=width or DEFAULT_WIDTH)
+        return read_re10k(path, height=height or fh or DEFAULT_HEIGHT, width=width or fw or DEFAULT_WIDTH)
     if fmt == "npz":
-        return read_release_npz(path, height=height, width=width)
+        return read_release_npz(path, height=height, width=width, fallback_size=fallback_size)
     if fmt == "transforms":
         cams = read_transforms(path, height=height, width=width)
     elif fmt == "colmap":

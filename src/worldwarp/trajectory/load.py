@@ -35,13 +35,15 @@ def load_trajectory(
     look_at_distance: float | None = None,
     fit: FitMode = "resample",
     start: Cameras | None = None,
+    fallback_size: tuple[int, int] | None = None,
 ) -> Cameras:
     """Cameras from a preset spec (see :mod:`worldwarp.trajectory.presets`) or a camera file (any format of
     :mod:`worldwarp.trajectory.io`).
 
     Presets: ``frames`` is required; ``height``/``width`` default to 480x720 and ``fov_x_deg`` to 60.
 
-    Files: read at ``height``/``width`` when given (see :func:`~worldwarp.trajectory.io.read_cameras`); then
+    Files: read at ``height``/``width`` when given (see :func:`~worldwarp.trajectory.io.read_cameras`; a file
+    without an image size takes ``fallback_size``); then
     ``speed`` != 1 travels the path faster (:func:`~worldwarp.trajectory.extend.change_speed`), ``scale``
     multiplies the displacements from the first camera, and when ``frames`` is given the path is brought to
     that length by ``fit`` (resample along it, or extrapolate / loop / ping-pong past its end). With ``start``,
@@ -54,7 +56,7 @@ def load_trajectory(
             raise InputError(f"unknown camera file format {format!r}; known formats: {', '.join(FORMATS)}")
         if not os.path.exists(text):
             raise InputError(f"{text}: camera file not found")
-        cams = read_cameras(text, format, height=height, width=width)
+        cams = read_cameras(text, format, height=height, width=width, fallback_size=fallback_size)
         if speed != 1.0:
             cams = change_speed(cams, speed)
         if scale != 1.0:

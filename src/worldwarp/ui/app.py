@@ -32,6 +32,41 @@ INTRO = (
 )
 
 
+def accept_any_upload(component: Any) -> Any:
+    """Let a gr.Image's uploads reach our checks even when Pillow cannot open them.
+
+    Gradio's own preprocessing opens the upload with Pillow and fails the whole event without a message (every
+    output shows a red "Error"); wrapped, the component passes such a file's path on, so our input checks say
+    what is wrong with it. (A wrapped instance, not a subclass: Gradio writes a .pyi file next to the module of
+    every Component subclass.)
+    """
+    original = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return original(payload)
+        except Exception:
+            path = getattr(payload, "path", None)
+            return str(path) if path else None
+
+    component.preprocess = preprocess
+    return component
+
+
+def check_upload(path: str | None) -> str | None:
+    """One line saying why an uploaded start image cannot be used (None when it can, or when there is none)."""
+    if not path:
+        return None
+    from worldwarp.io.images import load_image_header
+    from worldwarp.ui.session import user_message
+
+    try:
+        load_image_header(path)
+    except Exception as e:
+        return user_message(e)
+    return None
+
+
 def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
     """The page for ``config`` (tiny settings in tests, the embedded CPU preset by default), already queued
     with one generation at a time."""
@@ -80,10 +115,10 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
                     choices=examples, value=None, label="Example", elem_id="example", visible=bool(examples),
                     info="or upload your own image below",
                 )  # fmt: skip
-                image = gr.Image(
+                image = accept_any_upload(gr.Image(
                     label="Start image", type="filepath", image_mode=None, sources=["upload"], height=220,
                     elem_id="image",
-                )  # fmt: skip
+                ))  # fmt: skip
                 depth = gr.File(
                     label="Depth of the image (optional: 16-bit PNG in mm, .npy, .exr, .pfm)", type="filepath",
                     file_types=[".png", ".npy", ".exr", ".pfm"], height=80, elem_id="depth",
@@ -124,7 +159,7 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
         gr.Markdown("### 3. Generate")
         with gr.Row(equal_height=True):
             strength = gr.Slider(
-                0, 1, value=cfg.default_strength, step=0.05, label="Strength (revision of warped regions)",
+                0, 1, value=cfg.strength(), step=0.05, label="Strength (revision of warped regions)",
                 elem_id="strength", scale=3,
             )  # fmt: skip
             chunks = gr.Slider(1, 20, value=1, step=1, label="Chunks per click", elem_id="chunks", scale=2)
@@ -158,6 +193,12 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
                     dl_ply = gr.DownloadButton("3DGS cache (.ply)", interactive=False, elem_id="download-ply")
 
         spec_inputs = [image, depth, trajectory, camera_file, frames, fov, speed, scale, camera_video]
+
+        def on_upload(path: str | None):
+            error = check_upload(path)
+            return f"**Error:** {error}" if error else gr.skip()
+
+        image.upload(on_upload, image, status)
         view_outputs = [status, video, panel, dl_video, dl_cams, dl_ply, keep]
 
         # ---------------------------------------------------------------- callbacks (thin)

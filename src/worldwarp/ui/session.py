@@ -12,6 +12,7 @@ file) become a one-line message in the view, never an exception, so the Gradio l
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import threading
@@ -71,7 +72,8 @@ class UIConfig:
         device: torch device of the model and the pipeline.
         work_dir: parent of every session's scratch folder (None: the system's temp folder).
         fps: frame rate of the exported video.
-        default_frames, default_trajectory, default_strength: initial values of the page's controls.
+        default_frames, default_trajectory: initial values of the page's controls.
+        default_strength: initial strength (None: the pipeline preset's, see :meth:`strength`).
         max_frames: the largest trajectory length the page accepts.
     """
 
@@ -85,8 +87,12 @@ class UIConfig:
     fps: float = 16.0
     default_frames: int = 49
     default_trajectory: str = "move_forward+pan_left"
-    default_strength: float = 0.6
+    default_strength: float | None = None
     max_frames: int = 1000
+
+    def strength(self) -> float:
+        """The page's initial strength: ``default_strength``, else the pipeline preset's."""
+        return self.pipeline.sampler.strength if self.default_strength is None else float(self.default_strength)
 
     def examples_folder(self) -> Path:
         return Path(self.examples_dir) if self.examples_dir is not None else default_examples_dir()
@@ -142,14 +148,26 @@ class InputSpec:
         return self.camera_video or self.camera_file or self.trajectory
 
 
+_ABS_PATH = re.compile(r"""(?<![\w.~])/(?:[^\s/:'"(),;]+/)+([^\s/:'"(),;]+)""")
+
+
+def hide_paths(text: str) -> str:
+    """``text`` with every absolute file path shortened to its file name (the page never shows server paths:
+    uploads live in the server's temp folders, and the user knows the file by its name)."""
+    return _ABS_PATH.sub(lambda m: m.group(1), text)
+
+
 def user_message(error: BaseException) -> str:
-    """One line for the page: the message of a user error, or a short note for an unexpected one."""
+    """One line for the page: the message of a user error, or a short note for an unexpected one; file paths
+    are shown by their file names only."""
     if isinstance(error, FileNotFoundError):
-        return f"file not found: {error.filename or error}"
+        return hide_paths(f"file not found: {error.filename or error}")
     if isinstance(error, USER_ERRORS):
-        return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return hide_paths(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
     text = str(error).strip().splitlines()
-    return f"unexpected error ({type(error).__name__}: {text[0] if text else 'no message'}); see the server log"
+    return hide_paths(
+        f"unexpected error ({type(error).__name__}: {text[0] if text else 'no message'}); see the server log"
+    )
 
 
 def _check_spec(spec: InputSpec, max_frames: int) -> None:
@@ -324,7 +342,7 @@ class UISession:
         otherwise the current one continues (with this call's strength and seed). Errors end the iteration
         with a view whose ``error`` says what went wrong.
         """
-        strength = self.config.default_strength if strength is None else strength
+        strength = self.config.strength() if strength is None else strength
         try:
             if not isinstance(chunks, int) or chunks < 1:
                 raise InputError(f"number of chunks must be a whole number >= 1, got {chunks}")
@@ -372,7 +390,7 @@ class UISession:
         dev = torch.device(self.config.device)
         self.state = pipe.start(inputs.image.to(dev), inputs.cameras, inputs.depth.to(dev))
         self.spec = spec
-        self.notes = list(inputs.notes)
+        self.notes = [hide_paths(n) for n in inputs.notes]
         self._export()
 
     def run_all(self, spec: InputSpec, chunks: int = 1, **kwargs: object) -> SessionView:

@@ -3,8 +3,8 @@
 Convention (the release's): ``poses`` (1, N, 4, 4) **camera-to-world**, **OpenCV axes** (x right, y down,
 z forward); ``intrinsics`` (1, N, 3, 3) in **pixels**. The leading batch axis may be absent; one (3, 3) K is
 shared by all frames. The image size is not part of the release's files: we read it from the ``height``/
-``width`` entries that our writer adds, else from the caller, else as twice the principal point (the release
-centres it). We write float64 so a round trip is exact.
+``width`` entries that our writer adds, else from the caller (the start image, when the principal point is
+near its centre), else as twice the principal point (the release centres it). We write float64 so a round trip is exact.
 """
 
 from __future__ import annotations
@@ -23,8 +23,16 @@ from worldwarp.trajectory.formats._common import atomic_write_bytes, check_rotat
 __all__ = ["read_release_npz", "write_release_npz"]
 
 
-def read_release_npz(path: str | os.PathLike[str], *, height: int | None = None, width: int | None = None) -> Cameras:
-    """Cameras of a release ``.npz`` (see the module docstring for the image size)."""
+def read_release_npz(
+    path: str | os.PathLike[str],
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    fallback_size: tuple[int, int] | None = None,
+) -> Cameras:
+    """Cameras of a release ``.npz`` (see the module docstring for the image size). ``fallback_size`` (H, W), e.g.
+    the start image's, is used when the file has no size and its principal point lies within 5% of that image's
+    centre; otherwise the size is twice the principal point (a caller then scales the cameras to its image)."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: file not found")
     try:
@@ -54,6 +62,11 @@ def read_release_npz(path: str | os.PathLike[str], *, height: int | None = None,
         check_rotation(poses[i, :3, :3], loc)
     if "height" in arrays and "width" in arrays and height is None and width is None:
         height, width = int(arrays["height"]), int(arrays["width"])
+    if (height is None or width is None) and fallback_size is not None:
+        fh, fw = fallback_size
+        cx, cy = float(K[0, 0, 2]), float(K[0, 1, 2])
+        if abs(cx - fw / 2) <= 0.05 * fw and abs(cy - fh / 2) <= 0.05 * fh:
+            height, width = fh, fw  # made for this image: its principal point is (near) the image's centre
     if height is None or width is None:
         width = width if width is not None else int(round(2 * float(K[0, 0, 2])))
         height = height if height is not None else int(round(2 * float(K[0, 1, 2])))
