@@ -49,3 +49,27 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random-weight ST-Diff checkpoint folder (seeded), for end-to-end CLI tests."""
+    from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16)))
+    path = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A random 60x90 RGB PNG (seeded) as a start image."""
+    import numpy as np
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("img") / "start.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
+    return str(path)

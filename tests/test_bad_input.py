@@ -12,14 +12,11 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from worldwarp.cli import build_parser, main
 from worldwarp.cli.options import Bound, numeric_options
-from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
 
 TINY = ["--height", "32", "--width", "48", "--chunk", "5", "--overlap", "2", "--steps", "2", "--cache-steps", "2"]
 OPTIONS = [(cmd, action.option_strings[-1], bound) for cmd, action, bound in numeric_options(build_parser())]
@@ -72,19 +69,7 @@ def test_bad_numbers_are_one_line_before_any_work(
 
 
 # --------------------------------------------------------------------------- generate, end to end
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny")
-    TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16))).save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("img") / "start.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
-    return str(path)
+# the ``checkpoint`` (tiny random-weight model) and ``image`` (random 60x90 PNG) fixtures live in conftest.py
 
 
 def _generate(image: str, out: Path, checkpoint: str, *extra: str) -> int:

@@ -12,29 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from worldwarp.cli import main
-from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
 
 TINY = ["--height", "32", "--width", "48", "--chunk", "5", "--overlap", "2", "--steps", "2", "--cache-steps", "2"]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> str:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny")
-    TinyDenoiser(TinyDenoiserConfig(width=16, depth=1, heads=2, freq_dim=8, widths=(8, 16, 16))).save_pretrained(path)
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("img") / "start.png"
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
-    return str(path)
+# the ``checkpoint`` (tiny random-weight model) and ``image`` (random 60x90 PNG) fixtures live in conftest.py
 
 
 @pytest.fixture(scope="module")
