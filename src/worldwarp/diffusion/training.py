@@ -324,7 +324,7 @@ def _batch(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Warp a random source frame of every clip into the clip: frames, warped (B, T, 3, H, W), mask (B, T, H, W).
 
-    With ``config.crop`` every clip is then cut to the same random window (its own per clip).
+    With ``config.crop`` each clip is then cut to a random window of that size (a window of its own per clip).
     """
     cell = denoiser.space_factor * denoiser.patch_size
     frames, warped, masks = [], [], []
@@ -361,7 +361,10 @@ class WeightAverage:
 
     def __init__(self, module: nn.Module, decay: float) -> None:
         self.decay = float(decay)
-        self.avg = {k: v.detach().to("cpu", copy=True).float() for k, v in module.state_dict().items()}
+        self.avg = {
+            k: (v.detach().to("cpu", copy=True).float() if v.is_floating_point() else v.detach().to("cpu", copy=True))
+            for k, v in module.state_dict().items()
+        }
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
