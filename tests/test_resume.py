@@ -47,11 +47,7 @@ def checkpoint_last_tensor_changed(tmp_path_factory: pytest.TempPathFactory) -> 
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    path = tmp_path_factory.mktemp("img") / "start.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
-    return str(path)
+# the ``image`` fixture (a random 60x90 PNG) lives in conftest.py
 
 
 def _args(image: str, out: Path, checkpoint: str, *extra: str) -> list[str]:

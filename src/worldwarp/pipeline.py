@@ -913,15 +913,9 @@ class ChunkStore:
         self.fingerprint = fingerprint_of(self.parts)
 
     def reset(self) -> None:
-        from worldwarp.io.atomic import _user_error
+        from worldwarp.io.atomic import make_dir
 
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            err = _user_error(e, self.root)
-            if err is None:
-                raise
-            raise err from e
+        make_dir(self.root)
         for f in self.root.glob("chunk_*.pt"):
             f.unlink()
         self._write_meta()

@@ -32,6 +32,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "make_dir",
 ]
 
 _NO_SPACE = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
@@ -78,14 +79,20 @@ def _final_mode(path: Path) -> int:
         return 0o666 & ~_umask()
 
 
-def _make_parent(path: Path) -> None:
+def make_dir(path: str | os.PathLike[str]) -> None:
+    """``mkdir -p path``; a full disk, a read-only filesystem or a missing permission is one-line user error."""
+    folder = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        err = _user_error(e, path.parent)
+        err = _user_error(e, folder)
         if err is None:
             raise
         raise err from e
+
+
+def _make_parent(path: Path) -> None:
+    make_dir(path.parent)
 
 
 @contextlib.contextmanager
