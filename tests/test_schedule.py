@@ -12,6 +12,7 @@ from worldwarp.diffusion.schedule import (
     euler_step,
     flow_sigmas,
     levels_at,
+    renoise_step,
     shift_sigmas,
     sigma_for_strength,
     start_index,
@@ -145,3 +146,15 @@ def test_euler_step_untouched_where_level_constant() -> None:
     assert torch.equal(out[0, :, 0, 1, 1], x[0, :, 0, 1, 1])
     torch.testing.assert_close(out[0, :, 0, 0, 1], x[0, :, 0, 0, 1] - 0.25 * v[0, :, 0, 0, 1])
     torch.testing.assert_close(out[0, :, 0, 1, 0], x[0, :, 0, 1, 0] - 0.2 * v[0, :, 0, 1, 0])
+
+
+def test_renoise_step_golden_values() -> None:
+    x = torch.tensor([1.0, 1.0, 1.0, 1.0]).reshape(1, 1, 1, 2, 2)
+    v = torch.tensor([0.5, 0.5, math.nan, -1.0]).reshape(1, 1, 1, 2, 2)
+    noise = torch.tensor([2.0, 2.0, 2.0, 2.0]).reshape(1, 1, 1, 2, 2)
+    cur = torch.tensor([[[[0.8, 0.8], [0.5, 0.4]]]])
+    nxt = torch.tensor([[[[0.5, 0.0], [0.5, 0.25]]]])
+    out = renoise_step(x, v, cur, nxt, noise).flatten().tolist()
+    # x0 = 1 - 0.8 * 0.5 = 0.6 -> 0.5 * 0.6 + 0.5 * 2 = 1.3; at level 0 the clean estimate itself; a waiting token
+    # is kept bit-exact (even with a NaN velocity); x0 = 1 + 0.4 = 1.4 -> 0.75 * 1.4 + 0.25 * 2 = 1.55
+    assert out == pytest.approx([1.3, 0.6, 1.0, 1.55], abs=1e-6)

@@ -29,8 +29,11 @@ SMALL_UNET = TinyDenoiserConfig(
     widths=(8, 16, 16),
 )
 SMALL_REFINE = dataclasses.replace(SMALL, refine_width=8)
+SMALL_PIXEL = dataclasses.replace(SMALL_UNET, pixel_width=8)
 ARCHS = pytest.mark.parametrize(
-    "config", [SMALL, SMALL_UNET, SMALL_REFINE], ids=["transformer", "unet", "transformer-refine"]
+    "config",
+    [SMALL, SMALL_UNET, SMALL_REFINE, SMALL_PIXEL],
+    ids=["transformer", "unet", "transformer-refine", "unet-pixel"],
 )
 
 
@@ -107,6 +110,8 @@ def test_precondition_golden_values() -> None:
         {"width": 12},
         {"sigma_data": 0.0},
         {"refine_width": -1},
+        {"arch": "unet", "pixel_width": -1},
+        {"arch": "transformer", "pixel_width": 8},
     ],
 )
 def test_config_rejects_bad_values(bad: dict) -> None:
@@ -249,3 +254,56 @@ def test_refiner_starts_as_the_identity_and_is_per_frame() -> None:
         )
     assert not torch.equal(v, head)
     torch.testing.assert_close(v[:, :, 0], head[:, :, 0] + delta, atol=1e-6, rtol=1e-6)
+
+
+def test_pixel_head_starts_as_the_identity_and_works_on_pixels() -> None:
+    base = _random_model(SMALL_UNET)
+    torch.manual_seed(3)
+    grown = TinyDenoiser(SMALL_PIXEL).eval()
+    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
+    assert sorted(missing) == [f"net.pixel.{i}.{n}" for i in (0, 2, 4) for n in ("bias", "weight")] and not unexpected
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(1, base.latent_channels, 3, 4, 8, generator=g)  # a multiple of 4: no padding
+    s = torch.rand(1, 3, 2, 4, generator=g)
+    cond = base.encode_prompt("a room", "")
+    with torch.no_grad():
+        assert torch.equal(grown.velocity(z, s, cond), base.velocity(z, s, cond))  # zero-initialised last conv
+        head = grown.net.pixel
+        for p in head.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        v = grown.velocity(z, s, cond)
+        # v = a z - b F: the head adds unshuffle(head(...)) to F, so the velocities differ by -b times it
+        from worldwarp.diffusion.denoisers.base import tokens_to_cells
+
+        cells = tokens_to_cells(s, 2)  # (1, 3, 4, 8)
+        c_in, _, b = (t[:, None] for t in precondition(cells, SMALL_PIXEL.sigma_data))
+        x = (z * c_in)[0].transpose(0, 1)  # (T, C, H, W)
+        f = (base.velocity(z, s, cond) - v)[0].transpose(0, 1)  # (T, C, H, W): b * unshuffle(head(...))
+        # recover F of the grown model from the base model: F = (a z - v_base) / b
+        a = precondition(cells, SMALL_PIXEL.sigma_data)[1][:, None]
+        f_base = ((a * z - base.velocity(z, s, cond)) / b)[0].transpose(0, 1)
+        lv = cells[0][:, None].repeat_interleave(2, 2).repeat_interleave(2, 3)  # (T, 1, 2H, 2W)
+        inp = torch.cat([torch.nn.functional.pixel_shuffle(f_base, 2), torch.nn.functional.pixel_shuffle(x, 2), lv], 1)
+        expected = b[0].transpose(0, 1) * torch.nn.functional.pixel_unshuffle(head(inp), 2)
+    torch.testing.assert_close(f, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_train_init_adds_a_pixel_head(tmp_path) -> None:
+    import argparse
+
+    from worldwarp.cli.train import _denoiser
+
+    base = _random_model(SMALL_UNET)
+    base.save_pretrained(tmp_path / "base")
+    args = argparse.Namespace(denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=8, seed=0)
+    grown = _denoiser(args)
+    assert grown.config.pixel_width == 8
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(1, base.latent_channels, 3, 4, 6, generator=g)
+    s = torch.rand(1, 3, 2, 3, generator=g)
+    with torch.no_grad():
+        assert torch.equal(grown.velocity(z, s, None), base.velocity(z, s, None))
+    transformer = _random_model(SMALL)
+    transformer.save_pretrained(tmp_path / "tr")
+    with pytest.raises(InputError, match="pixel head"):
+        _denoiser(argparse.Namespace(denoiser="tiny", init=str(tmp_path / "tr"), tiny_pixel_width=8, seed=0))

@@ -85,6 +85,7 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=Path("docs/results/embedded"), help="results JSON folder")
     ap.add_argument("--strength", type=float, default=None, help="sampler strength (default: the preset's)")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
+    ap.add_argument("--solver", choices=("euler", "renoise"), default=None, help="sampler solver (default: preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="skip the real scene")
     ap.add_argument("--baseline-only", action="store_true", help="run inpaint-cache only (no table)")
@@ -100,7 +101,9 @@ def main() -> int:
     t0 = time.perf_counter()
     spec = DenoiserSpec(name="tiny", checkpoint=args.checkpoint)
     den = load_denoiser(spec, "cpu")
-    config = PipelineMethodConfig(denoiser=spec, seed=args.seed, strength=args.strength, steps=args.steps)
+    config = PipelineMethodConfig(
+        denoiser=spec, seed=args.seed, strength=args.strength, steps=args.steps, solver=args.solver
+    )
     preset = PipelineConfig.cpu()
     sampler = preset.sampler
     strength = sampler.strength if args.strength is None else args.strength

@@ -39,6 +39,7 @@ class GenerationRequest:
     overlap: int | None = None
     strength: float | None = None
     steps: int | None = None
+    solver: str | None = None
     cfg: float | None = None
     cache_steps: int | None = None
     cache: str = "gaussians"
@@ -88,6 +89,7 @@ def build_config(req: GenerationRequest) -> PipelineConfig:
         chunk_frames=req.chunk,
         overlap=req.overlap,
         steps=req.steps,
+        solver=req.solver,  # type: ignore[arg-type]
         strength=req.strength,
         guidance_scale=req.cfg,
         noise_mode=req.noise,  # type: ignore[arg-type]

@@ -27,6 +27,7 @@ _TARGETS: dict[str, tuple[str | None, str]] = {
     "strength": ("sampler", "strength"),
     "guidance_scale": ("sampler", "guidance_scale"),
     "noise_mode": ("sampler", "noise_mode"),
+    "solver": ("sampler", "solver"),
     "cache_steps": ("cache", "steps"),
     "cache_init_scale": ("cache", "init_scale"),
     "cache_w_depth": ("cache", "w_depth"),
@@ -46,7 +47,7 @@ class Overrides:
     Attributes:
         height, width: working resolution.
         chunk_frames, overlap: frames per chunk (history included) and history frames carried between chunks.
-        steps, strength, guidance_scale, noise_mode: the sampler's
+        steps, strength, guidance_scale, noise_mode, solver: the sampler's
             (:class:`~worldwarp.diffusion.sampler.SamplerConfig`).
         cache_steps, cache_init_scale, cache_w_depth: the 3DGS cache's ``steps``, ``init_scale`` and ``w_depth``
             (:class:`~worldwarp.splat.cache.CacheConfig`).
@@ -61,6 +62,7 @@ class Overrides:
     strength: float | None = None
     guidance_scale: float | None = None
     noise_mode: Literal["spatiotemporal", "full", "spatial", "temporal"] | None = None
+    solver: Literal["euler", "renoise"] | None = None
     cache_steps: int | None = None
     cache_init_scale: Literal["knn", "knn_rms", "footprint"] | None = None
     cache_w_depth: float | None = None

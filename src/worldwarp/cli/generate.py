@@ -24,6 +24,11 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
         help="revise strength tau of warped regions (release preset 0.6, paper 0.8, cpu 0.05)",
     )
     g.add_argument("--steps", type=int, help="diffusion steps")
+    g.add_argument(
+        "--solver",
+        choices=["euler", "renoise"],
+        help="sampler steps: flow-matching Euler (default) or re-noising the clean estimate at each level",
+    )
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     g.add_argument("--cache-steps", type=int, help="Adam steps of the 3DGS cache per chunk")
     g.add_argument("--cache", choices=["gaussians", "points", "none"], default="gaussians", help="cache (ablations)")

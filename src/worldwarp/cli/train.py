@@ -11,6 +11,7 @@ Runs as one process, or under ``accelerate launch [--num_processes N] [--cpu] -m
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width / embedding")
     p.add_argument("--tiny-depth", type=int, default=None, help="tiny from scratch: blocks (per level for unet)")
     p.add_argument("--tiny-widths", default=None, help="tiny unet: channels of its 3 levels, e.g. 64,96,128")
+    p.add_argument(
+        "--tiny-pixel-width",
+        type=int,
+        default=None,
+        help="tiny unet: hidden channels of the pixel head (with --init: adds a zero-initialised head to it)",
+    )
     p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: local folder or hub id")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _with_pixel_head(base: Any, width: int, seed: int) -> Any:
+    """``base`` (a tiny U-Net) with a fresh pixel head of ``width`` channels; the same function (zero-initialised)."""
+    import torch
+
+    from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
+
+    if base.config.arch != "unet" or base.config.pixel_width:
+        raise InputError("--tiny-pixel-width with --init adds a pixel head to a unet checkpoint that has none")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = TinyDenoiser(replace(base.config, pixel_width=width))
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("net.pixel.") for k in missing), (missing, unexpected)
+    return model
 
 
 def _denoiser(args: argparse.Namespace) -> Any:
@@ -75,10 +98,18 @@ def _denoiser(args: argparse.Namespace) -> Any:
         from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
 
         if args.init:
-            return TinyDenoiser.from_pretrained(args.init)
+            base = TinyDenoiser.from_pretrained(args.init)
+            if args.tiny_pixel_width is None or args.tiny_pixel_width == base.config.pixel_width:
+                return base
+            return _with_pixel_head(base, args.tiny_pixel_width, args.seed)
         overrides: dict[str, Any] = {
             k: v
-            for k, v in (("arch", args.tiny_arch), ("width", args.tiny_width), ("depth", args.tiny_depth))
+            for k, v in (
+                ("arch", args.tiny_arch),
+                ("width", args.tiny_width),
+                ("depth", args.tiny_depth),
+                ("pixel_width", args.tiny_pixel_width),
+            )
             if v is not None
         }
         if args.tiny_widths:

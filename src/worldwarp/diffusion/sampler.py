@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -31,12 +31,16 @@ from worldwarp.diffusion.schedule import (
     StartRule,
     euler_step,
     levels_at,
+    renoise_step,
     sigma_grid,
     start_index,
 )
 from worldwarp.errors import InputError, check_finite
 
-__all__ = ["SamplerConfig", "sample", "noise_init"]
+__all__ = ["SOLVERS", "SamplerConfig", "Solver", "sample", "noise_init"]
+
+Solver = Literal["euler", "renoise"]
+SOLVERS: tuple[str, ...] = ("euler", "renoise")
 
 
 @dataclass
@@ -60,6 +64,9 @@ class SamplerConfig:
             :func:`worldwarp.diffusion.latent_grid.pixel_mask_to_cells`.
         patch_levels: cells -> token levels, ``"strict"`` (uniform patches) or ``"release"`` (per-cell levels, the
             model sees the top-left cell's), see :mod:`worldwarp.diffusion.latent_grid`.
+        solver: ``"euler"`` (the paper's and the release's flow-matching Euler steps) or ``"renoise"`` (each step
+            noises the clean estimate afresh to the next level with new noise from the generator, see
+            :func:`worldwarp.diffusion.schedule.renoise_step`; for small models whose ODE path drifts).
     """
 
     steps: int = 50
@@ -71,6 +78,7 @@ class SamplerConfig:
     start_rule: StartRule = "strict"
     mask_reduction: LatentGridRule = "strict"
     patch_levels: LatentGridRule = "strict"
+    solver: Solver = "euler"
 
     def __post_init__(self) -> None:
         check_finite(self)
@@ -88,6 +96,8 @@ class SamplerConfig:
             raise InputError(f"unknown sigma grid {self.sigma_grid!r}; choose one of {', '.join(SIGMA_GRIDS)}")
         if self.start_rule not in START_RULES:
             raise InputError(f"unknown start rule {self.start_rule!r}; choose one of {', '.join(START_RULES)}")
+        if self.solver not in SOLVERS:
+            raise InputError(f"unknown solver {self.solver!r}; choose one of {', '.join(SOLVERS)}")
         for name in ("mask_reduction", "patch_levels"):
             if getattr(self, name) not in LATENT_GRID_RULES:
                 raise InputError(
@@ -124,8 +134,8 @@ def sample(
             reduced to patches internally: a patch is valid only if all its cells are).
         history: (B, T') bool, True for clean history latent frames (level 0, restored after every step).
         config: :class:`SamplerConfig`.
-        generator: the source of the initial noise (on the latents' device) when ``latents`` is None; None uses
-            torch's global RNG.
+        generator: the source of the initial noise (on the latents' device) when ``latents`` is None, and of the
+            fresh noise of the ``"renoise"`` solver; None uses torch's global RNG.
         cond: the denoiser's conditioning (``denoiser.encode_prompt(...)``); None means empty prompts.
         progress: show a tqdm bar.
         latents: explicit initial noise eps (B, C, T', H', W') (like diffusers' ``latents=``); warped cells start at
@@ -172,6 +182,10 @@ def sample(
             continue  # every token is waiting (or done): nothing to integrate in this step
         token_sigmas = model_levels(cur, p, config.patch_levels).to(dtype)  # (B, T', H'/p, W'/p)
         v = denoiser.velocity(x, token_sigmas, cond, config.guidance_scale)
-        x = euler_step(x, v, cur, nxt)
+        if config.solver == "renoise":
+            fresh = torch.randn(prior.shape, generator=generator, device=device, dtype=torch.float32).to(dtype)
+            x = renoise_step(x, v, cur, nxt, fresh)
+        else:
+            x = euler_step(x, v, cur, nxt)
         x = torch.where(hist, prior, x)
     return x.to(prior_latents.dtype)

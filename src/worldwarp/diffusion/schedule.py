@@ -179,3 +179,19 @@ def euler_step(x: Tensor, v: Tensor, cur: Tensor, nxt: Tensor) -> Tensor:
     dt = (nxt - cur).to(x.dtype)[:, None]
     moving = (nxt != cur)[:, None]
     return torch.where(moving, x + dt * v.to(x.dtype), x)
+
+
+def renoise_step(x: Tensor, v: Tensor, cur: Tensor, nxt: Tensor, noise: Tensor) -> Tensor:
+    """Per-token re-noising step where the level changes; elsewhere ``x`` as is.
+
+    The clean estimate ``x0 = x - cur v`` is noised afresh to the next level: ``(1 - nxt) x0 + nxt noise``
+    (``x0`` itself at level 0). Unlike :func:`euler_step`, the model's next input is a fresh noising of its own
+    estimate (the distribution it was trained on) instead of a point on its own ODE trajectory, so errors of the
+    velocity do not accumulate along the path. ``x``, ``v``, ``noise`` (B, C, T', H', W'); ``cur``, ``nxt``
+    (B, T', H', W').
+    """
+    c = cur.to(x.dtype)[:, None]
+    n = nxt.to(x.dtype)[:, None]
+    x0 = x - c * v.to(x.dtype)
+    moving = (nxt != cur)[:, None]
+    return torch.where(moving, torch.where(n == 0, x0, (1 - n) * x0 + n * noise.to(x.dtype)), x)

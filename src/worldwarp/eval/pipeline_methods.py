@@ -86,6 +86,7 @@ class PipelineMethodConfig:
         steps: override the sampler's Euler steps, or None.
         strength: override the sampler's strength tau, or None.
         guidance_scale: override the sampler's CFG scale, or None.
+        solver: override the sampler's solver (``"euler"`` or ``"renoise"``), or None.
         cache_steps: override the 3DGS cache's Adam steps, or None.
         cache_init_scale: override the cache's initial Gaussian scales (``"knn"`` or ``"footprint"``), or None.
         cache_w_depth: override the cache's inverse-depth loss weight, or None.
@@ -101,6 +102,7 @@ class PipelineMethodConfig:
     steps: int | None = None
     strength: float | None = None
     guidance_scale: float | None = None
+    solver: Literal["euler", "renoise"] | None = None
     cache_steps: int | None = None
     cache_init_scale: Literal["knn", "footprint"] | None = None
     cache_w_depth: float | None = None
@@ -129,6 +131,7 @@ def make_pipeline_config(
         strength=config.strength,
         guidance_scale=config.guidance_scale,
         noise_mode=variant.noise_mode,
+        solver=config.solver,
         cache_steps=config.cache_steps,
         cache_init_scale=config.cache_init_scale,
         cache_w_depth=config.cache_w_depth,

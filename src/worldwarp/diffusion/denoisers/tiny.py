@@ -57,6 +57,8 @@ class TinyDenoiserConfig:
         refine_width: transformer: hidden channels of the zero-initialised 3x3 convolutional refiner on the latent
             grid that lets each cell's velocity see its neighbours' (0 = none, the shipped stage-3 model).
         sigma_data: unet: data standard deviation ``s`` of the EDM preconditioning (latents in [-1, 1]).
+        pixel_width: unet: hidden channels of the zero-initialised pixel head, 3x3 convolutions at pixel resolution
+            across latent-cell borders (0 = none).
     """
 
     arch: str = "transformer"
@@ -71,6 +73,7 @@ class TinyDenoiserConfig:
     widths: tuple[int, int, int] = (64, 96, 128)
     sigma_data: float = 0.5
     refine_width: int = 0
+    pixel_width: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ("unet", "transformer"):
@@ -85,8 +88,11 @@ class TinyDenoiserConfig:
             raise ValueError("width must be a multiple of 8 and freq_dim even")
         if len(self.widths) != 3 or any(w < 8 or w % 8 or w % self.heads for w in self.widths):
             raise ValueError(f"widths must be 3 multiples of 8 and of heads, got {list(self.widths)}")
-        if int(self.refine_width) < 0:
-            raise ValueError(f"TinyDenoiserConfig.refine_width must be >= 0, got {self.refine_width}")
+        for name in ("refine_width", "pixel_width"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"TinyDenoiserConfig.{name} must be >= 0, got {getattr(self, name)}")
+        if self.pixel_width and self.arch != "unet":
+            raise ValueError("pixel_width is a unet option")
         if not 0.0 < float(self.sigma_data) < 10.0:
             raise ValueError(f"sigma_data must be in (0, 10), got {self.sigma_data}")
 
@@ -119,7 +125,16 @@ class TinyDenoiser(nn.Module):
             from worldwarp.diffusion.denoisers.tiny_unet import TinyUNet
 
             self.net = TinyUNet(
-                self.latent_channels, c.patch_size, c.widths, c.depth, c.heads, c.width, c.freq_dim, c.sigma_data
+                self.latent_channels,
+                c.patch_size,
+                c.widths,
+                c.depth,
+                c.heads,
+                c.width,
+                c.freq_dim,
+                c.sigma_data,
+                c.space_factor,
+                c.pixel_width,
             )
         else:
             from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer

@@ -17,6 +17,12 @@ content. The returned velocity ``v = (z_t - z_hat) / sigma`` is written without 
 ``v = a(sigma) z_t - b(sigma) F`` with ``a = (sigma - (1 - sigma) s^2) / D`` and ``b = s / sqrt(D)``
 (:func:`precondition`), so clean cells (``sigma = 0``) are finite too.
 
+**Pixel head** (``pixel_width > 0``): the latent cell of the exact autoencoder is a ``k x k`` block of pixels whose
+values come from separate output channels, so a cell-level network shows seams between blocks. The head
+rearranges ``F``, the scaled input and the level map to pixels and adds a small residual of 3x3 convolutions there
+(zero-initialised, so adding it to a trained network keeps its function), letting every pixel see its neighbours
+across cell borders.
+
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
 """
@@ -117,6 +123,8 @@ class TinyUNet(nn.Module):
         emb: size of the level embedding.
         freq_dim: size of the sinusoidal code of the level.
         sigma_data: data standard deviation ``s`` of the preconditioning (latents in [-1, 1]).
+        space_factor: pixels per latent cell along each axis (the pixel head's unshuffle factor).
+        pixel_width: hidden channels of the pixel head (0 = none).
     """
 
     def __init__(
@@ -129,6 +137,8 @@ class TinyUNet(nn.Module):
         emb: int = 64,
         freq_dim: int = 64,
         sigma_data: float = 0.5,
+        space_factor: int = 4,
+        pixel_width: int = 0,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or any(int(w) % GROUPS or int(w) % heads for w in widths):
@@ -157,6 +167,37 @@ class TinyUNet(nn.Module):
         self.out = nn.Conv2d(c0, channels, 3, padding=1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.space_factor = int(space_factor)
+        self.pixel: nn.Sequential | None = None
+        if pixel_width > 0:
+            if channels % self.space_factor**2:
+                raise ValueError(f"{channels} latent channels are not a multiple of space_factor^2")
+            cp = channels // self.space_factor**2  # channels per pixel
+            self.pixel = nn.Sequential(
+                nn.Conv2d(2 * cp + 1, pixel_width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(pixel_width, pixel_width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(pixel_width, cp, 3, padding=1),
+            )
+            nn.init.zeros_(self.pixel[-1].weight)
+            nn.init.zeros_(self.pixel[-1].bias)
+
+        self.space_factor = int(space_factor)
+        self.pixel: nn.Sequential | None = None
+        if pixel_width > 0:
+            if channels % self.space_factor**2:
+                raise ValueError(f"{channels} latent channels are not a multiple of space_factor^2")
+            cp = channels // self.space_factor**2  # channels per pixel
+            self.pixel = nn.Sequential(
+                nn.Conv2d(2 * cp + 1, pixel_width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(pixel_width, pixel_width, 3, padding=1),
+                nn.SiLU(),
+                nn.Conv2d(pixel_width, cp, 3, padding=1),
+            )
+            nn.init.zeros_(self.pixel[-1].weight)
+            nn.init.zeros_(self.pixel[-1].bias)
 
     def forward(self, latents: Tensor, sigmas: Tensor, cond_index: Tensor) -> Tensor:
         B, C, T, H, W = latents.shape
@@ -197,7 +238,14 @@ class TinyUNet(nn.Module):
         for blk in self.dec0:
             h = blk(h, emb0)
         h = _temporal(self.dec0_t, h, B, T)
-        f = self.out(F.silu(self.out_norm(h)))[..., :H, :W]  # (B T, C, H, W)
+        f = self.out(F.silu(self.out_norm(h)))  # (B T, C, H + ph, W + pw)
+        if self.pixel is not None:
+            # 5. pixel head: the residual sees F, the input and the level map at pixel resolution
+            k = self.space_factor
+            lvp = F.interpolate(lv, scale_factor=k, mode="nearest")  # (B T, 1, k H, k W)
+            inp = torch.cat([F.pixel_shuffle(f, k), F.pixel_shuffle(x, k), lvp], dim=1)
+            f = f + F.pixel_unshuffle(self.pixel(inp), k)
+        f = f[..., :H, :W]
         f = f.reshape(B, T, C, H, W).transpose(1, 2)  # (B, C, T, H, W)
-        # 5. preconditioned output: v = a z_t - b F
+        # 6. preconditioned output: v = a z_t - b F
         return (a * z - b * f).to(latents.dtype)
