@@ -112,6 +112,7 @@ def test_precondition_golden_values() -> None:
         {"refine_width": -1},
         {"arch": "unet", "pixel_width": -1},
         {"arch": "transformer", "pixel_width": 8},
+        {"arch": "transformer", "blank_pure_noise": True},
     ],
 )
 def test_config_rejects_bad_values(bad: dict) -> None:
@@ -307,3 +308,22 @@ def test_train_init_adds_a_pixel_head(tmp_path) -> None:
     transformer.save_pretrained(tmp_path / "tr")
     with pytest.raises(InputError, match="pixel head"):
         _denoiser(argparse.Namespace(denoiser="tiny", init=str(tmp_path / "tr"), tiny_pixel_width=8, seed=0))
+
+
+def test_blank_pure_noise_makes_the_level_one_estimate_independent_of_the_noise() -> None:
+    model = _random_model(dataclasses.replace(SMALL_UNET, blank_pure_noise=True))
+    plain = _random_model(SMALL_UNET)  # the same weights without the option
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(1, model.latent_channels, 3, 4, 8, generator=g)
+    s = torch.rand(1, 3, 2, 4, generator=g)
+    s[0, 1:] = 1.0  # latent frames 1 and 2 are holes: pure noise
+    z2 = z.clone()
+    z2[:, :, 1:] = torch.randn(z2[:, :, 1:].shape, generator=g)  # another draw of the noise
+    cond = model.encode_prompt("", "")
+    with torch.no_grad():
+        x0 = z - model.velocity(z, s, cond)  # clean estimate z_t - sigma v at sigma = 1 (and below)
+        x0_2 = z2 - model.velocity(z2, s, cond)
+        p0, p2 = z - plain.velocity(z, s, cond), z2 - plain.velocity(z2, s, cond)
+    torch.testing.assert_close(x0[:, :, 1:], x0_2[:, :, 1:], atol=1e-6, rtol=0)
+    torch.testing.assert_close(x0[:, :, 0], x0_2[:, :, 0], atol=1e-6, rtol=0)  # frame 0 never saw the noise
+    assert (p0[:, :, 1:] - p2[:, :, 1:]).abs().max() > 1e-3  # without the option the noise leaks into the estimate

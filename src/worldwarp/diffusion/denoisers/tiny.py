@@ -59,6 +59,8 @@ class TinyDenoiserConfig:
         sigma_data: unet: data standard deviation ``s`` of the EDM preconditioning (latents in [-1, 1]).
         pixel_width: unet: hidden channels of the zero-initialised pixel head, 3x3 convolutions at pixel resolution
             across latent-cell borders (0 = none).
+        blank_pure_noise: unet: the network sees 0 instead of the input at cells of level 1 (pure noise), so the
+            clean estimate there is deterministic (:mod:`~worldwarp.diffusion.denoisers.tiny_unet`).
     """
 
     arch: str = "transformer"
@@ -74,6 +76,7 @@ class TinyDenoiserConfig:
     sigma_data: float = 0.5
     refine_width: int = 0
     pixel_width: int = 0
+    blank_pure_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.arch not in ("unet", "transformer"):
@@ -91,8 +94,8 @@ class TinyDenoiserConfig:
         for name in ("refine_width", "pixel_width"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"TinyDenoiserConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if self.pixel_width and self.arch != "unet":
-            raise ValueError("pixel_width is a unet option")
+        if (self.pixel_width or self.blank_pure_noise) and self.arch != "unet":
+            raise ValueError("pixel_width and blank_pure_noise are unet options")
         if not 0.0 < float(self.sigma_data) < 10.0:
             raise ValueError(f"sigma_data must be in (0, 10), got {self.sigma_data}")
 
@@ -135,6 +138,7 @@ class TinyDenoiser(nn.Module):
                 c.sigma_data,
                 c.space_factor,
                 c.pixel_width,
+                c.blank_pure_noise,
             )
         else:
             from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer

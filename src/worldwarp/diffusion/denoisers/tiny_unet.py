@@ -23,6 +23,12 @@ rearranges ``F``, the scaled input and the level map to pixels and adds a small 
 (zero-initialised, so adding it to a trained network keeps its function), letting every pixel see its neighbours
 across cell borders.
 
+**Blank pure noise** (``blank_pure_noise``): a cell at level 1 is pure noise, independent of the video, so it
+tells the network nothing; with this option the network sees 0 there (the noise's mean) instead of the draw, and the
+clean estimate at level 1 (``c_out F``) is a deterministic function of the conditioning frames: one sampler step
+then gives the same fill for every seed, without the grain of a network that lets some of its input noise through.
+The velocity still carries the cell's noise (``v = z_t - F / 2`` at level 1), so Euler paths are unchanged in form.
+
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
 """
@@ -125,6 +131,7 @@ class TinyUNet(nn.Module):
         sigma_data: data standard deviation ``s`` of the preconditioning (latents in [-1, 1]).
         space_factor: pixels per latent cell along each axis (the pixel head's unshuffle factor).
         pixel_width: hidden channels of the pixel head (0 = none).
+        blank_pure_noise: feed 0 instead of the input at cells of level 1 (module docstring).
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class TinyUNet(nn.Module):
         sigma_data: float = 0.5,
         space_factor: int = 4,
         pixel_width: int = 0,
+        blank_pure_noise: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or any(int(w) % GROUPS or int(w) % heads for w in widths):
@@ -168,6 +176,7 @@ class TinyUNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         self.space_factor = int(space_factor)
+        self.blank_pure_noise = bool(blank_pure_noise)
         self.pixel: nn.Sequential | None = None
         if pixel_width > 0:
             if channels % self.space_factor**2:
@@ -184,6 +193,7 @@ class TinyUNet(nn.Module):
             nn.init.zeros_(self.pixel[-1].bias)
 
         self.space_factor = int(space_factor)
+        self.blank_pure_noise = bool(blank_pure_noise)
         self.pixel: nn.Sequential | None = None
         if pixel_width > 0:
             if channels % self.space_factor**2:
@@ -208,6 +218,8 @@ class TinyUNet(nn.Module):
         # 1. frames as a batch of images (input scaled to unit variance), padded to a multiple of 4
         ph, pw = (-H) % 4, (-W) % 4
         z = latents.to(dtype)
+        if self.blank_pure_noise:
+            c_in = torch.where(cells[:, None] >= 1, torch.zeros_like(c_in), c_in)
         x = (z * c_in).transpose(1, 2).reshape(B * T, C, H, W)
         lv = cells.to(dtype).reshape(B * T, 1, H, W)
         emb0 = e[inv].reshape(B * T, H, W, -1).permute(0, 3, 1, 2)  # (B T, emb, H, W)
