@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -55,3 +56,11 @@ def test_evaluate_methods_writes_and_reuses_results(tmp_path: Path, capsys) -> N
     assert "reused" in capsys.readouterr().out
     first, second = docs["inpaint-cache"]["scenes"][0], again["inpaint-cache"]["scenes"][0]
     assert second["seconds"] == first["seconds"] and second["metrics"]["5"]["psnr"] == first["metrics"]["5"]["psnr"]
+    # a file written before a config field existed (here the solver) is read back when the field has its default
+    path = tmp_path / "t_inpaint-cache.json"
+    doc = json.loads(path.read_text())
+    del doc["method_config"]["solver"]
+    path.write_text(json.dumps(doc))
+    capsys.readouterr()
+    evaluate_methods(scenes, ("inpaint-cache",), den, config, tmp_path, "t", reuse=True)
+    assert "reused" in capsys.readouterr().out

@@ -56,6 +56,8 @@ def evaluate_methods(
             doc, _ = read_results(path)
             want = _jsonable(method_config) if name in VARIANTS else {}
             have = dict(doc["method_config"] or {})
+            # a config field added after the file was written reads as its default, None (e.g. the solver)
+            have = {**{k: None for k in want if k not in have}, **have}
             if name in VARIANTS:  # the model is identified by its weights, not by the folder it was read from
                 want = {**want, "denoiser": {**want["denoiser"], "checkpoint": None}} if uses_model else want
                 if uses_model and isinstance(have.get("denoiser"), dict):
