@@ -9,10 +9,11 @@ Clips: 25 consecutive frames (one CPU chunk) of the first procedural "dev" clip,
 present, the 25 frames of the 7-Scenes kitchen (real photographs; evaluation only), both at ``--size``. Every
 latent cell gets the same level sigma, ``z_t = (1 - sigma) z + sigma eps``; the model predicts the velocity and the
 table gives the RMS error of its clean estimate ``z_t - sigma v`` against ``z`` (latents in [-1, 1]). The levels are
-those of the CPU preset's sampler (``flow_sigmas(steps, shift)`` without the final 0). Reference rows: "noisy input"
-returns ``z_t`` itself (what a model that does nothing leaves), "linear" the best linear guess
-``(1 - sigma) s^2 / ((1 - sigma)^2 s^2 + sigma^2) z_t`` with ``s = 0.5``. A model is useful at a level only where it
-beats both; where it loses to "noisy input" the sampler's last steps add grain.
+those of the CPU preset's sampler (``flow_sigmas(steps, shift)`` without the final 0; ``--steps S`` tables an
+S-step schedule instead). Reference rows: "noisy input" returns ``z_t`` itself (what a model that does nothing
+leaves), "linear" the best linear guess ``(1 - sigma) s^2 / ((1 - sigma)^2 s^2 + sigma^2) z_t`` with ``s = 0.5``.
+A model is useful at a level only where it beats both; where it loses to "noisy input" the sampler's last steps add
+grain.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import os
 import platform
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -52,6 +54,7 @@ def main() -> int:
     ap.add_argument("--size", type=parse_size, default=(128, 192), help="frame size (default 128x192)")
     ap.add_argument("--data", type=Path, default=Path("../shared/data"), help="development data folder")
     ap.add_argument("--cache", type=Path, default=Path("runs/suites"), help="rendered suite clips cache")
+    ap.add_argument("--steps", type=int, default=None, help="levels of an S-step schedule (default: the CPU preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/denoiser_levels.md"))
     args = ap.parse_args()
@@ -63,6 +66,8 @@ def main() -> int:
     from worldwarp.pipeline import PipelineConfig
 
     preset = PipelineConfig.cpu().sampler
+    if args.steps is not None:
+        preset = replace(preset, steps=args.steps)
     sigmas = [float(s) for s in flow_sigmas(preset.steps, preset.shift)[:-1]]
     clips = []
     scene = load_dataset(DatasetConfig("procedural", args.cache, "dev", size=args.size, max_scenes=1))[0]
@@ -76,7 +81,8 @@ def main() -> int:
         "# Denoising error of the tiny ST-Diff at the CPU sampler's levels",
         "",
         f"Command: `python benchmarks/experiments/denoiser_levels.py {' '.join(sys.argv[1:])}`. Size {args.size[0]}x"
-        f"{args.size[1]}, seed {args.seed}; levels of the CPU preset ({preset.steps} steps, shift {preset.shift:g}); "
+        f"{args.size[1]}, seed {args.seed}; levels of a {preset.steps}-step schedule with shift {preset.shift:g} "
+        f"(the CPU preset: {PipelineConfig.cpu().sampler.steps} steps); "
         f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}.",
         "",
         "RMS error of the clean estimate `z_t - sigma v` against the clean latent (latents in [-1, 1]; lower is "

@@ -67,7 +67,9 @@ def _evaluate(scenes: list, den, config, results: Path, tag: str, args: argparse
     from worldwarp.eval.pipeline_methods import PipelineMethodConfig
 
     base = PipelineMethodConfig(seed=args.seed)
-    docs = evaluate_methods(scenes, ("inpaint-cache",), den, base, results, tag, reuse=True)
+    docs = {}
+    if not args.model_only:
+        docs = evaluate_methods(scenes, ("inpaint-cache",), den, base, results, tag, reuse=True)
     if not args.baseline_only:
         docs = {**evaluate_methods(scenes, ("worldwarp",), den, config, results, tag, args.reuse), **docs}
     return docs
@@ -89,6 +91,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="skip the real scene")
     ap.add_argument("--baseline-only", action="store_true", help="run inpaint-cache only (no table)")
+    ap.add_argument(
+        "--model-only",
+        action="store_true",
+        help="run worldwarp only (no table; beside a --baseline-only run, then --reuse writes the table)",
+    )
     ap.add_argument("--reuse", action="store_true", help="read back results of identical earlier runs")
     ap.add_argument("--out", type=Path, default=Path("docs/benchmarks/embedded_model.md"), help="markdown page")
     args = ap.parse_args()
@@ -121,7 +128,7 @@ def main() -> int:
         docs = _evaluate(real, den, config, results, "real", args)
         sections.append((f"Real: 7-Scenes redkitchen at {args.real_size[0]}x{args.real_size[1]} (Kinect depth)", docs))
 
-    if args.baseline_only:
+    if args.baseline_only or args.model_only:
         return 0
     n_params = sum(p.numel() for p in den.parameters())
     lines = [

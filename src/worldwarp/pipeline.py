@@ -179,11 +179,13 @@ class PipelineConfig:
 
     @classmethod
     def cpu(cls, **overrides: Any) -> PipelineConfig:
-        """The embedded CPU preset: 128x192, 25-frame chunks, 20 steps, strength 0.05, no CFG, 150 cache steps.
+        """The embedded CPU preset: 128x192, 25-frame chunks, 1 step, strength 0, no CFG, 150 cache steps.
 
-        Strength 0.05 (warped tokens start at sigma 0.21 and take the last Euler step) was chosen for the embedded
-        tiny model on the procedural "dev" suite (benchmarks/experiments/strength.py, docs/benchmarks/strength.md): the
-        small model revises a warped prior worse the more noise it starts from. The paper preset keeps 0.8 (Wan).
+        The embedded model (a preconditioned U-Net, docs/model_card.md) is used as a one-step predictor: warped
+        tokens are kept (strength 0) and the holes get the model's clean estimate from level 1, which is
+        deterministic (``blank_pure_noise``). More Euler steps leave grain with this small model, and revising the
+        warped prior lowers PSNR; both were chosen on the procedural "dev" suite at 128x192 and frame 199
+        (docs/training.md, docs/benchmarks/embedded_model.md). The paper preset keeps 0.8 (Wan).
         The cache's inverse-depth weight 0.1 (paper 0.01) was chosen the same way: with only 150 steps the
         fitted depth stays biased toward the camera at grazing surfaces and the reprojection check then drops
         correct pixels; the stronger depth term gave the best dev PSNR (docs/benchmarks/strength.md).
@@ -193,7 +195,7 @@ class PipelineConfig:
             width=192,
             chunk_frames=25,
             overlap=5,
-            sampler=SamplerConfig(steps=20, shift=5.0, strength=0.05, guidance_scale=1.0),
+            sampler=SamplerConfig(steps=1, shift=5.0, strength=0.0, guidance_scale=1.0),
             cache=CacheConfig(steps=150, max_points_per_frame=12_000, w_depth=0.1),
             warp=WarpConfig(),
         )

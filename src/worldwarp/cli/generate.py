@@ -21,7 +21,7 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--strength",
         type=float,
-        help="revise strength tau of warped regions (release preset 0.6, paper 0.8, cpu 0.05)",
+        help="revise strength tau of warped regions (release preset 0.6, paper 0.8, cpu 0)",
     )
     g.add_argument("--steps", type=int, help="diffusion steps")
     g.add_argument(
