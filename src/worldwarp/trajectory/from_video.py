@@ -64,7 +64,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg
 Normalization = Literal["extent", "step", "depth"]
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 ProgressFn = Callable[[float, str], None]
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class VideoPathError(InputError):
@@ -101,7 +101,14 @@ class VideoPathConfig:
         every: SfM sees every ``every``-th frame (and the last); None picks the smallest step that keeps it
             to at most ``max_sfm_frames`` frames.
         max_sfm_frames: frames given to SfM when ``every`` is None.
-        seeds: mapper seeds (the best-tracked model is kept).
+        seeds: mapper seeds (global SfM uses the first; the incremental mapper, a fallback, all of them).
+        mapper: ``"global"`` (global SfM, with the incremental mapper as a fallback when it registers fewer than
+            half the frames) or ``"incremental"`` (the incremental mapper with every seed, the best-tracked
+            model kept); see :class:`~worldwarp.geometry.sfm.PoseEstimatorConfig`.
+        max_h_inlier_ratio: two-view verification's homography preference (1.0: poses always from essential
+            matrices; COLMAP's 0.8 picks the wrong homography decomposition on planar scenes).
+        rotation_only_share: refuse the clip before mapping when a rotation about the camera centre explains
+            the matches of at least this share of the frame pairs (None: no such test).
         max_image_size: frames with a longer side are downscaled for feature extraction.
         exhaustive_up_to: exhaustive matching up to this many frames, sequential matching (overlap
             ``sequential_overlap``) beyond.
@@ -123,6 +130,9 @@ class VideoPathConfig:
     every: int | None = None
     max_sfm_frames: int = 40
     seeds: tuple[int, ...] = (0, 1, 2)
+    mapper: Literal["global", "incremental"] = "global"
+    max_h_inlier_ratio: float = 1.0
+    rotation_only_share: float | None = 0.8
     max_image_size: int = 1024
     exhaustive_up_to: int = 60
     sequential_overlap: int = 12
@@ -145,6 +155,8 @@ class VideoPathConfig:
             raise InputError(f"max_sfm_frames must be >= 3, got {self.max_sfm_frames}")
         if not self.seeds:
             raise InputError("at least one mapper seed is needed")
+        if self.mapper not in ("global", "incremental"):
+            raise InputError(f"mapper must be 'global' or 'incremental', got {self.mapper!r}")
 
     def fingerprint(self) -> str:
         """Digest of every setting that changes the extracted path (``num_threads`` does not)."""
@@ -169,7 +181,8 @@ class VideoPath:
         scene_depth: median depth of the 3D points the first camera sees, in the path's units.
         focal: ``"fixed"`` (given field of view or intrinsics) or ``"estimated"``.
         fov_x_deg: the horizontal field of view of K.
-        seed, mean_track_length, mean_reprojection_error, num_points: the kept SfM model.
+        seed, mean_track_length, mean_reprojection_error, num_points: the kept SfM model; ``mapper`` made it
+            (``"global"`` or ``"incremental"``).
         warnings: things the user should know (cut ends, a dominant plane).
         digest: sha256 of the video file ("" when built from frames).
     """
@@ -189,6 +202,7 @@ class VideoPath:
     num_points: int = 0
     warnings: list[str] = field(default_factory=list)
     digest: str = ""
+    mapper: str = ""
 
     def __len__(self) -> int:
         return len(self.cameras)
@@ -374,6 +388,9 @@ def video_path_from_frames(
         matching="exhaustive" if len(idx) <= config.exhaustive_up_to else "sequential",
         sequential_overlap=config.sequential_overlap,
         refine_focal=estimate_focal,
+        max_h_inlier_ratio=config.max_h_inlier_ratio,
+        mapper=config.mapper,
+        rotation_only_share=config.rotation_only_share,
     )
     est = estimate_poses(frames, K, sfm, progress=progress)
     checks = ReconstructionChecks(
@@ -450,6 +467,7 @@ def video_path_from_frames(
         focal="estimated" if estimate_focal else "fixed",
         fov_x_deg=fov,
         seed=est.seed,
+        mapper=est.mapper,
         mean_track_length=est.mean_track_length,
         mean_reprojection_error=est.mean_reprojection_error,
         num_points=est.num_points,
