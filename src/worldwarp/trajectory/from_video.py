@@ -1,8 +1,9 @@
 """Camera paths taken from a reference video by structure from motion ("make my photo move like this clip").
 
 :func:`extract_video_path` samples frames of a clip, runs the SfM estimator of :mod:`worldwarp.geometry.sfm`
-(fixed intrinsics from a field of view or K, or one estimated focal length; several mapper seeds, the
-best-tracked model kept), refuses a model that fails :func:`~worldwarp.geometry.sfm.check_reconstruction` or
+(fixed intrinsics from a field of view or K, or one estimated focal length; two-view poses from essential
+matrices, a test for a camera that only rotates before any mapping, global SfM with the incremental mapper as a
+fallback), refuses a model that fails :func:`~worldwarp.geometry.sfm.check_reconstruction` or
 the checks below, and returns a :class:`VideoPath`: one camera per video frame from the first to the last
 registered frame (frames SfM did not register, or did not see because of ``every``, are interpolated:
 cubic Hermite through the camera centres, slerp between orientations), expressed relative to its first camera.
@@ -14,7 +15,8 @@ extent, the longest step, or the scene depth equal to 1; :func:`video_trajectory
 scene of a start image by making the video's scene depth equal to the image's median depth, so the camera
 moves as far, relative to what it sees, as the video's camera did.
 
-Checks (each a :class:`VideoPathError` with one line, never a made-up path): no model, too few frames
+Checks (each a :class:`VideoPathError` with one line, never a made-up path): a camera that only rotates (a
+rotation about its centre explains the matches of most frame pairs; found in seconds), no model, too few frames
 registered, a high reprojection error; an implausible estimated focal length; a gap of unregistered frames
 too long to interpolate; a camera that hardly moves compared with the scene depth (pure rotation). A model
 whose points lie mostly on one plane (ground-dominated clips, where SfM is known to tilt the motion) is kept
