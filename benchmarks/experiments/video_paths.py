@@ -89,7 +89,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=len(CLIPS), help="use the first N clips")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "worldwarp-bench-video-paths"))
     ap.add_argument(
-        "--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "video_paths.md")
+        "--out", default=str(Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "video_paths.md")
     )
     args = ap.parse_args()
     H, W = (int(v) for v in args.size.lower().split("x"))
