@@ -84,7 +84,8 @@ class PoseEstimatorConfig:
             explains the matches of the frame pairs (:func:`pure_rotation_fit`); if it explains at least this
             share of the pairs, no model is built (``PoseEstimate.rotation_only``).
         rotation_residual: largest median reprojection error of such a rotation, as a share of the frames'
-            longer side (2 px on 360-px frames), for a pair to count as explained by it.
+            longer side (2 px on 360-px frames, never under 2 px: keypoint noise does not shrink with the
+            frames), for a pair to count as explained by it.
         verbose: keep COLMAP's log on stderr (by default it is silent; :func:`check_reconstruction` says what
             went wrong).
     """
@@ -374,7 +375,7 @@ def _rotation_share(pycolmap, db_path: Path, K: Tensor, config: PoseEstimatorCon
     focal, res = pure_rotation_fit(pairs, principal, focals)
     if config.refine_focal:
         _, res = pure_rotation_fit(pairs, principal, [focal])
-    limit = config.rotation_residual * size
+    limit = max(2.0, config.rotation_residual * size)
     return float(np.mean(np.asarray(res) <= limit)), len(pairs)
 
 

@@ -134,7 +134,7 @@ class VideoPathConfig:
     seeds: tuple[int, ...] = (0, 1, 2)
     mapper: Literal["global", "incremental"] = "global"
     max_h_inlier_ratio: float = 1.0
-    rotation_only_share: float | None = 0.8
+    rotation_only_share: float | None = 0.7
     max_image_size: int = 1024
     exhaustive_up_to: int = 60
     sequential_overlap: int = 12
