@@ -13,7 +13,15 @@ import torch
 from worldwarp.cameras import Cameras, intrinsics_from_fov
 from worldwarp.cli import main
 from worldwarp.errors import InputError
-from worldwarp.geometry.sfm import PoseEstimate, ReconstructionChecks, check_reconstruction
+from worldwarp.geometry.sfm import (
+    PoseEstimate,
+    PoseEstimatorConfig,
+    ReconstructionChecks,
+    check_reconstruction,
+    fit_rotation,
+    pure_rotation_fit,
+    rotation_residual,
+)
 from worldwarp.io.video import sample_video, write_video
 from worldwarp.trajectory import from_video as fv
 from worldwarp.trajectory.from_video import (
@@ -130,9 +138,60 @@ def test_reconstruction_checks() -> None:
         "structure from motion registered only 4 of 10 frames (at least 5 needed): the clip breaks apart "
         "(fast motion, cuts, textureless stretches) or the camera only rotates"
     )
+    spin = PoseEstimate(eye, torch.zeros(n, dtype=torch.bool), rotation_share=0.914, rotation_only=True,
+                        rotation_pairs=45)  # fmt: skip
+    assert check_reconstruction(spin) == (
+        "the camera only rotates: a rotation about the camera centre explains the matches of 91% of 45 frame "
+        "pairs (no parallax, so no camera path can be triangulated)"
+    )
     bad = PoseEstimate(eye, torch.ones(n, dtype=torch.bool), mean_reprojection_error=3.5)
     assert "reprojection error 3.50 px > 2 px" in check_reconstruction(bad)
     assert check_reconstruction(bad, ReconstructionChecks(max_reprojection_error=4.0)) is None
+
+
+def _two_views(R: np.ndarray, t: np.ndarray, points: np.ndarray, f: float = 300.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels of ``points`` (camera 1 frame) in camera 1 and in camera 2 = R X + t (f, principal point 160, 120)."""
+
+    def project(p: np.ndarray) -> np.ndarray:
+        return np.c_[p[:, 0] / p[:, 2] * f + 160.0, p[:, 1] / p[:, 2] * f + 120.0]
+
+    return project(points), project(points @ R.T + t)
+
+
+def test_pure_rotation_fit_tells_rotation_from_translation() -> None:
+    """A rotation about the camera centre is recovered exactly; translation (also over a plane) leaves pixels."""
+    R = rotvec_to_matrix(torch.tensor([0.02, -0.15, 0.03], dtype=torch.float64)).numpy()
+    g = np.random.default_rng(0)
+    cloud = np.c_[g.uniform(-2, 2, 200), g.uniform(-1.5, 1.5, 200), g.uniform(3, 8, 200)]
+    x1, x2 = _two_views(R, np.zeros(3), cloud)
+    assert np.abs(fit_rotation(x1, x2, 300.0, (160.0, 120.0)) - R).max() < 1e-12
+    assert rotation_residual(x1, x2, (300.0, 300.0), (160.0, 120.0))[0] < 1e-9
+    # a wrong focal length leaves a residual (golden value) and the fit picks the right one
+    assert rotation_residual(x1, x2, 330.0, (160.0, 120.0))[0] == pytest.approx(0.39315, abs=1e-4)
+    focal, res = pure_rotation_fit([(x1, x2)] * 2, (160.0, 120.0), [250.0, 300.0, 350.0])
+    assert focal == 300.0 and max(res) < 1e-9
+    # 0.36 m of translation at 3-8 m depth: parallax no rotation explains
+    t = np.array([0.3, 0.0, 0.2])
+    x1, x2 = _two_views(R, t, cloud)
+    assert rotation_residual(x1, x2, 300.0, (160.0, 120.0))[0] == pytest.approx(3.81055, abs=1e-4)
+    # a plane 5 m away (a homography relates the views) is no rotation either, whatever the focal length
+    plane = np.c_[g.uniform(-2, 2, 200), g.uniform(-1.5, 1.5, 200), np.full(200, 5.0)]
+    x1, x2 = _two_views(R, t, plane)
+    assert rotation_residual(x1, x2, 300.0, (160.0, 120.0))[0] == pytest.approx(2.43935, abs=1e-4)
+    _, res = pure_rotation_fit([(x1, x2)], (160.0, 120.0), [float(f) for f in np.linspace(150, 600, 91)])
+    assert res[0] == pytest.approx(2.19182, abs=1e-4)
+    with pytest.raises(ValueError, match="at least one pair"):
+        pure_rotation_fit([], (160.0, 120.0), [300.0])
+
+
+def test_estimator_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="mapper"):
+        PoseEstimatorConfig(mapper="sequential")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_h_inlier_ratio"):
+        PoseEstimatorConfig(max_h_inlier_ratio=1.5)
+    with pytest.raises(InputError, match="mapper"):
+        VideoPathConfig(mapper="fast")  # type: ignore[arg-type]
+    assert VideoPathConfig().fingerprint() != VideoPathConfig(mapper="incremental").fingerprint()
 
 
 def test_sample_video_keeps_every_kth_and_the_last(tmp_path: Path) -> None:
@@ -305,15 +364,20 @@ def test_estimated_focal_on_a_longer_clip(tmp_path: Path) -> None:
     assert rot < 0.02 and ate < 0.03
 
 
-@pytest.mark.slow
-def test_pure_rotation_is_refused(tmp_path: Path) -> None:
+def test_pure_rotation_is_refused_before_mapping(tmp_path: Path) -> None:
+    """A rendered pan (the camera only rotates) is refused by the rotation test, in seconds, not by the mapper."""
     pytest.importorskip("pycolmap")
+    import time
+
     from worldwarp.scenes import make_clip
 
     clip = make_clip(1003, 24, 160, 240, kind="open", trajectory="pan_left")
     video = write_video(tmp_path / "pan.mp4", clip.frames)
-    with pytest.raises(VideoPathError, match="no camera path: .*(rotat|registered only)"):
-        extract_video_path(video, VideoPathConfig(every=2, seeds=(0,), num_threads=2), cache=False)
+    start = time.perf_counter()
+    with pytest.raises(VideoPathError, match=r"pan.mp4: no camera path: the camera only rotates: a rotation about "
+                       r"the camera centre explains the matches of \d+% of \d+ frame pairs"):  # fmt: skip
+        extract_video_path(video, VideoPathConfig(every=2, seeds=(0,), num_threads=1), cache=False)
+    assert time.perf_counter() - start < 60  # the mapper took minutes to give up on such clips
 
 
 # ---------------------------------------------------------------------------------------------- generate and UI

@@ -3,7 +3,8 @@
 Each clip (100 frames of 480x720 by default) is rendered with its exact cameras, encoded to H.264 mp4 with the
 project's video writer (so compression is part of the test), and given to
 :func:`worldwarp.trajectory.from_video.extract_video_path` with its default settings (focal length estimated,
-every k-th frame to SfM, 3 seeds), not cached. The recovered path is compared with the true cameras of the
+every k-th frame to SfM, global SfM after essential-matrix verification, the incremental mapper only as a
+fallback), not cached. The recovered path is compared with the true cameras of the
 frames it covers after one Sim(3) alignment (Umeyama on the centres, orientations added to the rotation
 objective, as the evaluator does): mean rotation error (rad), ATE (RMSE and mean of the centre errors) as a
 share of the true path's extent (largest distance from its first camera); targets 0.02 rad and 2%. Beside it,
@@ -88,7 +89,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=len(CLIPS), help="use the first N clips")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "worldwarp-bench-video-paths"))
     ap.add_argument(
-        "--out", default=str(Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "video_paths.md")
+        "--out", default=str(Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "video_paths.md")
     )
     args = ap.parse_args()
     H, W = (int(v) for v in args.size.lower().split("x"))
@@ -141,8 +142,11 @@ def main() -> None:
         f"`python benchmarks/experiments/video_paths.py --threads {args.threads}` ({N}-frame {H}x{W} procedural clips "
         "with exact "
         f"cameras, encoded to H.264 mp4 (crf 18) first; default extraction settings: focal length estimated, "
-        f"every {math.ceil((N - 1) / (config.max_sfm_frames - 1))}rd frame and the last to SfM, seeds "
-        f"{','.join(map(str, config.seeds))}; COLMAP with {args.threads} threads; pycolmap "
+        f"every {math.ceil((N - 1) / (config.max_sfm_frames - 1))}rd frame and the last to SfM, two-view poses from "
+        f"essential matrices (max_H_inlier_ratio {config.max_h_inlier_ratio:g}), {config.mapper} SfM (seed "
+        f"{config.seeds[0]}; the incremental mapper with seeds {','.join(map(str, config.seeds))} only if it "
+        f"registers under half the frames), rotation-only test before mapping; COLMAP with {args.threads} "
+        "threads; pycolmap "
         f"{__import__('pycolmap').__version__}, torch {torch.__version__}, {platform.machine()}; 1-minute load "
         f"average {min(loads):.1f}-{max(loads):.1f} while measuring on a machine with {os.cpu_count()} cores "
         "shared with other jobs).",
@@ -152,19 +156,20 @@ def main() -> None:
         "",
         "| clip (seed, scene, path) | frames covered | registered / interpolated | fov est. / true (deg) | "
         "rotation (rad) | ATE RMSE / extent | mean centre error / extent | registered only: rot., centre | "
-        "TUM ATE RMSE (centres-only alignment), rotation then | wall (s) | CPU (s) | targets met | warnings |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "TUM ATE RMSE (centres-only alignment), rotation then | mapper | wall (s) | CPU (s) | targets met | warnings |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for seed, kind, traj, wall, cpu, res, err, fov in rows:
         if res is None:
-            lines.append(f"| {seed} {kind} {traj} | failed: {err} | | | | | | | | {wall:.0f} | {cpu:.0f} | no | |")
+            lines.append(f"| {seed} {kind} {traj} | failed: {err} | | | | | | | | | {wall:.0f} | {cpu:.0f} | no | |")
             continue
         vp, rot, ate, mean, rot_reg, mean_reg, ate_tum, rot_tum = res
         met = "yes" if rot <= 0.02 and ate <= 0.02 else "no"
         lines.append(
             f"| {seed} {kind} {traj} | {vp.first_frame}-{vp.last_frame} | {len(vp.registered)} / {vp.interpolated} | "
             f"{vp.fov_x_deg:.1f} / {fov:.1f} | {rot:.4f} | {100 * ate:.2f}% | {100 * mean:.2f}% | "
-            f"{rot_reg:.4f}, {100 * mean_reg:.2f}% | {100 * ate_tum:.2f}%, {rot_tum:.4f} | {wall:.0f} | {cpu:.0f} | "
+            f"{rot_reg:.4f}, {100 * mean_reg:.2f}% | {100 * ate_tum:.2f}%, {rot_tum:.4f} | {vp.mapper} | {wall:.0f} | "
+            f"{cpu:.0f} | "
             f"{met} | {'; '.join(vp.warnings)} |"
         )
     if ok:

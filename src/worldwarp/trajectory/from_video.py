@@ -1,8 +1,9 @@
 """Camera paths taken from a reference video by structure from motion ("make my photo move like this clip").
 
 :func:`extract_video_path` samples frames of a clip, runs the SfM estimator of :mod:`worldwarp.geometry.sfm`
-(fixed intrinsics from a field of view or K, or one estimated focal length; several mapper seeds, the
-best-tracked model kept), refuses a model that fails :func:`~worldwarp.geometry.sfm.check_reconstruction` or
+(fixed intrinsics from a field of view or K, or one estimated focal length; two-view poses from essential
+matrices, a test for a camera that only rotates before any mapping, global SfM with the incremental mapper as a
+fallback), refuses a model that fails :func:`~worldwarp.geometry.sfm.check_reconstruction` or
 the checks below, and returns a :class:`VideoPath`: one camera per video frame from the first to the last
 registered frame (frames SfM did not register, or did not see because of ``every``, are interpolated:
 cubic Hermite through the camera centres, slerp between orientations), expressed relative to its first camera.
@@ -14,7 +15,8 @@ extent, the longest step, or the scene depth equal to 1; :func:`video_trajectory
 scene of a start image by making the video's scene depth equal to the image's median depth, so the camera
 moves as far, relative to what it sees, as the video's camera did.
 
-Checks (each a :class:`VideoPathError` with one line, never a made-up path): no model, too few frames
+Checks (each a :class:`VideoPathError` with one line, never a made-up path): a camera that only rotates (a
+rotation about its centre explains the matches of most frame pairs; found in seconds), no model, too few frames
 registered, a high reprojection error; an implausible estimated focal length; a gap of unregistered frames
 too long to interpolate; a camera that hardly moves compared with the scene depth (pure rotation). A model
 whose points lie mostly on one plane (ground-dominated clips, where SfM is known to tilt the motion) is kept
@@ -64,7 +66,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif", ".mpg
 Normalization = Literal["extent", "step", "depth"]
 NORMALIZATIONS: tuple[str, ...] = get_args(Normalization)
 ProgressFn = Callable[[float, str], None]
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 class VideoPathError(InputError):
@@ -101,7 +103,14 @@ class VideoPathConfig:
         every: SfM sees every ``every``-th frame (and the last); None picks the smallest step that keeps it
             to at most ``max_sfm_frames`` frames.
         max_sfm_frames: frames given to SfM when ``every`` is None.
-        seeds: mapper seeds (the best-tracked model is kept).
+        seeds: mapper seeds (global SfM uses the first; the incremental mapper, a fallback, all of them).
+        mapper: ``"global"`` (global SfM, with the incremental mapper as a fallback when it registers fewer than
+            half the frames) or ``"incremental"`` (the incremental mapper with every seed, the best-tracked
+            model kept); see :class:`~worldwarp.geometry.sfm.PoseEstimatorConfig`.
+        max_h_inlier_ratio: two-view verification's homography preference (1.0: poses always from essential
+            matrices; COLMAP's 0.8 picks the wrong homography decomposition on planar scenes).
+        rotation_only_share: refuse the clip before mapping when a rotation about the camera centre explains
+            the matches of at least this share of the frame pairs (None: no such test).
         max_image_size: frames with a longer side are downscaled for feature extraction.
         exhaustive_up_to: exhaustive matching up to this many frames, sequential matching (overlap
             ``sequential_overlap``) beyond.
@@ -123,6 +132,9 @@ class VideoPathConfig:
     every: int | None = None
     max_sfm_frames: int = 40
     seeds: tuple[int, ...] = (0, 1, 2)
+    mapper: Literal["global", "incremental"] = "global"
+    max_h_inlier_ratio: float = 1.0
+    rotation_only_share: float | None = 0.7
     max_image_size: int = 1024
     exhaustive_up_to: int = 60
     sequential_overlap: int = 12
@@ -145,6 +157,8 @@ class VideoPathConfig:
             raise InputError(f"max_sfm_frames must be >= 3, got {self.max_sfm_frames}")
         if not self.seeds:
             raise InputError("at least one mapper seed is needed")
+        if self.mapper not in ("global", "incremental"):
+            raise InputError(f"mapper must be 'global' or 'incremental', got {self.mapper!r}")
 
     def fingerprint(self) -> str:
         """Digest of every setting that changes the extracted path (``num_threads`` does not)."""
@@ -169,7 +183,8 @@ class VideoPath:
         scene_depth: median depth of the 3D points the first camera sees, in the path's units.
         focal: ``"fixed"`` (given field of view or intrinsics) or ``"estimated"``.
         fov_x_deg: the horizontal field of view of K.
-        seed, mean_track_length, mean_reprojection_error, num_points: the kept SfM model.
+        seed, mean_track_length, mean_reprojection_error, num_points: the kept SfM model; ``mapper`` made it
+            (``"global"`` or ``"incremental"``).
         warnings: things the user should know (cut ends, a dominant plane).
         digest: sha256 of the video file ("" when built from frames).
     """
@@ -189,6 +204,7 @@ class VideoPath:
     num_points: int = 0
     warnings: list[str] = field(default_factory=list)
     digest: str = ""
+    mapper: str = ""
 
     def __len__(self) -> int:
         return len(self.cameras)
@@ -374,6 +390,9 @@ def video_path_from_frames(
         matching="exhaustive" if len(idx) <= config.exhaustive_up_to else "sequential",
         sequential_overlap=config.sequential_overlap,
         refine_focal=estimate_focal,
+        max_h_inlier_ratio=config.max_h_inlier_ratio,
+        mapper=config.mapper,
+        rotation_only_share=config.rotation_only_share,
     )
     est = estimate_poses(frames, K, sfm, progress=progress)
     checks = ReconstructionChecks(
@@ -450,6 +469,7 @@ def video_path_from_frames(
         focal="estimated" if estimate_focal else "fixed",
         fov_x_deg=fov,
         seed=est.seed,
+        mapper=est.mapper,
         mean_track_length=est.mean_track_length,
         mean_reprojection_error=est.mean_reprojection_error,
         num_points=est.num_points,
