@@ -192,23 +192,6 @@ class TinyUNet(nn.Module):
             nn.init.zeros_(self.pixel[-1].weight)
             nn.init.zeros_(self.pixel[-1].bias)
 
-        self.space_factor = int(space_factor)
-        self.blank_pure_noise = bool(blank_pure_noise)
-        self.pixel: nn.Sequential | None = None
-        if pixel_width > 0:
-            if channels % self.space_factor**2:
-                raise ValueError(f"{channels} latent channels are not a multiple of space_factor^2")
-            cp = channels // self.space_factor**2  # channels per pixel
-            self.pixel = nn.Sequential(
-                nn.Conv2d(2 * cp + 1, pixel_width, 3, padding=1),
-                nn.SiLU(),
-                nn.Conv2d(pixel_width, pixel_width, 3, padding=1),
-                nn.SiLU(),
-                nn.Conv2d(pixel_width, cp, 3, padding=1),
-            )
-            nn.init.zeros_(self.pixel[-1].weight)
-            nn.init.zeros_(self.pixel[-1].bias)
-
     def forward(self, latents: Tensor, sigmas: Tensor, cond_index: Tensor) -> Tensor:
         B, C, T, H, W = latents.shape
         dtype = self.stem.weight.dtype
