@@ -217,6 +217,23 @@ def test_clean_warped_tokens_start_at_level_zero() -> None:
     assert float(training_loss(v, inp)) == 0.0
 
 
+def test_pure_holes_start_at_level_one_and_other_draws_are_unchanged() -> None:
+    model = TinyDenoiser(TINY)
+    g = torch.Generator().manual_seed(3)
+    frames = torch.rand(1, 4, 3, 8, 8, generator=g)  # (B, T, 3, H, W)
+    mask = torch.zeros(1, 4, 8, 8, dtype=torch.bool)
+    mask[..., :4] = True  # left half warped (token column 0), right half holes
+    base = make_training_inputs(model, frames, frames, mask, torch.Generator().manual_seed(5), history_prob=1.0)
+    inp = make_training_inputs(
+        model, frames, frames, mask, torch.Generator().manual_seed(5), history_prob=1.0, pure_hole_prob=1.0
+    )
+    hist = base.weight[0, 0, :, 0, 0] == 0  # (T',): history latent frames (level 0, no loss)
+    assert bool(hist.any()) and bool((inp.sigmas[0, hist] == 0).all())  # history stays clean
+    assert bool((inp.sigmas[0, ~hist][..., 1:] == 1).all())  # holes are pure noise
+    torch.testing.assert_close(inp.sigmas[..., :1], base.sigmas[..., :1])  # warped tokens keep their draw
+    torch.testing.assert_close(inp.target, base.target)  # the pure-hole draw comes after every other draw
+
+
 _LAUNCH_SCRIPT = """
 import sys
 from test_training import PlaneClips, _config, _model

@@ -123,6 +123,10 @@ BOUNDS: dict[tuple[str, str], Bound] = {
     ("train", "max_history"): _i(0, 10_000),
     ("train", "tiny_width"): _i(1, 100_000),
     ("train", "tiny_depth"): _i(1, 1000),
+    ("train", "tiny_pixel_width"): _i(0, 1024),
+    ("train", "clean_warped_prob"): _f(0, 1),
+    ("train", "pure_hole_prob"): _f(0, 1),
+    ("train", "ema_decay"): _f(0, 1, hi_open=True),
 }
 
 DEFAULT_BOUNDS = {int: _i(-(2**31), 2**31 - 1), float: _f(-1e12, 1e12)}

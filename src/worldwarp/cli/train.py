@@ -53,6 +53,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--clean-warped-prob", type=float, default=0.0, help="chance per latent frame that warped tokens are clean"
     )
+    p.add_argument(
+        "--pure-hole-prob", type=float, default=0.0, help="chance per latent frame that holes are at level 1 exactly"
+    )
     p.add_argument("--crop", default=None, help="HxW: train on random windows of this size (after warping)")
     p.add_argument("--ema-decay", type=float, default=0.0, help="export an EMA of the weights (0 = none)")
     p.add_argument(
@@ -148,8 +151,8 @@ def run(args: argparse.Namespace) -> int:
             crop = ()
         if len(crop) != 2 or min(crop) < 1 or crop[0] > args.height or crop[1] > args.width:
             raise InputError(f"--crop must be HxW within --height x --width, got {args.crop!r}")
-    if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.ema_decay < 1):
-        raise InputError("--clean-warped-prob must lie in [0, 1] and --ema-decay in [0, 1)")
+    if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.pure_hole_prob <= 1 and 0 <= args.ema_decay < 1):
+        raise InputError("--clean-warped-prob and --pure-hole-prob must lie in [0, 1], --ema-decay in [0, 1)")
     denoiser = _denoiser(args)
     if (args.frames - 1) % denoiser.time_factor:
         raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
@@ -173,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
         max_history=args.max_history,
         sigma_shift=args.sigma_shift,
         clean_warped_prob=args.clean_warped_prob,
+        pure_hole_prob=args.pure_hole_prob,
         crop=crop,
         ema_decay=args.ema_decay,
     )

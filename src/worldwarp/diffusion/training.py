@@ -104,6 +104,9 @@ class TrainConfig:
         max_history: at most this many history latent frames when ``history_prob`` fires.
         clean_warped_prob: probability, per latent frame, that its warped tokens are clean (level 0) instead of
             drawn, as the sampler presents them at strength 0 (only the holes are generated).
+        pure_hole_prob: probability, per latent frame, that its hole tokens are at level exactly 1 (pure noise)
+            instead of drawn: the level every hole starts from, and the only one a one-step sampler shows the
+            model (with ``blank_pure_noise`` the model then learns from zero inputs there).
         crop: ``(height, width)`` random window of the clip (after warping at full size) that the model sees, so a
             model can learn at the pixel scale of use on cheaper inputs; None = the whole frame.
         ema_decay: keep an exponential moving average of the weights with this decay (0 = none); the exported
@@ -132,6 +135,7 @@ class TrainConfig:
     history_prob: float = 0.0
     max_history: int = 1
     clean_warped_prob: float = 0.0
+    pure_hole_prob: float = 0.0
     crop: tuple[int, int] | None = None
     ema_decay: float = 0.0
 
@@ -150,8 +154,8 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1:
             raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
-        if not (0 <= self.clean_warped_prob <= 1 and 0 <= self.ema_decay < 1):
-            raise ValueError("clean_warped_prob must lie in [0, 1] and ema_decay in [0, 1)")
+        if not (0 <= self.clean_warped_prob <= 1 and 0 <= self.pure_hole_prob <= 1 and 0 <= self.ema_decay < 1):
+            raise ValueError("clean_warped_prob and pure_hole_prob must lie in [0, 1] and ema_decay in [0, 1)")
         if self.crop is not None:
             self.crop = (int(self.crop[0]), int(self.crop[1]))
             if min(self.crop) < 1:
@@ -222,12 +226,13 @@ def make_training_inputs(
     history_prob: float = 0.0,
     max_history: int = 1,
     clean_warped_prob: float = 0.0,
+    pure_hole_prob: float = 0.0,
 ) -> TrainingInputs:
     """Steps 2-4 of the recipe for a batch: frames, warped (B, T, 3, H, W), mask (B, T, H, W) bool.
 
     Random draws, in order, from ``generator`` (on the latents' device): per-frame levels u_w, u_f (B, T'), the
     noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``, then the clean
-    warped draw (B, T') when ``clean_warped_prob > 0``.
+    warped draw (B, T') when ``clean_warped_prob > 0``, then the pure-hole draw (B, T') when ``pure_hole_prob > 0``.
     """
     from worldwarp.diffusion.latent_grid import pixel_mask_to_cells
 
@@ -256,6 +261,9 @@ def make_training_inputs(
     if clean_warped_prob > 0:
         clean = torch.rand(B, Tl, generator=generator, device=dev) < clean_warped_prob  # (B, T')
         sig_tok = sig_tok.masked_fill(clean[:, :, None, None] & tok, 0.0)
+    if pure_hole_prob > 0:
+        pure = torch.rand(B, Tl, generator=generator, device=dev) < pure_hole_prob  # (B, T')
+        sig_tok = sig_tok.masked_fill(pure[:, :, None, None] & ~tok & (sig_tok > 0), 1.0)  # holes, not history
     m_cells = tokens_to_cells(tok, p)[:, None]  # (B, 1, T', H', W')
     z_c = torch.where(m_cells, z_w, z_gt)
     sig = tokens_to_cells(sig_tok, p)[:, None]
@@ -503,6 +511,7 @@ def train(
             config.history_prob,
             config.max_history,
             config.clean_warped_prob,
+            config.pure_hole_prob,
         )
         with accelerator.autocast():
             v = model(inputs.z_t, inputs.sigmas, uncond if drop else cond)
