@@ -146,6 +146,31 @@ class STDiffFill:
         hist = history_latent_frames(n_hist, latents.shape[2], den.time_factor, video.device)
         return SamplerInputs(latents, cells[None], hist[None])
 
+    def hole_start(
+        self, history: Tensor, warp: WarpResult, inputs: SamplerInputs, generator: torch.Generator
+    ) -> Tensor | None:
+        """The sampler's initial ``latents`` for a denoiser with ``hole_init="push_pull"``: the encoded push-pull
+        guess of the warped frames (:mod:`~worldwarp.diffusion.hole_guess`) at hole cells, noise from ``generator``
+        elsewhere (drawn as the sampler would draw it); None (the sampler draws pure noise) for other denoisers."""
+        if getattr(self.denoiser, "hole_init", "noise") != "push_pull":
+            return None
+        from worldwarp.diffusion.hole_guess import push_pull_fill
+
+        lat = inputs.latents
+        noise = torch.randn(lat.shape, generator=generator, device=lat.device, dtype=torch.float32).to(lat.dtype)
+        guess = push_pull_fill(warp.rgb.to(history.dtype), warp.mask)
+        video = torch.cat([history, guess])  # (T, 3, H, W)
+        z_guess = self.denoiser.encode(video.permute(1, 0, 2, 3)[None]).to(lat.dtype)  # (1, C, T', H', W')
+        valid = inputs.latent_mask
+        if self.sampler.patch_levels == "strict":  # the sampler's rule: a patch is warped only if all its cells are
+            from worldwarp.diffusion.denoisers.base import tokens_to_cells
+            from worldwarp.diffusion.latent_grid import reduce_mask_to_patches
+
+            p = self.denoiser.patch_size
+            valid = tokens_to_cells(reduce_mask_to_patches(valid, p), p)
+        holes = ~valid[:, None] & ~inputs.history[:, None, :, None, None]  # (1, 1, T', H', W')
+        return torch.where(holes, z_guess, noise)
+
     def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
         from worldwarp.diffusion.sampler import sample
 
@@ -153,6 +178,7 @@ class STDiffFill:
         with torch.no_grad():
             inputs = self.sampler_inputs(history, warp)
             generator = torch.Generator(device=inputs.latents.device).manual_seed(seed)
+            start = self.hole_start(history, warp, inputs, generator)
             out = sample(
                 self.denoiser,
                 inputs.latents,
@@ -162,6 +188,7 @@ class STDiffFill:
                 generator=generator,
                 cond=cond,
                 progress=self.progress,
+                latents=start,
             )
             decoded = self.denoiser.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
         assert decoded.shape[0] == n_hist + warp.rgb.shape[0]

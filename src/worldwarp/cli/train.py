@@ -73,6 +73,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="tiny unet: hidden channels of the pixel head (with --init: adds a zero-initialised head to it)",
     )
+    p.add_argument(
+        "--tiny-hole-init",
+        choices=("noise", "push_pull"),
+        default=None,
+        help="tiny unet: what holes start from (with --init: switches the checkpoint, weights kept)",
+    )
     p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: local folder or hub id")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -94,6 +100,19 @@ def _with_pixel_head(base: Any, width: int, seed: int) -> Any:
     return model
 
 
+def _with_hole_init(base: Any, hole_init: str) -> Any:
+    """``base`` (a tiny U-Net) with the same weights and ``hole_init`` (``blank_pure_noise`` off for a guess)."""
+    from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
+
+    blank = base.config.blank_pure_noise and hole_init == "noise"
+    try:
+        model = TinyDenoiser(replace(base.config, hole_init=hole_init, blank_pure_noise=blank))
+    except ValueError as e:
+        raise InputError(f"--tiny-hole-init {hole_init}: {e}") from None
+    model.load_state_dict(base.state_dict())
+    return model
+
+
 def _denoiser(args: argparse.Namespace) -> Any:
     import torch
 
@@ -102,6 +121,9 @@ def _denoiser(args: argparse.Namespace) -> Any:
 
         if args.init:
             base = TinyDenoiser.from_pretrained(args.init)
+            hole_init = getattr(args, "tiny_hole_init", None)
+            if hole_init is not None and hole_init != base.config.hole_init:
+                base = _with_hole_init(base, hole_init)
             if args.tiny_pixel_width is None or args.tiny_pixel_width == base.config.pixel_width:
                 return base
             return _with_pixel_head(base, args.tiny_pixel_width, args.seed)
@@ -112,6 +134,7 @@ def _denoiser(args: argparse.Namespace) -> Any:
                 ("width", args.tiny_width),
                 ("depth", args.tiny_depth),
                 ("pixel_width", args.tiny_pixel_width),
+                ("hole_init", args.tiny_hole_init),
             )
             if v is not None
         }

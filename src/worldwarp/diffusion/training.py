@@ -227,8 +227,13 @@ def make_training_inputs(
     max_history: int = 1,
     clean_warped_prob: float = 0.0,
     pure_hole_prob: float = 0.0,
+    guess: Tensor | None = None,
 ) -> TrainingInputs:
     """Steps 2-4 of the recipe for a batch: frames, warped (B, T, 3, H, W), mask (B, T, H, W) bool.
+
+    ``guess`` (B, T, 3, H, W), for a denoiser with ``hole_init="push_pull"``: the hole guess of the warped frames
+    (:func:`worldwarp.diffusion.hole_guess.push_pull_fill`); hole cells at level exactly 1 then hold its encoding
+    instead of noise, and their target is ``z_guess - z_gt`` (one Euler step from 1 lands on the ground truth).
 
     Random draws, in order, from ``generator`` (on the latents' device): per-frame levels u_w, u_f (B, T'), the
     noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``, then the clean
@@ -269,7 +274,14 @@ def make_training_inputs(
     sig = tokens_to_cells(sig_tok, p)[:, None]
     weight = weight * (sig > 0).to(dt)  # (B, 1, T', H', W'): clean cells are conditioning, not targets
     z_t = (1 - sig) * z_c + sig * eps
-    return TrainingInputs(z_t=z_t, sigmas=sig_tok, target=eps - z_gt, weight=weight, token_mask=tok)
+    target = eps - z_gt
+    if guess is not None:
+        with torch.no_grad():
+            z_g = denoiser.encode(guess.transpose(1, 2))  # (B, C, T', H', W')
+        at_one = (sig >= 1) & ~m_cells
+        z_t = torch.where(at_one, z_g, z_t)
+        target = torch.where(at_one, z_g - z_gt, target)
+    return TrainingInputs(z_t=z_t, sigmas=sig_tok, target=target, weight=weight, token_mask=tok)
 
 
 def training_loss(v: Tensor, inputs: TrainingInputs) -> Tensor:
@@ -329,22 +341,29 @@ def _load_clips(dataset: ClipDataset, indices: Sequence[int]) -> list[tuple[Tens
 
 def _batch(
     denoiser: Denoiser, clips: list[tuple[Tensor, Tensor, Cameras]], config: TrainConfig, gen: torch.Generator
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Warp a random source frame of every clip into the clip: frames, warped (B, T, 3, H, W), mask (B, T, H, W).
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Warp a random source frame of every clip into the clip: frames, warped (B, T, 3, H, W), mask (B, T, H, W),
+    and the hole guess (B, T, 3, H, W) of a ``hole_init="push_pull"`` denoiser (else None), made at full size.
 
     With ``config.crop`` each clip is then cut to a random window of that size (a window of its own per clip).
     """
+    from worldwarp.diffusion.hole_guess import push_pull_fill
+
     cell = denoiser.space_factor * denoiser.patch_size
-    frames, warped, masks = [], [], []
+    with_guess = getattr(denoiser, "hole_init", "noise") == "push_pull"
+    frames, warped, masks, guesses = [], [], [], []
     for f, d, cams in clips:
         src = int(torch.randint(len(f), (1,), generator=gen))
         w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
+        g = push_pull_fill(w, m) if with_guess else w
         if config.crop is not None:
-            f, w, m = _random_crop((f, w, m), config.crop, cell, gen)
+            f, w, m, g = _random_crop((f, w, m, g), config.crop, cell, gen)
         frames.append(f)
         warped.append(w)
         masks.append(m)
-    return torch.stack(frames), torch.stack(warped), torch.stack(masks)
+        guesses.append(g)
+    guess = torch.stack(guesses) if with_guess else None
+    return torch.stack(frames), torch.stack(warped), torch.stack(masks), guess
 
 
 def _random_crop(
@@ -498,7 +517,7 @@ def train(
         gen = step_generator(config.seed, step, rank)
         first = (step * world + rank) * config.batch
         clips = _load_clips(dataset, range(first, first + config.batch))
-        frames, warped, mask = _batch(den, clips, config, gen)
+        frames, warped, mask, guess = _batch(den, clips, config, gen)
         drop = bool(torch.rand((), generator=gen) < config.cond_dropout)
         dgen = step_generator(config.seed, step, rank, device)
         inputs = make_training_inputs(
@@ -512,6 +531,7 @@ def train(
             config.max_history,
             config.clean_warped_prob,
             config.pure_hole_prob,
+            None if guess is None else guess.to(device),
         )
         with accelerator.autocast():
             v = model(inputs.z_t, inputs.sigmas, uncond if drop else cond)

@@ -37,6 +37,7 @@ __all__ = ["TinyDenoiserConfig", "TinyConditioning", "TinyDenoiser", "DEFAULT_CH
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "tiny_stdiff"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+HOLE_INITS = ("noise", "push_pull")
 
 
 @dataclass
@@ -61,6 +62,9 @@ class TinyDenoiserConfig:
             across latent-cell borders (0 = none).
         blank_pure_noise: unet: the network sees 0 instead of the input at cells of level 1 (pure noise), so the
             clean estimate there is deterministic (:mod:`~worldwarp.diffusion.denoisers.tiny_unet`).
+        hole_init: what the holes start from at level 1: ``"noise"`` (pure noise, the method) or ``"push_pull"``
+            (unet: the push-pull interpolation of the warped frame, :mod:`~worldwarp.diffusion.hole_guess`; the
+            network then predicts a correction of that guess, and training feeds the same guess).
     """
 
     arch: str = "transformer"
@@ -77,6 +81,7 @@ class TinyDenoiserConfig:
     refine_width: int = 0
     pixel_width: int = 0
     blank_pure_noise: bool = False
+    hole_init: str = "noise"
 
     def __post_init__(self) -> None:
         if self.arch not in ("unet", "transformer"):
@@ -96,6 +101,10 @@ class TinyDenoiserConfig:
                 raise ValueError(f"TinyDenoiserConfig.{name} must be >= 0, got {getattr(self, name)}")
         if (self.pixel_width or self.blank_pure_noise) and self.arch != "unet":
             raise ValueError("pixel_width and blank_pure_noise are unet options")
+        if self.hole_init not in HOLE_INITS:
+            raise ValueError(f"hole_init must be one of {', '.join(HOLE_INITS)}, got {self.hole_init!r}")
+        if self.hole_init != "noise" and (self.arch != "unet" or self.blank_pure_noise):
+            raise ValueError("hole_init 'push_pull' needs arch 'unet' without blank_pure_noise")
         if not 0.0 < float(self.sigma_data) < 10.0:
             raise ValueError(f"sigma_data must be in (0, 10), got {self.sigma_data}")
 
@@ -123,6 +132,7 @@ class TinyDenoiser(nn.Module):
         self.space_factor = c.space_factor
         self.patch_size = c.patch_size
         self.latent_channels = 3 * c.time_factor * c.space_factor**2
+        self.hole_init = c.hole_init  # read by the fill and by training (what level-1 hole cells hold)
         self.net: nn.Module
         if c.arch == "unet":
             from worldwarp.diffusion.denoisers.tiny_unet import TinyUNet
@@ -139,6 +149,7 @@ class TinyDenoiser(nn.Module):
                 c.space_factor,
                 c.pixel_width,
                 c.blank_pure_noise,
+                c.hole_init != "noise",
             )
         else:
             from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer

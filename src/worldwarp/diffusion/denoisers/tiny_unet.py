@@ -29,6 +29,12 @@ clean estimate at level 1 (``c_out F``) is a deterministic function of the condi
 then gives the same fill for every seed, without the grain of a network that lets some of its input noise through.
 The velocity still carries the cell's noise (``v = z_t - F / 2`` at level 1), so Euler paths are unchanged in form.
 
+**Guess at level 1** (``guess_at_one``, the model's ``hole_init="push_pull"``): level-1 cells hold a deterministic
+guess of the clean latent (the push-pull interpolation of the warped frame, :mod:`~worldwarp.diffusion.hole_guess`)
+instead of noise; the network sees it (``c_in = 1`` there) and predicts a correction: the clean estimate is
+``z_t + s F``, i.e. ``a = 0`` and ``v = -s F``. One Euler step from level 1 then returns the guess plus the learned
+correction.
+
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
 """
@@ -132,6 +138,7 @@ class TinyUNet(nn.Module):
         space_factor: pixels per latent cell along each axis (the pixel head's unshuffle factor).
         pixel_width: hidden channels of the pixel head (0 = none).
         blank_pure_noise: feed 0 instead of the input at cells of level 1 (module docstring).
+        guess_at_one: level-1 cells hold a guess; predict its correction (module docstring).
     """
 
     def __init__(
@@ -147,6 +154,7 @@ class TinyUNet(nn.Module):
         space_factor: int = 4,
         pixel_width: int = 0,
         blank_pure_noise: bool = False,
+        guess_at_one: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or any(int(w) % GROUPS or int(w) % heads for w in widths):
@@ -177,6 +185,7 @@ class TinyUNet(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.space_factor = int(space_factor)
         self.blank_pure_noise = bool(blank_pure_noise)
+        self.guess_at_one = bool(guess_at_one)
         self.pixel: nn.Sequential | None = None
         if pixel_width > 0:
             if channels % self.space_factor**2:
@@ -203,6 +212,8 @@ class TinyUNet(nn.Module):
         z = latents.to(dtype)
         if self.blank_pure_noise:
             c_in = torch.where(cells[:, None] >= 1, torch.zeros_like(c_in), c_in)
+        if self.guess_at_one:  # level-1 cells hold a guess: the clean estimate is z_t + s F (v = -s F)
+            a = torch.where(cells[:, None] >= 1, torch.zeros_like(a), a)
         x = (z * c_in).transpose(1, 2).reshape(B * T, C, H, W)
         lv = cells.to(dtype).reshape(B * T, 1, H, W)
         emb0 = e[inv].reshape(B * T, H, W, -1).permute(0, 3, 1, 2)  # (B T, emb, H, W)
