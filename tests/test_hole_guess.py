@@ -153,3 +153,20 @@ def test_train_cli_switches_a_checkpoint_to_the_guess(tmp_path) -> None:
     assert model.config.hole_init == "push_pull" and not model.config.blank_pure_noise
     for (k, a), (_, b) in zip(model.state_dict().items(), base.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
+
+
+def test_strength_zero_keeps_every_valid_warped_pixel() -> None:
+    """Cells the strict mask reduction makes holes are regenerated, but their valid pixels come back from the warp;
+    with strength > 0 the warp is revised and nothing is copied."""
+    cfg = TinyDenoiserConfig(**{**GUESS.__dict__, "hole_init": "noise"})
+    model = TinyDenoiser(cfg).eval()
+    g = torch.Generator().manual_seed(4)
+    history = torch.rand(1, 3, 8, 12, generator=g)
+    rgb = torch.rand(2, 3, 8, 12, generator=g)
+    mask = torch.rand(2, 8, 12, generator=g) > 0.4
+    warp = WarpResult(rgb=rgb, depth=torch.ones(2, 8, 12), alpha=torch.ones(2, 8, 12), mask=mask)
+    kept = STDiffFill(model, SamplerConfig(steps=2, strength=0.0, guidance_scale=1.0)).fill(history, warp, seed=0)
+    assert torch.equal(kept[:, :, mask[0]][0], rgb[:, :, mask[0]][0])
+    assert torch.equal(torch.where(mask[:, None], kept, 0), torch.where(mask[:, None], rgb, 0))
+    revised = STDiffFill(model, SamplerConfig(steps=2, strength=0.5, guidance_scale=1.0)).fill(history, warp, seed=0)
+    assert not torch.equal(torch.where(mask[:, None], revised, 0), torch.where(mask[:, None], rgb, 0))

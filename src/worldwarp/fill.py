@@ -106,6 +106,10 @@ class SamplerInputs:
 class STDiffFill:
     """ST-Diff: fill the holes and revise the warped regions with a denoiser and the per-token sampler.
 
+    With strength 0 the warped prior is kept as it is: besides the warped latent cells (level 0 throughout), the
+    valid pixels of cells that the mask reduction made holes are copied back from the warp after decoding, so only
+    the pixels the warp did not reach are generated.
+
     Args:
         denoiser: any :class:`~worldwarp.diffusion.denoisers.base.Denoiser` (on the device the frames are on).
         sampler: the sampler's settings (strength, steps, latent-grid rules, noise mode).
@@ -192,7 +196,10 @@ class STDiffFill:
             )
             decoded = self.denoiser.decode(out)[0].permute(1, 0, 2, 3)  # (T, 3, H, W)
         assert decoded.shape[0] == n_hist + warp.rgb.shape[0]
-        return decoded[n_hist:].to(history.dtype).clamp(0, 1)
+        new = decoded[n_hist:].to(history.dtype).clamp(0, 1)
+        if self.sampler.strength == 0:  # the warp is not revised: its valid pixels in partly-hole cells stay too
+            new = torch.where(warp.mask[:, None], warp.rgb.to(new.dtype).clamp(0, 1), new)
+        return new
 
 
 def fill_for(config: PipelineConfig, denoiser: Denoiser | None) -> FillStrategy:
