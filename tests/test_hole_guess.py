@@ -170,3 +170,15 @@ def test_strength_zero_keeps_every_valid_warped_pixel() -> None:
     assert torch.equal(torch.where(mask[:, None], kept, 0), torch.where(mask[:, None], rgb, 0))
     revised = STDiffFill(model, SamplerConfig(steps=2, strength=0.5, guidance_scale=1.0)).fill(history, warp, seed=0)
     assert not torch.equal(torch.where(mask[:, None], revised, 0), torch.where(mask[:, None], rgb, 0))
+
+
+def test_push_pull_fill_strategy_needs_no_model() -> None:
+    from worldwarp.fill import PushPullFill, fill_for
+    from worldwarp.pipeline import PipelineConfig
+
+    fill = fill_for(PipelineConfig.cpu(fill="push_pull"), None)
+    assert isinstance(fill, PushPullFill) and not fill.uses_prompt
+    g = torch.Generator().manual_seed(5)
+    rgb, mask = torch.rand(2, 3, 8, 12, generator=g), torch.rand(2, 8, 12, generator=g) > 0.5
+    warp = WarpResult(rgb=rgb, depth=torch.ones(2, 8, 12), alpha=torch.ones(2, 8, 12), mask=mask)
+    assert torch.equal(fill.fill(torch.rand(1, 3, 8, 12), warp, seed=0), push_pull_fill(rgb, mask))

@@ -79,6 +79,7 @@ def test_all_methods_registered_with_their_variant() -> None:
         "spatial-noise",
         "temporal-noise",
         "inpaint-cache",
+        "pushpull-cache",
     }
     for name in PIPELINE_METHODS:
         assert METHODS[name].config_type is PipelineMethodConfig
@@ -92,6 +93,7 @@ def test_all_methods_registered_with_their_variant() -> None:
         "temporal",
     ]
     assert VARIANTS["inpaint-cache"].fill == "inpaint" and VARIANTS["inpaint-cache"].cache_mode == "gaussians"
+    assert VARIANTS["pushpull-cache"].fill == "push_pull" and VARIANTS["pushpull-cache"].cache_mode == "gaussians"
     with pytest.raises(TypeError):
         build_method("worldwarp", object())
 

@@ -3,7 +3,9 @@
 * :class:`STDiffFill` - the method: encode the history and the warped prior, reduce the pixel mask to the latent
   grid (:mod:`worldwarp.diffusion.latent_grid`), sample with per-token start levels
   (:func:`worldwarp.diffusion.sampler.sample`) and decode;
-* :class:`InpaintFill` - the classical baseline: OpenCV inpainting of the prior's holes, no model, no revision.
+* :class:`InpaintFill` - the classical baseline: OpenCV inpainting of the prior's holes, no model, no revision;
+* :class:`PushPullFill` - the same with push-pull interpolation (no OpenCV): the guess ``hole_init="push_pull"``
+  models start their holes from.
 
 Both take the chunk's history frames and its :class:`~worldwarp.warp.WarpResult` and return the new frames
 (n, 3, H, W) in [0, 1]. :func:`fill_for` builds the one a :class:`~worldwarp.pipeline.PipelineConfig` names.
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
     from worldwarp.diffusion.sampler import SamplerConfig
     from worldwarp.pipeline import PipelineConfig
 
-__all__ = ["FillStrategy", "InpaintFill", "STDiffFill", "SamplerInputs", "fill_for", "inpaint_holes"]
+__all__ = ["FillStrategy", "InpaintFill", "PushPullFill", "STDiffFill", "SamplerInputs", "fill_for", "inpaint_holes"]
 
 
 @runtime_checkable
@@ -86,6 +88,22 @@ class InpaintFill:
 
     def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
         return inpaint_holes(warp.rgb, warp.mask, self.radius, self.algorithm)
+
+
+@dataclass
+class PushPullFill:
+    """Push-pull interpolation of the warped prior's holes (:mod:`worldwarp.diffusion.hole_guess`), no revision:
+    the guess that ``hole_init="push_pull"`` models start from; needs neither OpenCV nor a model."""
+
+    uses_prompt: bool = False
+
+    def conditioning(self, prompt: str) -> None:
+        return None
+
+    def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
+        from worldwarp.diffusion.hole_guess import push_pull_fill
+
+        return push_pull_fill(warp.rgb, warp.mask).clamp(0, 1)
 
 
 @dataclass
@@ -207,6 +225,8 @@ def fill_for(config: PipelineConfig, denoiser: Denoiser | None) -> FillStrategy:
     :class:`InpaintFill` (which needs no denoiser)."""
     if config.fill == "inpaint":
         return InpaintFill()
+    if config.fill == "push_pull":
+        return PushPullFill()
     if denoiser is None:
         raise InputError("the diffusion fill needs a denoiser (or use fill='inpaint')")
     return STDiffFill(denoiser, config.sampler, config.negative_prompt, config.progress)

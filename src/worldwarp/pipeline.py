@@ -62,7 +62,7 @@ __all__ = [
 ]
 
 CacheMode = Literal["gaussians", "points", "none"]
-FillMode = Literal["diffusion", "inpaint"]
+FillMode = Literal["diffusion", "inpaint", "push_pull"]
 STATE_VERSION = 1
 PIPELINE_PRESETS = ("release", "paper", "cpu")
 
@@ -88,7 +88,9 @@ class PipelineConfig:
         cache: the 3DGS cache fit (500 Adam steps, paper learning rates and loss).
         warp: forward warp and validity mask (alpha 0.5, 10% reprojection, 15x15 erosion at 480).
         cache_mode: ``"gaussians"`` (the method), ``"points"`` (point-cloud cache ablation), ``"none"``.
-        fill: ``"diffusion"`` (ST-Diff) or ``"inpaint"`` (classical baseline: OpenCV inpainting, no revision).
+        fill: ``"diffusion"`` (ST-Diff), ``"inpaint"`` (classical baseline: OpenCV inpainting, no revision) or
+            ``"push_pull"`` (classical, no OpenCV: push-pull interpolation of the holes,
+            :mod:`worldwarp.diffusion.hole_guess`).
         prompt, negative_prompt: text conditioning (ignored by the embedded model).
         seed: seeds every chunk (chunk k uses ``seed`` and ``k``), so runs are reproducible and resumable.
         progress: show progress bars.
@@ -121,8 +123,8 @@ class PipelineConfig:
             raise InputError(f"need 1 <= overlap < chunk_frames, got overlap {self.overlap}, chunk {self.chunk_frames}")
         if self.cache_mode not in ("gaussians", "points", "none"):
             raise InputError(f"unknown cache mode {self.cache_mode!r}; choose gaussians, points or none")
-        if self.fill not in ("diffusion", "inpaint"):
-            raise InputError(f"unknown fill mode {self.fill!r}; choose diffusion or inpaint")
+        if self.fill not in ("diffusion", "inpaint", "push_pull"):
+            raise InputError(f"unknown fill mode {self.fill!r}; choose diffusion, inpaint or push_pull")
 
     @classmethod
     def release(cls, **overrides: Any) -> PipelineConfig:

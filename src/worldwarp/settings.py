@@ -67,7 +67,7 @@ class Overrides:
     cache_init_scale: Literal["knn", "knn_rms", "footprint"] | None = None
     cache_w_depth: float | None = None
     cache_mode: Literal["gaussians", "points", "none"] | None = None
-    fill: Literal["diffusion", "inpaint"] | None = None
+    fill: Literal["diffusion", "inpaint", "push_pull"] | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
     seed: int | None = None

@@ -33,7 +33,7 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-steps", type=int, help="Adam steps of the 3DGS cache per chunk")
     g.add_argument("--cache", choices=["gaussians", "points", "none"], default="gaussians", help="cache (ablations)")
     g.add_argument("--noise", choices=["spatiotemporal", "full", "spatial", "temporal"], default="spatiotemporal")
-    g.add_argument("--fill", choices=["diffusion", "inpaint"], default="diffusion")
+    g.add_argument("--fill", choices=["diffusion", "inpaint", "push_pull"], default="diffusion")
     g.add_argument("--prompt", default="", help="text prompt (wan only)")
     g.add_argument("--negative-prompt", help="negative prompt (wan only; default: the preset's)")
     g.add_argument("--seed", type=int, default=0)

@@ -49,13 +49,13 @@ class Variant:
 
     Attributes:
         cache_mode: ``"gaussians"``, ``"points"`` or ``"none"`` (:class:`~worldwarp.pipeline.PipelineConfig`).
-        fill: ``"diffusion"`` or ``"inpaint"``.
+        fill: ``"diffusion"``, ``"inpaint"`` or ``"push_pull"``.
         noise_mode: the sampler's noise mode (``"spatiotemporal"``, ``"full"``, ``"spatial"``, ``"temporal"``).
         description: one line for the method list.
     """
 
     cache_mode: Literal["gaussians", "points", "none"]
-    fill: Literal["diffusion", "inpaint"]
+    fill: Literal["diffusion", "inpaint", "push_pull"]
     noise_mode: Literal["spatiotemporal", "full", "spatial", "temporal"]
     description: str
 
@@ -68,6 +68,7 @@ VARIANTS: dict[str, Variant] = {
     "spatial-noise": Variant("gaussians", "diffusion", "spatial", "ablation: spatial-only noise levels"),
     "temporal-noise": Variant("gaussians", "diffusion", "temporal", "ablation: temporal-only noise levels"),
     "inpaint-cache": Variant("gaussians", "inpaint", "spatiotemporal", "3DGS cache warp + cv2.inpaint, no revision"),
+    "pushpull-cache": Variant("gaussians", "push_pull", "spatiotemporal", "3DGS cache warp + push-pull hole filling"),
 }
 PIPELINE_METHODS = tuple(VARIANTS)
 
