@@ -15,26 +15,11 @@ from worldwarp.diffusion.sampler import SamplerConfig, sample
 from worldwarp.errors import InputError
 
 SMALL = TinyDenoiserConfig(
-    arch="transformer", space_factor=2, time_factor=1, patch_size=2, width=32, depth=2, heads=2, freq_dim=16
+    space_factor=2, time_factor=1, patch_size=2, width=16, depth=1, heads=2, freq_dim=16, widths=(8, 16, 16)
 )
-SMALL_UNET = TinyDenoiserConfig(
-    arch="unet",
-    space_factor=2,
-    time_factor=1,
-    patch_size=2,
-    width=16,
-    depth=1,
-    heads=2,
-    freq_dim=16,
-    widths=(8, 16, 16),
-)
-SMALL_REFINE = dataclasses.replace(SMALL, refine_width=8)
-SMALL_PIXEL = dataclasses.replace(SMALL_UNET, pixel_width=8)
-ARCHS = pytest.mark.parametrize(
-    "config",
-    [SMALL, SMALL_UNET, SMALL_REFINE, SMALL_PIXEL],
-    ids=["transformer", "unet", "transformer-refine", "unet-pixel"],
-)
+SMALL_PIXEL = dataclasses.replace(SMALL, pixel_width=8)
+SMALL_BLANK = dataclasses.replace(SMALL, blank_pure_noise=True)
+CONFIGS = pytest.mark.parametrize("config", [SMALL, SMALL_PIXEL, SMALL_BLANK], ids=["unet", "pixel", "blank"])
 
 
 def _random_model(config: TinyDenoiserConfig = SMALL, seed: int = 0) -> TinyDenoiser:
@@ -49,7 +34,9 @@ def _random_model(config: TinyDenoiserConfig = SMALL, seed: int = 0) -> TinyDeno
 
 @pytest.mark.parametrize(("space", "time", "frames"), [(4, 1, 3), (2, 4, 9), (2, 2, 1)])
 def test_autoencoder_is_exact(space: int, time: int, frames: int) -> None:
-    model = TinyDenoiser(TinyDenoiserConfig(space_factor=space, time_factor=time, width=16, depth=1, heads=2))
+    model = TinyDenoiser(
+        TinyDenoiserConfig(space_factor=space, time_factor=time, width=16, depth=1, heads=2, widths=(8, 16, 16))
+    )
     g = torch.Generator().manual_seed(0)
     video = torch.rand(2, 3, frames, 8, 12, generator=g, dtype=torch.float64)
     z = model.encode(video)
@@ -62,15 +49,23 @@ def test_autoencoder_is_exact(space: int, time: int, frames: int) -> None:
 
 
 def test_autoencoder_rejects_bad_sizes() -> None:
-    model = TinyDenoiser(TinyDenoiserConfig(space_factor=4, time_factor=4, width=16, depth=1, heads=2))
+    model = TinyDenoiser(
+        TinyDenoiserConfig(space_factor=4, time_factor=4, width=16, depth=1, heads=2, widths=(8, 16, 16))
+    )
     with pytest.raises(ValueError):
         model.encode(torch.rand(1, 3, 6, 8, 8))  # 6 - 1 not divisible by 4
     with pytest.raises(ValueError):
         model.encode(torch.rand(1, 3, 5, 10, 8))  # 10 not divisible by 4
 
 
+def test_default_config_is_the_shipped_architecture() -> None:
+    shipped = TinyDenoiser.from_pretrained().config
+    assert dataclasses.replace(shipped, blank_pure_noise=False) == TinyDenoiserConfig()
+    assert shipped.blank_pure_noise  # switched on in the shipped config.json, off by default
+
+
 def test_protocol_attributes() -> None:
-    model = TinyDenoiser(TinyDenoiserConfig(arch="unet", depth=1))
+    model = TinyDenoiser(TinyDenoiserConfig())
     assert isinstance(model, Denoiser)
     assert (model.time_factor, model.space_factor, model.patch_size, model.latent_channels) == (1, 4, 1, 48)
     # freshly initialised, the zero-initialised output layer leaves the preconditioning's skip: v = a(sigma) z_t,
@@ -79,8 +74,6 @@ def test_protocol_attributes() -> None:
     sig = torch.rand(1, 2, 4, 4)
     _, a, _ = precondition(sig, 0.5)
     torch.testing.assert_close(model.velocity(z, sig), a[:, None] * z)
-    tr = TinyDenoiser(TinyDenoiserConfig(arch="transformer", patch_size=2))
-    assert torch.equal(tr.velocity(z, torch.rand(1, 2, 2, 2)), torch.zeros_like(z))
 
 
 def test_precondition_golden_values() -> None:
@@ -105,22 +98,21 @@ def test_precondition_golden_values() -> None:
     "bad",
     [
         {"arch": "mlp"},
+        {"arch": "transformer"},
         {"widths": (8, 16)},
         {"widths": (8, 12, 16)},
         {"width": 12},
         {"sigma_data": 0.0},
-        {"refine_width": -1},
-        {"arch": "unet", "pixel_width": -1},
-        {"arch": "transformer", "pixel_width": 8},
-        {"arch": "transformer", "blank_pure_noise": True},
+        {"pixel_width": -1},
+        {"refine_width": 8},  # a field of the retired transformer
     ],
 )
 def test_config_rejects_bad_values(bad: dict) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises((ValueError, TypeError)):
         TinyDenoiserConfig(**bad)
 
 
-@ARCHS
+@CONFIGS
 def test_velocity_shapes_batch_independence_and_sigma_dependence(config: TinyDenoiserConfig) -> None:
     model = _random_model(config)
     g = torch.Generator().manual_seed(1)
@@ -141,7 +133,7 @@ def test_velocity_shapes_batch_independence_and_sigma_dependence(config: TinyDen
         model.velocity(z, s[:, :, :1])
 
 
-@ARCHS
+@CONFIGS
 def test_guidance_formula_and_prompt_mapping(config: TinyDenoiserConfig) -> None:
     model = _random_model(config)
     assert model.encode_prompt("", "").positive == 1 and model.encode_prompt("x", "").positive == 0
@@ -158,7 +150,7 @@ def test_guidance_formula_and_prompt_mapping(config: TinyDenoiserConfig) -> None
     torch.testing.assert_close(same, vp)
 
 
-@ARCHS
+@CONFIGS
 def test_save_load_round_trip(tmp_path, config: TinyDenoiserConfig) -> None:
     model = _random_model(config)
     model.save_pretrained(tmp_path / "ckpt")
@@ -178,30 +170,70 @@ def test_from_pretrained_errors(tmp_path) -> None:
     (tmp_path / "config.json").write_text('{"width": 32,\n "bogus": }')
     with pytest.raises(InputError, match=r"config.json:2"):
         TinyDenoiser.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"width": 64, "depth": 2, "heads": 2}))
+    (tmp_path / "config.json").write_text(json.dumps({"arch": "unet", "width": 64, "depth": 2, "heads": 2}))
     with pytest.raises(InputError, match="cannot load weights"):
+        TinyDenoiser.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"arch": "unet", "bogus": 1}))
+    with pytest.raises(InputError, match=r"unknown config keys \['bogus'\]"):
+        TinyDenoiser.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"arch": "mlp"}))
+    with pytest.raises(InputError, match="invalid config"):
+        TinyDenoiser.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="expected a JSON object"):
         TinyDenoiser.from_pretrained(tmp_path)
 
 
-def test_legacy_transformer_checkpoint_loads(tmp_path) -> None:
-    """Checkpoints written before the U-Net (no "arch", keys without "net.") load as the transformer."""
-    from safetensors.torch import save_file
+# config.json of the transformer shipped until session 6 (commit 8734bc8): no "arch" key
+OLD_TRANSFORMER_CONFIG = {
+    "model": "tiny_stdiff",
+    "space_factor": 4,
+    "time_factor": 1,
+    "patch_size": 1,
+    "width": 64,
+    "depth": 4,
+    "heads": 4,
+    "mlp_ratio": 2.0,
+    "freq_dim": 64,
+    "refine_width": 0,
+}
 
+
+@pytest.mark.parametrize(
+    "config",
+    [OLD_TRANSFORMER_CONFIG, {**OLD_TRANSFORMER_CONFIG, "arch": "transformer", "widths": [64, 96, 128]}],
+    ids=["before-arch", "arch-transformer"],
+)
+def test_transformer_checkpoint_is_refused_with_one_clear_line(tmp_path, config: dict) -> None:
+    """The transformer was retired: its checkpoints give one InputError naming the way out, not a traceback."""
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes(b"not read")
+    with pytest.raises(InputError) as err:
+        TinyDenoiser.from_pretrained(tmp_path)
+    msg = str(err.value)
+    assert msg == (
+        f"{tmp_path}: a checkpoint of the tiny transformer, the embedded model before the U-Net; that architecture "
+        "was retired (docs/training.md); retrain with `worldwarp train --denoiser tiny`"
+    )
+    assert "\n" not in msg
+
+
+def test_retired_config_keys_are_ignored(tmp_path) -> None:
+    """U-Net checkpoints written while the transformer existed carry its keys (like the shipped config.json)."""
     model = _random_model(SMALL)
-    legacy = {k.removeprefix("net.").removeprefix("level."): v for k, v in model.state_dict().items()}
-    assert "sigma_mlp.0.weight" in legacy and "blocks.0.qkv_s.weight" in legacy
-    save_file(legacy, str(tmp_path / "model.safetensors"))
-    cfg = {k: v for k, v in json.loads(json.dumps(SMALL.__dict__)).items() if k not in ("arch", "widths")}
-    (tmp_path / "config.json").write_text(json.dumps({"model": "tiny_stdiff", **cfg}))
-    loaded = TinyDenoiser.from_pretrained(tmp_path).eval()
-    assert loaded.config.arch == "transformer"
-    z, s = torch.randn(1, model.latent_channels, 2, 4, 4), torch.rand(1, 2, 2, 2)
-    with torch.no_grad():
-        assert torch.equal(loaded.forward(z, s, torch.tensor([0])), model.forward(z, s, torch.tensor([0])))
+    model.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert not {"mlp_ratio", "refine_width", "skip_std"} & set(cfg)
+    cfg.update(mlp_ratio=2.0, refine_width=0, skip_std=0.5)
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    loaded = TinyDenoiser.from_pretrained(tmp_path)
+    assert loaded.config == SMALL
+    for (k, a), (k2, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert k == k2 and torch.equal(a, b)
 
 
 def test_unet_pads_odd_sizes_and_mixes_time() -> None:
-    model = _random_model(SMALL_UNET)
+    model = _random_model(SMALL)
     g = torch.Generator().manual_seed(4)
     z = torch.randn(1, model.latent_channels, 3, 6, 10, generator=g)  # 6 x 10 cells: not multiples of 4
     s = torch.rand(1, 3, 3, 5, generator=g)
@@ -214,7 +246,7 @@ def test_unet_pads_odd_sizes_and_mixes_time() -> None:
     assert not torch.allclose(v2[:, :, 2], v[:, :, 2])  # the last frame sees the first (temporal attention)
 
 
-@ARCHS
+@CONFIGS
 def test_sampling_end_to_end_keeps_history(config: TinyDenoiserConfig) -> None:
     model = _random_model(config)
     g = torch.Generator().manual_seed(3)
@@ -233,32 +265,8 @@ def test_sampling_end_to_end_keeps_history(config: TinyDenoiserConfig) -> None:
     assert model.decode(out).shape == video.shape
 
 
-def test_refiner_starts_as_the_identity_and_is_per_frame() -> None:
-    base = _random_model(SMALL)
-    torch.manual_seed(3)
-    refined = TinyDenoiser(SMALL_REFINE).eval()
-    missing, unexpected = refined.load_state_dict(base.state_dict(), strict=False)
-    assert sorted(missing) == [f"net.refine.{i}.{n}" for i in (0, 2) for n in ("bias", "weight")] and not unexpected
-    g = torch.Generator().manual_seed(2)
-    z = torch.randn(1, base.latent_channels, 3, 4, 6, generator=g)
-    s = torch.rand(1, 3, 2, 3, generator=g)
-    cond = base.encode_prompt("a room", "")
-    with torch.no_grad():
-        assert torch.equal(refined.velocity(z, s, cond), base.velocity(z, s, cond))  # zero-initialised output conv
-        for p in refined.net.refine.parameters():
-            p.copy_(0.1 * torch.randn(p.shape, generator=g))
-        v = refined.velocity(z, s, cond)
-        # the refiner's correction of latent frame 0 only depends on frame 0's inputs (3x3 convolutions per frame)
-        head = base.velocity(z, s, cond)
-        delta = refined.net.refine(
-            torch.cat([head[:, :, 0], z[:, :, 0], s[:, :1].repeat_interleave(2, 2).repeat_interleave(2, 3)], 1)
-        )
-    assert not torch.equal(v, head)
-    torch.testing.assert_close(v[:, :, 0], head[:, :, 0] + delta, atol=1e-6, rtol=1e-6)
-
-
 def test_pixel_head_starts_as_the_identity_and_works_on_pixels() -> None:
-    base = _random_model(SMALL_UNET)
+    base = _random_model(SMALL)
     torch.manual_seed(3)
     grown = TinyDenoiser(SMALL_PIXEL).eval()
     missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
@@ -294,9 +302,11 @@ def test_train_init_adds_a_pixel_head(tmp_path) -> None:
 
     from worldwarp.cli.train import _denoiser
 
-    base = _random_model(SMALL_UNET)
+    base = _random_model(SMALL)
     base.save_pretrained(tmp_path / "base")
-    args = argparse.Namespace(denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=8, seed=0)
+    args = argparse.Namespace(
+        denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=8, tiny_hole_init=None, seed=0
+    )
     grown = _denoiser(args)
     assert grown.config.pixel_width == 8
     g = torch.Generator().manual_seed(2)
@@ -304,15 +314,18 @@ def test_train_init_adds_a_pixel_head(tmp_path) -> None:
     s = torch.rand(1, 3, 2, 3, generator=g)
     with torch.no_grad():
         assert torch.equal(grown.velocity(z, s, None), base.velocity(z, s, None))
-    transformer = _random_model(SMALL)
-    transformer.save_pretrained(tmp_path / "tr")
+    grown.save_pretrained(tmp_path / "grown")  # a head of another width on a model that has one
     with pytest.raises(InputError, match="pixel head"):
-        _denoiser(argparse.Namespace(denoiser="tiny", init=str(tmp_path / "tr"), tiny_pixel_width=8, seed=0))
+        _denoiser(
+            argparse.Namespace(
+                denoiser="tiny", init=str(tmp_path / "grown"), tiny_pixel_width=16, tiny_hole_init=None, seed=0
+            )
+        )
 
 
 def test_blank_pure_noise_makes_the_level_one_estimate_independent_of_the_noise() -> None:
-    model = _random_model(dataclasses.replace(SMALL_UNET, blank_pure_noise=True))
-    plain = _random_model(SMALL_UNET)  # the same weights without the option
+    model = _random_model(dataclasses.replace(SMALL, blank_pure_noise=True))
+    plain = _random_model(SMALL)  # the same weights without the option
     g = torch.Generator().manual_seed(4)
     z = torch.randn(1, model.latent_channels, 3, 4, 8, generator=g)
     s = torch.rand(1, 3, 2, 4, generator=g)
@@ -327,3 +340,22 @@ def test_blank_pure_noise_makes_the_level_one_estimate_independent_of_the_noise(
     torch.testing.assert_close(x0[:, :, 1:], x0_2[:, :, 1:], atol=1e-6, rtol=0)
     torch.testing.assert_close(x0[:, :, 0], x0_2[:, :, 0], atol=1e-6, rtol=0)  # frame 0 never saw the noise
     assert (p0[:, :, 1:] - p2[:, :, 1:]).abs().max() > 1e-3  # without the option the noise leaks into the estimate
+
+
+def test_train_from_scratch_builds_the_shipped_architecture(capsys: pytest.CaptureFixture[str]) -> None:
+    from worldwarp.cli import build_parser, main
+    from worldwarp.cli.train import _denoiser
+
+    args = build_parser().parse_args(["train", "--dataset", "procedural", "--steps", "1", "--out", "o"])
+    model = _denoiser(args)
+    assert model.config == TinyDenoiserConfig()
+    assert (model.config.widths, model.config.depth, model.config.width, model.config.heads) == (
+        (64, 96, 128),
+        1,
+        64,
+        4,
+    )
+    assert (model.config.freq_dim, model.config.sigma_data, model.config.patch_size) == (64, 0.5, 1)
+    # the architecture option went with the transformer
+    assert main(["train", "--dataset", "procedural", "--steps", "1", "--out", "o", "--tiny-arch", "unet"]) == 2
+    assert "--tiny-arch" in capsys.readouterr().err

@@ -146,7 +146,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
     train(resumed, data, _config(tmp_path / "b", 4), resume=True, progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    assert not torch.equal(straight.net.final.weight, _model().net.final.weight)  # training did change the weights
+    assert not torch.equal(straight.net.out.weight, _model().net.out.weight)  # training did change the weights
     log = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     ref = [json.loads(x) for x in (tmp_path / "a" / "log.jsonl").read_text().splitlines()]
@@ -159,7 +159,7 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
         "step_0000004",
     ]
     loaded = TinyDenoiser.from_pretrained(tmp_path / "b" / "model")
-    assert torch.equal(loaded.net.final.weight, resumed.net.final.weight)
+    assert torch.equal(loaded.net.out.weight, resumed.net.out.weight)
 
 
 def test_train_with_crop_and_weight_average_resumes_exactly(tmp_path: Path) -> None:
@@ -178,7 +178,7 @@ def test_train_with_crop_and_weight_average_resumes_exactly(tmp_path: Path) -> N
     for (k, a), b in zip(exported[0].state_dict().items(), exported[1].state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     # the export is the average, not the last weights: with decay 0.5 over 4 steps it lies between init and now
-    init, last, avg = _model().net.final.weight, straight.net.final.weight, exported[0].net.final.weight
+    init, last, avg = _model().net.out.weight, straight.net.out.weight, exported[0].net.out.weight
     assert not torch.equal(avg, last) and not torch.equal(avg, init)
 
 
@@ -263,7 +263,19 @@ def test_cli_train_on_real_scene(shared_data: Path, tmp_path: Path) -> None:
     scene = shared_data / "scenes" / "7scenes_redkitchen"
     out = tmp_path / "run"
     args = ["train", "--dataset", f"transforms:{scene}", "--steps", "1", "--out", str(out), "--frames", "3"]
-    args += ["--height", "16", "--width", "24", "--tiny-width", "16", "--tiny-depth", "1", "--no-progress"]
+    args += [
+        "--height",
+        "16",
+        "--width",
+        "24",
+        "--tiny-width",
+        "16",
+        "--tiny-depth",
+        "1",
+        "--tiny-widths",
+        "8,16,16",
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()] == [1]
     assert TinyDenoiser.from_pretrained(out / "model").config.width == 16
@@ -272,7 +284,19 @@ def test_cli_train_on_real_scene(shared_data: Path, tmp_path: Path) -> None:
 def test_cli_train_bad_input_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from worldwarp.cli import main
 
-    base = ["train", "--steps", "1", "--out", str(tmp_path / "o"), "--tiny-width", "16", "--tiny-depth", "1"]
+    base = [
+        "train",
+        "--steps",
+        "1",
+        "--out",
+        str(tmp_path / "o"),
+        "--tiny-width",
+        "16",
+        "--tiny-depth",
+        "1",
+        "--tiny-widths",
+        "8,16,16",
+    ]
     assert main([*base, "--dataset", f"transforms:{tmp_path / 'missing'}"]) == 2
     assert "missing: dataset folder not found" in capsys.readouterr().err
     assert main([*base, "--dataset", "bogus"]) == 2
@@ -287,7 +311,19 @@ def test_cli_train_procedural(tmp_path: Path) -> None:
 
     out = tmp_path / "run"
     args = ["train", "--dataset", "procedural", "--steps", "2", "--out", str(out), "--frames", "3", "--height", "16"]
-    args += ["--width", "24", "--tiny-width", "16", "--tiny-depth", "1", "--no-progress", "--save-every", "1"]
+    args += [
+        "--width",
+        "24",
+        "--tiny-width",
+        "16",
+        "--tiny-depth",
+        "1",
+        "--tiny-widths",
+        "8,16,16",
+        "--no-progress",
+        "--save-every",
+        "1",
+    ]
     assert main(args) == 0
     assert latest_checkpoint(out) is not None and latest_checkpoint(out).name == "step_0000002"  # type: ignore[union-attr]
 

@@ -83,9 +83,7 @@ def scene_values(doc: dict, slot: int, metric: str) -> dict[str, float]:
 def describe_model(den: torch.nn.Module) -> str:
     """One phrase naming the tiny model's architecture, read from its config."""
     c = getattr(den, "config", None)
-    if c is None:
+    if c is None or not hasattr(c, "widths"):
         return type(den).__name__
-    if getattr(c, "arch", "transformer") == "unet":
-        return f"U-Net, widths {'/'.join(str(w) for w in c.widths)}, {c.depth} block(s) per level"
-    refine = f", conv refiner {c.refine_width}" if getattr(c, "refine_width", 0) else ""
-    return f"transformer, width {c.width}, depth {c.depth}, patch {c.patch_size}{refine}"
+    head = f", pixel head {c.pixel_width}" if getattr(c, "pixel_width", 0) else ""
+    return f"U-Net, widths {'/'.join(str(w) for w in c.widths)}, {c.depth} block(s) per level{head}"

@@ -59,19 +59,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--crop", default=None, help="HxW: train on random windows of this size (after warping)")
     p.add_argument("--ema-decay", type=float, default=0.0, help="export an EMA of the weights (0 = none)")
     p.add_argument(
-        "--tiny-arch",
-        choices=("unet", "transformer"),
-        default=None,
-        help="tiny from scratch: transformer (default) or unet",
+        "--tiny-width", type=int, default=None, help="tiny from scratch: size of the level embedding (default 64)"
     )
-    p.add_argument("--tiny-width", type=int, default=None, help="tiny from scratch: transformer width / embedding")
-    p.add_argument("--tiny-depth", type=int, default=None, help="tiny from scratch: blocks (per level for unet)")
-    p.add_argument("--tiny-widths", default=None, help="tiny unet: channels of its 3 levels, e.g. 64,96,128")
+    p.add_argument(
+        "--tiny-depth",
+        type=int,
+        default=None,
+        help="tiny from scratch: residual blocks per level and direction (default 1)",
+    )
+    p.add_argument(
+        "--tiny-widths", default=None, help="tiny from scratch: channels of the 3 levels (default 64,96,128)"
+    )
     p.add_argument(
         "--tiny-pixel-width",
         type=int,
         default=None,
-        help="tiny unet: hidden channels of the pixel head (with --init: adds a zero-initialised head to it)",
+        help="tiny: hidden channels of the pixel head (with --init: adds a zero-initialised head to it)",
     )
     p.add_argument(
         "--tiny-hole-init",
@@ -85,13 +88,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _with_pixel_head(base: Any, width: int, seed: int) -> Any:
-    """``base`` (a tiny U-Net) with a fresh pixel head of ``width`` channels; the same function (zero-initialised)."""
+    """``base`` (a tiny model) with a fresh pixel head of ``width`` channels; the same function (zero-initialised)."""
     import torch
 
     from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
 
-    if base.config.arch != "unet" or base.config.pixel_width:
-        raise InputError("--tiny-pixel-width with --init adds a pixel head to a unet checkpoint that has none")
+    if base.config.pixel_width:
+        raise InputError("--tiny-pixel-width with --init adds a pixel head to a checkpoint that has none")
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = TinyDenoiser(replace(base.config, pixel_width=width))
@@ -121,16 +124,14 @@ def _denoiser(args: argparse.Namespace) -> Any:
 
         if args.init:
             base = TinyDenoiser.from_pretrained(args.init)
-            hole_init = getattr(args, "tiny_hole_init", None)
-            if hole_init is not None and hole_init != base.config.hole_init:
-                base = _with_hole_init(base, hole_init)
+            if args.tiny_hole_init is not None and args.tiny_hole_init != base.config.hole_init:
+                base = _with_hole_init(base, args.tiny_hole_init)
             if args.tiny_pixel_width is None or args.tiny_pixel_width == base.config.pixel_width:
                 return base
             return _with_pixel_head(base, args.tiny_pixel_width, args.seed)
         overrides: dict[str, Any] = {
             k: v
             for k, v in (
-                ("arch", args.tiny_arch),
                 ("width", args.tiny_width),
                 ("depth", args.tiny_depth),
                 ("pixel_width", args.tiny_pixel_width),

@@ -1,4 +1,4 @@
-"""Embeddings shared by the embedded denoisers: sinusoidal codes and the per-token (level, condition) embedding."""
+"""Embeddings of the embedded denoiser's U-Net: sinusoidal codes and the per-token (level, condition) embedding."""
 
 from __future__ import annotations
 

@@ -6,12 +6,11 @@ Design (measured and justified in docs/training.md):
   stacked in groups of ``time_factor`` (the first frame is encoded on its own, replicated, like Wan's causal VAE);
   then ``space_factor`` x ``space_factor`` pixel-unshuffle. ``latent_channels = 3 * time_factor * space_factor**2``
   (48 with the defaults 1 and 4). Decoding is the exact inverse (clamped to [0, 1]).
-* **Velocity model**, chosen by ``arch``: ``"transformer"``
-  (:class:`~worldwarp.diffusion.denoisers.tiny_transformer.TinyTransformer`, factorised attention over patches; the
-  default and the shipped model) or ``"unet"`` (:class:`~worldwarp.diffusion.denoisers.tiny_unet.TinyUNet`,
-  convolutions plus temporal and spatio-temporal attention; an experiment that denoised worse at low noise levels,
-  docs/training.md).
-  Both take one noise level per token, embedded together with the condition.
+* **Velocity model**: :class:`~worldwarp.diffusion.denoisers.tiny_unet.TinyUNet`, a preconditioned video U-Net
+  (residual convolutions per latent frame, temporal attention on the finer levels, spatio-temporal attention on the
+  coarsest) that takes one noise level per token, embedded together with the condition. ``arch`` names it in
+  ``config.json``; ``"unet"`` is the only value. The transformer that was shipped before it is retired: its
+  checkpoints are refused with a message (docs/training.md keeps its recipe).
 * **Conditioning**: no text model. A prompt maps to one of two learned embeddings: the empty string is the
   "null" embedding, any other text is the "scene" embedding. Training drops the prompt to "" at random, so
   classifier-free guidance between a non-empty prompt and an empty negative prompt is meaningful; a non-empty
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from worldwarp.diffusion.denoisers.base import classifier_free_guidance
+from worldwarp.diffusion.denoisers.tiny_unet import TinyUNet
 from worldwarp.errors import InputError
 
 __all__ = ["TinyDenoiserConfig", "TinyConditioning", "TinyDenoiser", "DEFAULT_CHECKPOINT"]
@@ -38,54 +38,53 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "tiny_stdi
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 HOLE_INITS = ("noise", "push_pull")
+# config keys of retired architectures that older U-Net checkpoints still carry (read and ignored): the transformer's
+# MLP ratio and convolutional refiner, and the skip of the first U-Net experiment
+RETIRED_KEYS = ("mlp_ratio", "refine_width", "skip_std")
 
 
 @dataclass
 class TinyDenoiserConfig:
-    """Architecture of :class:`TinyDenoiser`.
+    """Architecture of :class:`TinyDenoiser`; the defaults are the shipped model's sizes.
 
     Attributes:
-        arch: velocity network, ``"unet"`` or ``"transformer"``.
+        arch: velocity network; ``"unet"`` (:class:`~worldwarp.diffusion.denoisers.tiny_unet.TinyUNet`) is the only
+            one.
         space_factor: pixel-unshuffle factor (pixels per latent cell along each axis).
         time_factor: frames stacked per latent frame after the first (1 = one latent frame per frame).
         patch_size: latent cells per token along each spatial axis (noise levels are uniform within a token).
-        width: transformer width d; unet: size of the level embedding.
-        depth: transformer blocks; unet: residual blocks per level and direction.
+        width: size of the (noise level, condition) embedding that modulates every residual block.
+        depth: residual blocks per level and direction.
         heads: attention heads (``width`` and every entry of ``widths`` must be divisible by it).
-        mlp_ratio: transformer: hidden size of the MLP relative to ``width``.
         freq_dim: size of the sinusoidal noise-level code.
-        widths: unet: feature channels of its three levels, finest first.
-        refine_width: transformer: hidden channels of the zero-initialised 3x3 convolutional refiner on the latent
-            grid that lets each cell's velocity see its neighbours' (0 = none, the shipped stage-3 model).
-        sigma_data: unet: data standard deviation ``s`` of the EDM preconditioning (latents in [-1, 1]).
-        pixel_width: unet: hidden channels of the zero-initialised pixel head, 3x3 convolutions at pixel resolution
-            across latent-cell borders (0 = none).
-        blank_pure_noise: unet: the network sees 0 instead of the input at cells of level 1 (pure noise), so the
-            clean estimate there is deterministic (:mod:`~worldwarp.diffusion.denoisers.tiny_unet`).
+        widths: feature channels of the three levels, finest first.
+        sigma_data: data standard deviation ``s`` of the EDM preconditioning (latents in [-1, 1]).
+        pixel_width: hidden channels of the zero-initialised pixel head, 3x3 convolutions at pixel resolution across
+            latent-cell borders (0 = none).
+        blank_pure_noise: the network sees 0 instead of the input at cells of level 1 (pure noise), so the clean
+            estimate there is deterministic (:mod:`~worldwarp.diffusion.denoisers.tiny_unet`).
         hole_init: what the holes start from at level 1: ``"noise"`` (pure noise, the method) or ``"push_pull"``
-            (unet: the push-pull interpolation of the warped frame, :mod:`~worldwarp.diffusion.hole_guess`; the
-            network then predicts a correction of that guess, and training feeds the same guess).
+            (the push-pull interpolation of the warped frame, :mod:`~worldwarp.diffusion.hole_guess`; the network
+            then predicts a correction of that guess, and training feeds the same guess).
     """
 
-    arch: str = "transformer"
+    arch: str = "unet"
     space_factor: int = 4
     time_factor: int = 1
     patch_size: int = 1
     width: int = 64
-    depth: int = 4
+    depth: int = 1
     heads: int = 4
-    mlp_ratio: float = 2.0
     freq_dim: int = 64
     widths: tuple[int, int, int] = (64, 96, 128)
     sigma_data: float = 0.5
-    refine_width: int = 0
     pixel_width: int = 0
     blank_pure_noise: bool = False
     hole_init: str = "noise"
 
     def __post_init__(self) -> None:
-        if self.arch not in ("unet", "transformer"):
-            raise ValueError(f"TinyDenoiserConfig.arch must be 'unet' or 'transformer', got {self.arch!r}")
+        if self.arch != "unet":
+            raise ValueError(f"TinyDenoiserConfig.arch must be 'unet', got {self.arch!r}")
         self.widths = tuple(int(w) for w in self.widths)  # type: ignore[assignment]
         for name in ("space_factor", "time_factor", "patch_size", "width", "depth", "heads", "freq_dim"):
             if int(getattr(self, name)) < 1:
@@ -96,15 +95,12 @@ class TinyDenoiserConfig:
             raise ValueError("width must be a multiple of 8 and freq_dim even")
         if len(self.widths) != 3 or any(w < 8 or w % 8 or w % self.heads for w in self.widths):
             raise ValueError(f"widths must be 3 multiples of 8 and of heads, got {list(self.widths)}")
-        for name in ("refine_width", "pixel_width"):
-            if int(getattr(self, name)) < 0:
-                raise ValueError(f"TinyDenoiserConfig.{name} must be >= 0, got {getattr(self, name)}")
-        if (self.pixel_width or self.blank_pure_noise) and self.arch != "unet":
-            raise ValueError("pixel_width and blank_pure_noise are unet options")
+        if int(self.pixel_width) < 0:
+            raise ValueError(f"TinyDenoiserConfig.pixel_width must be >= 0, got {self.pixel_width}")
         if self.hole_init not in HOLE_INITS:
             raise ValueError(f"hole_init must be one of {', '.join(HOLE_INITS)}, got {self.hole_init!r}")
-        if self.hole_init != "noise" and (self.arch != "unet" or self.blank_pure_noise):
-            raise ValueError("hole_init 'push_pull' needs arch 'unet' without blank_pure_noise")
+        if self.hole_init != "noise" and self.blank_pure_noise:
+            raise ValueError("hole_init 'push_pull' needs blank_pure_noise off (the network must see the guess)")
         if not 0.0 < float(self.sigma_data) < 10.0:
             raise ValueError(f"sigma_data must be in (0, 10), got {self.sigma_data}")
 
@@ -133,37 +129,20 @@ class TinyDenoiser(nn.Module):
         self.patch_size = c.patch_size
         self.latent_channels = 3 * c.time_factor * c.space_factor**2
         self.hole_init = c.hole_init  # read by the fill and by training (what level-1 hole cells hold)
-        self.net: nn.Module
-        if c.arch == "unet":
-            from worldwarp.diffusion.denoisers.tiny_unet import TinyUNet
-
-            self.net = TinyUNet(
-                self.latent_channels,
-                c.patch_size,
-                c.widths,
-                c.depth,
-                c.heads,
-                c.width,
-                c.freq_dim,
-                c.sigma_data,
-                c.space_factor,
-                c.pixel_width,
-                c.blank_pure_noise,
-                c.hole_init != "noise",
-            )
-        else:
-            from worldwarp.diffusion.denoisers.tiny_transformer import TinyTransformer
-
-            self.net = TinyTransformer(
-                self.latent_channels,
-                c.patch_size,
-                c.width,
-                c.depth,
-                c.heads,
-                c.mlp_ratio,
-                c.freq_dim,
-                c.refine_width,
-            )
+        self.net = TinyUNet(
+            self.latent_channels,
+            c.patch_size,
+            c.widths,
+            c.depth,
+            c.heads,
+            c.width,
+            c.freq_dim,
+            c.sigma_data,
+            c.space_factor,
+            c.pixel_width,
+            c.blank_pure_noise,
+            c.hole_init != "noise",
+        )
 
     # ------------------------------------------------------------------ autoencoder (exact)
     def latent_frames(self, frames: int) -> int:
@@ -256,31 +235,25 @@ class TinyDenoiser(nn.Module):
             raw = json.loads(cfg_file.read_text())
         except json.JSONDecodeError as e:
             raise InputError(f"{cfg_file}:{e.lineno}: invalid JSON ({e.msg})") from None
+        if not isinstance(raw, dict):
+            raise InputError(f"{cfg_file}: invalid config (expected a JSON object)")
+        if raw.get("arch", "transformer") == "transformer":  # checkpoints written before the U-Net have no "arch"
+            raise InputError(
+                f"{folder}: a checkpoint of the tiny transformer, the embedded model before the U-Net; that "
+                f"architecture was retired (docs/training.md); retrain with `worldwarp train --denoiser tiny`"
+            )
         known = {f.name for f in fields(TinyDenoiserConfig)}
-        raw.pop("skip_std", None)  # a field of the retired U-Net experiment, kept in older configs
+        for key in RETIRED_KEYS:
+            raw.pop(key, None)
         unknown = set(raw) - known - {"model"}
         if unknown:
             raise InputError(f"{cfg_file}: unknown config keys {sorted(unknown)}")
-        legacy = "arch" not in raw  # checkpoints written before the U-Net: transformer, keys without "net."
-        if legacy:
-            raw["arch"] = "transformer"
         try:
             model = cls(TinyDenoiserConfig(**{k: v for k, v in raw.items() if k in known}))
         except (TypeError, ValueError) as e:
             raise InputError(f"{cfg_file}: invalid config ({e})") from None
         try:
-            state = load_file(str(weights))
-            if legacy:
-                state = {_legacy_key(k): v for k, v in state.items()}
-            model.load_state_dict(state)
+            model.load_state_dict(load_file(str(weights)))
         except Exception as e:  # safetensors header errors, missing/unexpected keys, shape mismatches
             raise InputError(f"{weights}: cannot load weights ({str(e).splitlines()[0]})") from None
         return model
-
-
-def _legacy_key(key: str) -> str:
-    """State-dict key of a pre-U-Net transformer checkpoint -> its key under ``TinyDenoiser.net``."""
-    for old in ("sigma_mlp.", "cond_embed."):
-        if key.startswith(old):
-            return "net.level." + key
-    return "net." + key
