@@ -6,13 +6,15 @@ Run from the repository root:
     python benchmarks/experiments/embedded_model.py [--split test] [--scenes 8] [--size 128x192] [--checkpoint DIR] \
         [--strength TAU] [--steps S] [--data ../shared/data] [--results docs/results/embedded] [--reuse]
 
-Methods (both with the embedded CPU preset, one seed): ``worldwarp`` (3DGS cache + ST-Diff) and ``inpaint-cache``
-(the same 3DGS cache warps, holes filled by OpenCV inpainting, no model). Procedural: the first ``--scenes`` clips
+Methods (all with the embedded CPU preset, one seed): ``worldwarp`` (3DGS cache + ST-Diff), ``inpaint-cache``
+(the same 3DGS cache warps, holes filled by OpenCV inpainting, no model) and ``pushpull-cache`` (the same warps,
+holes filled by push-pull interpolation: the guess a ``hole_init="push_pull"`` model starts from).
+Procedural: the first ``--scenes`` clips
 of the ``--split`` suite (200 frames; frames 50 and 199). Real: the 7-Scenes kitchen under ``DATA/scenes`` with its
 Kinect start depth (evaluation only; frames 12 and 24). Metrics per scored frame: PSNR, SSIM, PSNR inside the holes
 of the start frame's warp, the high-frequency energy ratio (generated / real mean squared Laplacian: grain > 1,
 blur < 1) and the mean-colour error (max over channels of |mean generated - mean real|). The table gives the means,
-and the number of clips on which worldwarp beats inpaint-cache one by one. Choose settings with ``--split dev``;
+and the number of clips on which worldwarp beats each baseline one by one. Choose settings with ``--split dev``;
 report with ``--split test``. Each split's section of docs/benchmarks/embedded_model.md is rewritten in place.
 """
 
@@ -31,9 +33,10 @@ import torch
 from suite_eval import describe_model, evaluate_methods, mean_table, parse_size, scene_values, weights_digest
 from worldwarp.io.atomic import atomic_write_text
 
-METHODS = ("worldwarp", "inpaint-cache")
+BASELINES = ("inpaint-cache", "pushpull-cache")
+METHODS = ("worldwarp", *BASELINES)
 PAGE_HEAD = (
-    "# Embedded ST-Diff against cache + OpenCV inpainting\n\n"
+    "# Embedded ST-Diff against cache + classical hole filling (OpenCV inpainting, push-pull)\n\n"
     "Written by `benchmarks/experiments/embedded_model.py` (one section per suite: choose on dev, report on test).\n"
 )
 COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("psnr_holes", "PSNR holes", 2), ("hf_ratio", "HF ratio", 2),
@@ -45,31 +48,34 @@ def _section(title: str, docs: dict[str, dict]) -> list[str]:
     lines = [f"### {title}", "", f"Clips: {', '.join(names)}.", ""]
     head = "| method | frame | " + " | ".join(c[1] for c in COLUMNS) + " |"
     lines += [head, "|---|---|" + "---|" * len(COLUMNS)]
-    for name in METHODS:
+    for name in (n for n in METHODS if n in docs):
         for s in slots:
             cells = [f"{table[name][s][m]:.{nd}f}" for m, _, nd in COLUMNS]
             lines.append(f"| {name} | {s} | " + " | ".join(cells) + " |")
-    lines += ["", "| frame | PSNR: worldwarp wins | SSIM: worldwarp wins | mean HF ratio in [0.7, 1.3] |"]
-    lines += ["|---|---|---|---|"]
+    base = [b for b in BASELINES if b in docs]
+    lines += ["", "| frame | " + " | ".join(f"{m} wins vs {b}" for b in base for m in ("PSNR", "SSIM"))]
+    lines[-1] += " | mean HF ratio in [0.7, 1.3] |"
+    lines += ["|---|" + "---|" * (2 * len(base) + 1)]
     for k, s in enumerate(slots):
         wins = []
-        for m in ("psnr", "ssim"):
-            a, b = scene_values(docs["worldwarp"], k, m), scene_values(docs["inpaint-cache"], k, m)
-            common = sorted(set(a) & set(b))
-            wins.append(f"{sum(a[n] > b[n] for n in common)}/{len(common)}")
+        for b_name in base:
+            for m in ("psnr", "ssim"):
+                a, b = scene_values(docs["worldwarp"], k, m), scene_values(docs[b_name], k, m)
+                common = sorted(set(a) & set(b))
+                wins.append(f"{sum(a[n] > b[n] for n in common)}/{len(common)}")
         hf = table["worldwarp"][s]["hf_ratio"]
-        lines.append(f"| {s} | {wins[0]} | {wins[1]} | {hf:.2f}: {'yes' if 0.7 <= hf <= 1.3 else 'no'} |")
+        lines.append(f"| {s} | {' | '.join(wins)} | {hf:.2f}: {'yes' if 0.7 <= hf <= 1.3 else 'no'} |")
     return lines + [""]
 
 
 def _evaluate(scenes: list, den, config, results: Path, tag: str, args: argparse.Namespace) -> dict[str, dict]:
-    """inpaint-cache with the preset's own settings (it never calls the model), then worldwarp with ``config``."""
+    """The baselines with the preset's own settings (they never call the model), then worldwarp with ``config``."""
     from worldwarp.eval.pipeline_methods import PipelineMethodConfig
 
     base = PipelineMethodConfig(seed=args.seed)
     docs = {}
     if not args.model_only:
-        docs = evaluate_methods(scenes, ("inpaint-cache",), den, base, results, tag, reuse=True)
+        docs = evaluate_methods(scenes, BASELINES, den, base, results, tag, reuse=True)
     if not args.baseline_only:
         docs = {**evaluate_methods(scenes, ("worldwarp",), den, config, results, tag, args.reuse), **docs}
     return docs
@@ -90,7 +96,7 @@ def main() -> int:
     ap.add_argument("--solver", choices=("euler", "renoise"), default=None, help="sampler solver (default: preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-real", action="store_true", help="skip the real scene")
-    ap.add_argument("--baseline-only", action="store_true", help="run inpaint-cache only (no table)")
+    ap.add_argument("--baseline-only", action="store_true", help="run the baselines only (no table)")
     ap.add_argument(
         "--model-only",
         action="store_true",
