@@ -104,7 +104,11 @@ def _with_pixel_head(base: Any, width: int, seed: int) -> Any:
 
 
 def _with_hole_init(base: Any, hole_init: str) -> Any:
-    """``base`` (a tiny U-Net) with the same weights and ``hole_init`` (``blank_pure_noise`` off for a guess)."""
+    """``base`` (a tiny U-Net) switched to ``hole_init``: same weights, ``blank_pure_noise`` off for a guess, and
+    the output convolution set to zero for a guess, so the switched model returns the guess exactly (one step
+    from level 1) and training learns the correction from there."""
+    import torch
+
     from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
 
     blank = base.config.blank_pure_noise and hole_init == "noise"
@@ -113,6 +117,10 @@ def _with_hole_init(base: Any, hole_init: str) -> Any:
     except ValueError as e:
         raise InputError(f"--tiny-hole-init {hole_init}: {e}") from None
     model.load_state_dict(base.state_dict())
+    if hole_init != "noise":
+        with torch.no_grad():
+            model.net.out.weight.zero_()
+            model.net.out.bias.zero_()
     return model
 
 
