@@ -145,7 +145,8 @@ def test_train_cli_switches_a_checkpoint_to_the_guess(tmp_path) -> None:
     from worldwarp.cli.train import _denoiser
 
     base = TinyDenoiser(TinyDenoiserConfig(**{**GUESS.__dict__, "hole_init": "noise", "blank_pure_noise": True}))
-    torch.nn.init.normal_(base.net.out.weight, generator=torch.Generator().manual_seed(6))  # a trained output layer
+    for prm in (base.net.out.weight, base.net.out.bias):  # a trained output layer
+        torch.nn.init.normal_(prm, generator=torch.Generator().manual_seed(6))
     base.save_pretrained(tmp_path / "base")
     args = argparse.Namespace(
         denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=None, tiny_hole_init="push_pull", seed=0
