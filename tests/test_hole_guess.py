@@ -187,3 +187,18 @@ def test_push_pull_fill_strategy_needs_no_model() -> None:
     rgb, mask = torch.rand(2, 3, 8, 12, generator=g), torch.rand(2, 8, 12, generator=g) > 0.5
     warp = WarpResult(rgb=rgb, depth=torch.ones(2, 8, 12), alpha=torch.ones(2, 8, 12), mask=mask)
     assert torch.equal(fill.fill(torch.rand(1, 3, 8, 12), warp, seed=0), push_pull_fill(rgb, mask))
+
+
+def test_kept_pixels_follow_the_noise_mode() -> None:
+    """The method keeps every valid pixel; temporal-only noise drops the frames it makes holes entirely."""
+    model = TinyDenoiser(GUESS).eval()
+    history = torch.rand(1, 3, 8, 12)
+    mask = torch.zeros(2, 8, 12, dtype=torch.bool)
+    mask[0, :, :10] = True  # frame 1: 4 of 6 cell columns valid (> half): warped
+    mask[1, :, :4] = True  # frame 2: 2 of 6 (< half): a hole frame under temporal-only noise
+    mask[0, 0, 11] = True  # a valid pixel in a hole cell
+    warp = WarpResult(rgb=torch.rand(2, 3, 8, 12), depth=torch.ones(2, 8, 12), alpha=torch.ones(2, 8, 12), mask=mask)
+    for mode, frame2 in (("spatiotemporal", mask[1]), ("temporal", torch.zeros_like(mask[1]))):
+        fill = STDiffFill(model, SamplerConfig(steps=1, strength=0.0, guidance_scale=1.0, noise_mode=mode))
+        kept = fill.kept_pixels(warp, fill.sampler_inputs(history, warp), 1)
+        assert torch.equal(kept[0], mask[0]) and torch.equal(kept[1], frame2), mode

@@ -126,7 +126,8 @@ class STDiffFill:
 
     With strength 0 the warped prior is kept as it is: besides the warped latent cells (level 0 throughout), the
     valid pixels of cells that the mask reduction made holes are copied back from the warp after decoding, so only
-    the pixels the warp did not reach are generated.
+    the pixels the warp did not reach are generated (:meth:`kept_pixels`; under an ablation's noise mode, valid
+    cells that the mode treats as holes are generated too).
 
     Args:
         denoiser: any :class:`~worldwarp.diffusion.denoisers.base.Denoiser` (on the device the frames are on).
@@ -168,30 +169,51 @@ class STDiffFill:
         hist = history_latent_frames(n_hist, latents.shape[2], den.time_factor, video.device)
         return SamplerInputs(latents, cells[None], hist[None])
 
+    def warped_cells(self, inputs: SamplerInputs) -> Tensor:
+        """(1, T', H', W') bool: the latent cells that start at the warped level (not history), as the sampler
+        decides with its patch rule and noise mode (:func:`~worldwarp.diffusion.latent_grid.warp_token_mask`)."""
+        from worldwarp.diffusion.denoisers.base import tokens_to_cells
+        from worldwarp.diffusion.latent_grid import reduce_mask_to_patches, warp_token_mask
+
+        mode = self.sampler.noise_mode
+        if self.sampler.patch_levels == "strict":
+            p = self.denoiser.patch_size
+            tokens = warp_token_mask(reduce_mask_to_patches(inputs.latent_mask, p), inputs.history, mode)
+            warped = tokens_to_cells(tokens, p)
+        else:
+            warped = warp_token_mask(inputs.latent_mask, inputs.history, mode)
+        return warped & ~inputs.history[:, :, None, None]
+
+    def kept_pixels(self, warp: WarpResult, inputs: SamplerInputs, n_history: int) -> Tensor:
+        """(n, H, W) bool: the valid warped pixels the model may see and, at strength 0, that are copied back: all
+        of ``warp.mask`` except the pixels of valid cells the noise mode treats as holes (its ablations)."""
+        den = self.denoiser
+        cells = inputs.latent_mask & ~self.warped_cells(inputs) & ~inputs.history[:, :, None, None]  # dropped
+        sf, tf = den.space_factor, den.time_factor
+        n, h, w = warp.mask.shape
+        frames = torch.arange(n_history, n_history + n, device=cells.device)
+        latent = torch.where(frames == 0, 0, torch.div(frames - 1, tf, rounding_mode="floor") + 1)
+        dropped = cells[0, latent].repeat_interleave(sf, dim=-2).repeat_interleave(sf, dim=-1)  # (n, H, W)
+        return warp.mask & ~dropped.to(warp.mask.device)
+
     def hole_start(
         self, history: Tensor, warp: WarpResult, inputs: SamplerInputs, generator: torch.Generator
     ) -> Tensor | None:
-        """The sampler's initial ``latents`` for a denoiser with ``hole_init="push_pull"``: the encoded push-pull
-        guess of the warped frames (:mod:`~worldwarp.diffusion.hole_guess`) at hole cells, noise from ``generator``
-        elsewhere (drawn as the sampler would draw it); None (the sampler draws pure noise) for other denoisers."""
+        """The sampler's initial ``latents`` for a denoiser with ``hole_init="push_pull"``: at the cells that start
+        as holes, the encoded push-pull guess (:mod:`~worldwarp.diffusion.hole_guess`) of the :meth:`kept_pixels`;
+        noise from ``generator`` elsewhere (drawn as the sampler would draw it). None (the sampler draws pure
+        noise) for other denoisers."""
         if getattr(self.denoiser, "hole_init", "noise") != "push_pull":
             return None
         from worldwarp.diffusion.hole_guess import push_pull_fill
 
         lat = inputs.latents
         noise = torch.randn(lat.shape, generator=generator, device=lat.device, dtype=torch.float32).to(lat.dtype)
-        guess = push_pull_fill(warp.rgb.to(history.dtype), warp.mask)
+        guess = push_pull_fill(warp.rgb.to(history.dtype), self.kept_pixels(warp, inputs, history.shape[0]))
         video = torch.cat([history, guess])  # (T, 3, H, W)
         z_guess = self.denoiser.encode(video.permute(1, 0, 2, 3)[None]).to(lat.dtype)  # (1, C, T', H', W')
-        valid = inputs.latent_mask
-        if self.sampler.patch_levels == "strict":  # the sampler's rule: a patch is warped only if all its cells are
-            from worldwarp.diffusion.denoisers.base import tokens_to_cells
-            from worldwarp.diffusion.latent_grid import reduce_mask_to_patches
-
-            p = self.denoiser.patch_size
-            valid = tokens_to_cells(reduce_mask_to_patches(valid, p), p)
-        holes = ~valid[:, None] & ~inputs.history[:, None, :, None, None]  # (1, 1, T', H', W')
-        return torch.where(holes, z_guess, noise)
+        holes = ~self.warped_cells(inputs) & ~inputs.history[:, :, None, None]  # (1, T', H', W')
+        return torch.where(holes[:, None], z_guess, noise)
 
     def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:
         from worldwarp.diffusion.sampler import sample
@@ -216,7 +238,8 @@ class STDiffFill:
         assert decoded.shape[0] == n_hist + warp.rgb.shape[0]
         new = decoded[n_hist:].to(history.dtype).clamp(0, 1)
         if self.sampler.strength == 0:  # the warp is not revised: its valid pixels in partly-hole cells stay too
-            new = torch.where(warp.mask[:, None], warp.rgb.to(new.dtype).clamp(0, 1), new)
+            kept = self.kept_pixels(warp, inputs, n_hist)
+            new = torch.where(kept[:, None], warp.rgb.to(new.dtype).clamp(0, 1), new)
         return new
 
 
