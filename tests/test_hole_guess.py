@@ -52,31 +52,37 @@ def test_push_pull_constant_image_all_valid_and_empty_frames() -> None:
     assert torch.equal(empty, torch.full_like(full, 0.25))
 
 
-def test_push_pull_golden_4x4() -> None:
+@pytest.mark.parametrize("gain", [1.0, 16.0])
+def test_push_pull_golden_4x4(gain: float) -> None:
     """Two valid pixels, 1 at the top-left and 0 at the bottom-right corner (hand-computed pyramid).
 
     Level 2 (1 x 1): mean 0.5. Level 1 (2 x 2): the corner blocks hold a quarter valid pixel, so
-    0.25 * 1 + 0.75 * 0.5 = 0.625 and 0.25 * 0 + 0.75 * 0.5 = 0.375, the others 0.5. Level 0: bilinear upsampling
-    of that 2 x 2 image; the result is antisymmetric about 0.5 under a 180-degree rotation.
+    0.25 * 1 + 0.75 * 0.5 = 0.625 and 0.25 * 0 + 0.75 * 0.5 = 0.375 with gain 1 (weight 0.25), 1 and 0 with gain 16
+    (weight min(1, 16 * 0.25) = 1), the others 0.5. Level 0: bilinear upsampling of that 2 x 2 image; the result is
+    antisymmetric about 0.5 under a 180-degree rotation.
     """
     rgb = torch.zeros(1, 1, 4, 4, dtype=torch.float64)
     rgb[0, 0, 0, 0] = 1.0
     mask = torch.zeros(1, 4, 4, dtype=torch.bool)
     mask[0, 0, 0] = mask[0, 3, 3] = True
-    out = push_pull_fill(rgb, mask)[0, 0]
-    coarse = torch.tensor([[0.625, 0.5], [0.5, 0.375]], dtype=torch.float64)
+    out = push_pull_fill(rgb, mask, gain=gain)[0, 0]
+    a = min(1.0, gain * 0.25)
+    coarse = torch.tensor([[a + (1 - a) * 0.5, 0.5], [0.5, (1 - a) * 0.5]], dtype=torch.float64)
     up = torch.nn.functional.interpolate(coarse[None, None], size=(4, 4), mode="bilinear", align_corners=False)[0, 0]
     expect = up.clone()
     expect[0, 0], expect[3, 3] = 1.0, 0.0
     torch.testing.assert_close(out, expect, rtol=0, atol=1e-15)
     torch.testing.assert_close(out + out.flip(0, 1), torch.ones(4, 4, dtype=torch.float64), rtol=0, atol=1e-15)
-    # pixel (1, 1) samples the 2 x 2 image at (0.25, 0.25): 0.75^2 0.625 + 2 (0.75 0.25) 0.5 + 0.25^2 0.375
-    assert float(out[1, 1]) == pytest.approx(0.5625, abs=1e-15)
+    # pixel (1, 1) samples the 2 x 2 image at (0.25, 0.25): 0.75^2 c00 + 2 (0.75 0.25) 0.5 + 0.25^2 c11
+    expect11 = {1.0: 0.5625, 16.0: 0.75}[gain]
+    assert float(out[1, 1]) == pytest.approx(expect11, abs=1e-15)
 
 
-def test_push_pull_rejects_bad_shapes() -> None:
+def test_push_pull_rejects_bad_shapes_and_gain() -> None:
     with pytest.raises(ValueError, match="mask"):
         push_pull_fill(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="gain"):
+        push_pull_fill(torch.zeros(1, 3, 4, 4), torch.zeros(1, 4, 4, dtype=torch.bool), gain=0.5)
 
 
 # ---------------------------------------------------------------------------------------------- the model

@@ -13,7 +13,13 @@ those of the CPU preset's sampler (``flow_sigmas(steps, shift)`` without the fin
 S-step schedule instead). Reference rows: "noisy input" returns ``z_t`` itself (what a model that does nothing
 leaves), "linear" the best linear guess ``(1 - sigma) s^2 / ((1 - sigma)^2 s^2 + sigma^2) z_t`` with ``s = 0.5``.
 A model is useful at a level only where it beats both; where it loses to "noisy input" the sampler's last steps add
-grain.
+grain. A model with ``hole_init="push_pull"`` sees a guess, not noise, at level 1: there its input is the guess of
+an empty warp (mid-grey, latent 0), so "noisy input" at level 1 is that guess.
+
+For such a model a second table gives the level the CPU preset actually uses, on real holes: frame 0 is point-splat
+warped (with its depth) into frames 1-24, the warped cells stay clean (level 0, the history frame 0 too), the hole
+cells hold the push-pull guess at level 1, and the RMS error over the hole cells compares the model's clean
+estimate with the guess itself (a model that does nothing returns the guess).
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ def _errors(den, frames: torch.Tensor, sigmas: list[float], seed: int) -> tuple[
     cond = den.encode_prompt("", "")
     p = den.patch_size
     model, noisy, linear = [], [], []
+    guess_at_one = getattr(den, "hole_init", "noise") == "push_pull"
     for s in sigmas:
         z_t = (1 - s) * z + s * eps
+        if guess_at_one and s >= 1:
+            z_t = torch.zeros_like(z)  # the guess of an empty warp: mid-grey
         levels = torch.full((1, z.shape[2], z.shape[3] // p, z.shape[4] // p), s)
         v = den.velocity(z_t, levels, cond)
         model.append(float(((z_t - s * v - z) ** 2).mean().sqrt()))
@@ -46,6 +55,33 @@ def _errors(den, frames: torch.Tensor, sigmas: list[float], seed: int) -> tuple[
         c = (1 - s) * 0.25 / ((1 - s) ** 2 * 0.25 + s**2)
         linear.append(float(((c * z_t - z) ** 2).mean().sqrt()))
     return model, noisy, linear
+
+
+def _hole_errors(den, frames: torch.Tensor, depth: torch.Tensor, cameras) -> tuple[float, float, float]:
+    """(model, guess) RMS error over the hole cells of frame 0's warp into frames 1-24, and the hole share."""
+    from worldwarp.diffusion.denoisers.base import tokens_to_cells
+    from worldwarp.diffusion.hole_guess import push_pull_fill
+    from worldwarp.diffusion.latent_grid import pixel_mask_to_cells, reduce_mask_to_patches
+    from worldwarp.diffusion.training import warp_source_into_clip
+
+    n = frames.shape[0]
+    depths = torch.zeros(n, *depth.shape)
+    depths[0] = depth
+    warped, mask = warp_source_into_clip(frames, depths, cameras[:n], 0)
+    mask[0] = True  # frame 0 is the clean history frame
+    guess = push_pull_fill(warped, mask)
+    guess[0] = frames[0]
+    z = den.encode(frames.transpose(0, 1)[None])  # (1, C, T, H', W')
+    z_g = den.encode(guess.transpose(0, 1)[None])
+    p = den.patch_size
+    tok = reduce_mask_to_patches(pixel_mask_to_cells(mask, den.time_factor, den.space_factor)[None], p)
+    holes = ~tokens_to_cells(tok, p)[:, None]  # (1, 1, T, H', W')
+    levels = (~tok).float()  # (1, T, H'/p, W'/p): 1 at holes, 0 elsewhere
+    z_t = torch.where(holes, z_g, z)
+    v = den.velocity(z_t, levels, den.encode_prompt("", ""))
+    w = holes.expand_as(z).float()
+    rms = lambda e: float(((e**2) * w).sum().div(w.sum().clamp_min(1)).sqrt())  # noqa: E731
+    return rms(z_t - v - z), rms(z_g - z), float(holes.float().mean())
 
 
 def main() -> int:
@@ -71,11 +107,11 @@ def main() -> int:
     sigmas = [float(s) for s in flow_sigmas(preset.steps, preset.shift)[:-1]]
     clips = []
     scene = load_dataset(DatasetConfig("procedural", args.cache, "dev", size=args.size, max_scenes=1))[0]
-    clips.append((f"procedural {scene.name}, frames 0-24", scene.frames(list(range(25)))))
+    clips.append((f"procedural {scene.name}, frames 0-24", scene.frames(list(range(25))), scene))
     kitchen = args.data / "scenes" / "7scenes_redkitchen"
     if kitchen.is_dir():
-        real = load_dataset(DatasetConfig(name="transforms", root=kitchen, size=args.size))[0]
-        clips.append((f"real {real.name} (7-Scenes), frames 0-24", real.frames(list(range(25)))))
+        real = load_dataset(DatasetConfig(name="transforms", root=kitchen, size=args.size, start_depth="given"))[0]
+        clips.append((f"real {real.name} (7-Scenes), frames 0-24", real.frames(list(range(25))), real))
 
     lines = [
         "# Denoising error of the tiny ST-Diff at the CPU sampler's levels",
@@ -89,7 +125,7 @@ def main() -> int:
         "better). 'beats noisy input' counts the levels where the model's error is below the noisy input's.",
     ]
     with torch.no_grad():
-        for title, frames in clips:
+        for title, frames, _ in clips:
             lines += ["", f"## {title}", ""]
             lines += ["| model | beats noisy input | " + " | ".join(f"{s:.3f}" for s in sigmas) + " |"]
             lines += ["|---|---|" + "---|" * len(sigmas)]
@@ -105,9 +141,30 @@ def main() -> int:
             assert noisy is not None and linear is not None
             lines.append("| noisy input z_t | - | " + " | ".join(f"{e:.3f}" for e in noisy) + " |")
             lines.append("| linear guess | - | " + " | ".join(f"{e:.3f}" for e in linear) + " |")
+        guessing = [spec for spec in args.checkpoint if _hole_init(spec) == "push_pull"]
+        if guessing:
+            lines += ["", "## Level 1 on real holes (models with a push-pull guess)", ""]
+            lines += [
+                "| clip | model | hole cells | model RMS | guess RMS | beats its guess |",
+                "|---|---|---|---|---|---|",
+            ]
+            for title, frames, sc in clips:
+                if sc.start_depth is None:
+                    continue
+                for spec in guessing:
+                    name, _, path = spec.partition("=")
+                    den = TinyDenoiser.from_pretrained(path)
+                    m, g, share = _hole_errors(den, frames.float(), sc.start_depth.float(), sc.cameras)
+                    lines.append(f"| {title} | {name} | {share:.2f} | {m:.3f} | {g:.3f} | {'yes' if m < g else 'no'} |")
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def _hole_init(spec: str) -> str:
+    from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
+
+    return TinyDenoiser.from_pretrained(spec.partition("=")[2]).hole_init
 
 
 if __name__ == "__main__":
