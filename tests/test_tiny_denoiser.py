@@ -60,8 +60,8 @@ def test_autoencoder_rejects_bad_sizes() -> None:
 
 def test_default_config_is_the_shipped_architecture() -> None:
     shipped = TinyDenoiser.from_pretrained().config
-    assert dataclasses.replace(shipped, blank_pure_noise=False) == TinyDenoiserConfig()
-    assert shipped.blank_pure_noise  # switched on in the shipped config.json, off by default
+    assert dataclasses.replace(shipped, hole_init="noise") == TinyDenoiserConfig()
+    assert shipped.hole_init == "push_pull"  # the shipped model starts its holes from the push-pull guess
 
 
 def test_protocol_attributes() -> None:

@@ -184,10 +184,11 @@ class PipelineConfig:
         """The embedded CPU preset: 128x192, 25-frame chunks, 1 step, strength 0, no CFG, 150 cache steps.
 
         The embedded model (a preconditioned U-Net, docs/model_card.md) is used as a one-step predictor: warped
-        tokens are kept (strength 0) and the holes get the model's clean estimate from level 1, which is
-        deterministic (``blank_pure_noise``). More Euler steps leave grain with this small model, and revising the
-        warped prior lowers PSNR; both were chosen on the procedural "dev" suite at 128x192 and frame 199
-        (docs/training.md, docs/benchmarks/embedded_model.md). The paper preset keeps 0.8 (Wan).
+        tokens are kept (strength 0) and the holes get the model's clean estimate from level 1, which starts from
+        a push-pull interpolation of the warp (``hole_init="push_pull"``) and is deterministic. The model is trained
+        for that one step only (more steps or a strength above 0 visit levels it no longer denoises well); the
+        settings were chosen on the procedural "dev" suite at 128x192 and frame 199 (docs/training.md,
+        docs/benchmarks/embedded_model.md). The paper preset keeps 0.8 (Wan).
         The cache's inverse-depth weight 0.1 (paper 0.01) was chosen the same way: with only 150 steps the
         fitted depth stays biased toward the camera at grazing surfaces and the reprojection check then drops
         correct pixels; the stronger depth term gave the best dev PSNR (docs/benchmarks/strength.md).
