@@ -64,3 +64,32 @@ def test_evaluate_methods_writes_and_reuses_results(tmp_path: Path, capsys) -> N
     capsys.readouterr()
     evaluate_methods(scenes, ("inpaint-cache",), den, config, tmp_path, "t", reuse=True)
     assert "reused" in capsys.readouterr().out
+
+
+def test_evaluate_methods_reruns_when_the_preset_changed(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    from dataclasses import replace
+
+    from test_pipeline_methods import _scene, _tiny_denoiser
+    from worldwarp.eval.pipeline_methods import PipelineMethodConfig
+    from worldwarp.pipeline import PipelineConfig
+
+    scenes = [_scene(6, move=0.05)]
+    config = PipelineMethodConfig(chunk_frames=5, overlap=2, steps=2, cache_steps=2)
+    docs = evaluate_methods(scenes, ("inpaint-cache", "copy-first"), _tiny_denoiser(), config, tmp_path, "t", True)
+    recorded = docs["inpaint-cache"]["pipeline_config"]
+    assert recorded["warp"]["reprojection"] == PipelineConfig.cpu().warp.reprojection
+    assert (recorded["height"], recorded["width"]) == (scenes[0].height, scenes[0].width)
+    assert "pipeline_config" not in docs["copy-first"]  # not a pipeline method
+    # the same method settings under a changed preset (here the warp's reprojection check): run again, not reused
+    cpu = PipelineConfig.cpu.__func__
+
+    def changed(cls, **overrides):  # noqa: ANN001, ANN202
+        base = cpu(cls, **overrides)
+        return replace(base, warp=replace(base.warp, reprojection=not base.warp.reprojection))
+
+    monkeypatch.setattr(PipelineConfig, "cpu", classmethod(changed))
+    capsys.readouterr()
+    again = evaluate_methods(scenes, ("inpaint-cache", "copy-first"), _tiny_denoiser(), config, tmp_path, "t", True)
+    out = capsys.readouterr().out
+    assert "copy-first: reused" in out and "inpaint-cache: reused" not in out
+    assert again["inpaint-cache"]["pipeline_config"]["warp"]["reprojection"] != recorded["warp"]["reprojection"]

@@ -35,6 +35,8 @@ def test_cpu_preset_keeps_the_embedded_rules() -> None:
     s = c.sampler
     assert (s.sigma_grid, s.start_rule, s.mask_reduction, s.patch_levels) == ("shifted_linspace",) + ("strict",) * 3
     assert c.warp.erosion_border == "keep" and c.negative_prompt == ""
+    assert not c.warp.reprojection  # chosen on the dev suite for the embedded model (PipelineConfig.cpu)
+    assert PipelineConfig.release().warp.reprojection and PipelineConfig.paper().warp.reprojection
 
 
 def test_default_preset_follows_the_denoiser() -> None:

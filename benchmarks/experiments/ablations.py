@@ -21,7 +21,7 @@ the holes of the start frame's warp only (the pixels no start-frame point reache
 
 Methods: the pipeline methods of :mod:`worldwarp.eval.pipeline_methods` (worldwarp, point-cache, no-cache,
 full-noise, spatial-noise, temporal-noise, inpaint-cache = 3DGS warp + cv2 inpainting, no revision), all with
-the embedded CPU preset (25-frame chunks, 5 overlap, 20 steps, no CFG, 150 cache steps; ``--strength`` and
+the embedded CPU preset (25-frame chunks, 5 overlap, 1 step at strength 0, no CFG, 150 cache steps; ``--strength`` and
 ``--steps`` override it) and one shared denoiser; plus the cheap references of :mod:`worldwarp.eval.benchmark`
 (inpaint of the start-frame warp, copy-first). The ordering checks are evaluated on the numbers as measured;
 nothing is tuned to make one hold.
@@ -191,7 +191,7 @@ def main() -> int:
         "Metrics: mean over the scored scenes; PSNR / SSIM against the real frame; 'PSNR holes' = PSNR over the",
         "pixels the start frame's point warp does not reach (what must be invented). The paper's numbers",
         "(DESIGN.md section 2: frame-200 PSNR on RealEstate10K, Wan 1.3B at 480x720) are not comparable in absolute",
-        f"value: this is a {n_params / 1e6:.2f} M-parameter model trained for about an hour on two CPU cores.",
+        f"value: this is a {n_params / 1e6:.2f} M-parameter model trained on two CPU cores (docs/model_card.md).",
         "",
     ]
     summary = []

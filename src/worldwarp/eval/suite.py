@@ -8,6 +8,7 @@ method; with ``reuse`` a file made with the same method settings, scenes and mod
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +25,7 @@ from worldwarp.eval.benchmark import (
     write_results,
 )
 from worldwarp.eval.datasets import EvalScene
-from worldwarp.eval.pipeline_methods import VARIANTS, PipelineMethodConfig, pipeline_method
+from worldwarp.eval.pipeline_methods import VARIANTS, PipelineMethodConfig, make_pipeline_config, pipeline_method
 
 __all__ = ["evaluate_methods"]
 
@@ -44,7 +45,9 @@ def evaluate_methods(
     :func:`~worldwarp.diffusion.denoisers.digest.weights_digest` as ``"denoiser_weights"``. With
     ``reuse`` a method whose results file exists with the same method config, scenes and (for those methods)
     denoiser weights is read back: the model is identified by its weights, not by the folder it was read from, and
-    methods that never call it ignore the denoiser setting.
+    methods that never call it ignore the denoiser setting. Pipeline methods also record the resolved pipeline
+    settings (``"pipeline_config"``: the preset with the method's overrides), so a file made before a preset
+    changed is run again rather than read back.
     """
     digest = weights_digest(den)
     docs = {}
@@ -52,6 +55,7 @@ def evaluate_methods(
         t0 = time.perf_counter()
         path = results_dir / f"{tag}_{name}.json"
         uses_model = name in VARIANTS and VARIANTS[name].fill == "diffusion"
+        pipeline = _pipeline_settings(name, method_config, scenes)
         if reuse and path.is_file():
             doc, _ = read_results(path)
             want = _jsonable(method_config) if name in VARIANTS else {}
@@ -68,7 +72,8 @@ def evaluate_methods(
             same_scenes = [s["name"] for s in doc["scenes"]] == [s.name for s in scenes]
             same_frames = [s["frame_indices"] for s in doc["scenes"]] == [list(s.frame_indices) for s in scenes]
             same_model = not uses_model or doc.get("denoiser_weights") == digest
-            if have == want and same_scenes and same_frames and same_model:
+            same_pipeline = doc.get("pipeline_config") == pipeline
+            if have == want and same_scenes and same_frames and same_model and same_pipeline:
                 docs[name] = doc
                 print(f"[{tag}] {name}: reused {path}", flush=True)
                 continue
@@ -80,7 +85,20 @@ def evaluate_methods(
         doc, _ = run_benchmark(scenes, method, name, BenchmarkConfig(), dataset=tag, method_config=cfg)
         if uses_model:
             doc["denoiser_weights"] = digest
+        if pipeline is not None:
+            doc["pipeline_config"] = pipeline
         write_results(path, doc)
         docs[name] = doc
         print(f"[{tag}] {name}: {time.perf_counter() - t0:.0f} s", flush=True)
     return docs
+
+
+def _pipeline_settings(name: str, method_config: PipelineMethodConfig, scenes: Sequence[EvalScene]) -> dict | None:
+    """The resolved pipeline settings of pipeline method ``name`` at the first scene's size, as they read back from
+    JSON (None for other methods); the progress flag is left out (it does not change the frames)."""
+    if name not in VARIANTS:
+        return None
+    size = (scenes[0].height, scenes[0].width) if scenes else (None, None)
+    settings = make_pipeline_config(VARIANTS[name], method_config, *size).to_dict()
+    settings.pop("progress", None)
+    return json.loads(json.dumps(_jsonable(settings)))
