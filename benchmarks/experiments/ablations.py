@@ -111,7 +111,7 @@ def main() -> int:
     )
     ap.add_argument("--split", choices=("test", "dev"), default="test", help="procedural suite (default test)")
     ap.add_argument("--strength", type=float, default=None, help="sampler strength tau (default: the preset's)")
-    ap.add_argument("--steps", type=int, default=None, help="sampler Euler steps (default: the preset's 20)")
+    ap.add_argument("--steps", type=int, default=None, help="sampler Euler steps (default: the preset's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cache-steps", type=int, default=None, help="3DGS cache Adam steps (default: the preset's 150)")
     ap.add_argument("--only", choices=("procedural", "real"), default=None, help="run one part only")
