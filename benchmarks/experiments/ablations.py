@@ -40,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from suite_eval import METRICS, describe_model, mean_table, parse_size, scene_values
+from suite_eval import METRICS, describe_model, mean_table, paired_wins, parse_size, scene_values
 from worldwarp.eval.suite import evaluate_methods
 from worldwarp.io.atomic import atomic_write_text
 
@@ -71,17 +71,6 @@ def _markdown_table(slots: list[str], table: dict, label: str) -> list[str]:
     return lines
 
 
-def _wins_cell(va: dict[str, float], vb: dict[str, float], common: list[str], wins: int) -> str:
-    """``wins/n (mean ± standard error of the per-scene difference va - vb)``; the error needs 2 scenes or more."""
-    diffs = [va[n] - vb[n] for n in common]
-    cell = f"{wins}/{len(common)}"
-    if len(diffs) >= 2:
-        mean = sum(diffs) / len(diffs)
-        se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
-        cell += f" ({mean:+.2f} ± {se:.2f})"
-    return cell
-
-
 def _orderings(slots: list[str], table: dict, label: str, docs: dict[str, dict]) -> tuple[list[str], int, int]:
     """The claim table: means, whether each claim holds on them, and on how many scenes it holds one by one."""
     lines = [
@@ -101,9 +90,7 @@ def _orderings(slots: list[str], table: dict, label: str, docs: dict[str, dict])
                 held += ok
                 total += 1
                 va, vb = scene_values(docs[better], k, m), scene_values(docs[worse], k, m)
-                common = sorted(set(va) & set(vb))
-                wins = sum(va[n] > vb[n] for n in common)
-                cells += [f"{a:.2f} vs {b:.2f}", "holds" if ok else "does not hold", _wins_cell(va, vb, common, wins)]
+                cells += [f"{a:.2f} vs {b:.2f}", "holds" if ok else "does not hold", paired_wins(va, vb)]
             lines.append(f"| {claim} | {label}{s} | " + " | ".join(cells) + " |")
     return lines, held, total
 

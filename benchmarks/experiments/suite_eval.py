@@ -80,6 +80,19 @@ def scene_values(doc: dict, slot: int, metric: str) -> dict[str, float]:
     return out
 
 
+def paired_wins(a: dict[str, float], b: dict[str, float], digits: int = 2) -> str:
+    """``wins/n (mean ± standard error of the per-scene difference a - b)`` over the scenes both score; the bracket
+    needs 2 scenes or more. A mean within about two standard errors of 0 is not resolved by those scenes."""
+    common = sorted(set(a) & set(b))
+    diffs = [a[n] - b[n] for n in common]
+    cell = f"{sum(d > 0 for d in diffs)}/{len(common)}"
+    if len(diffs) >= 2:
+        mean = sum(diffs) / len(diffs)
+        se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1) / len(diffs))
+        cell += f" ({mean:+.{digits}f} ± {se:.{digits}f})"
+    return cell
+
+
 def describe_model(den: torch.nn.Module) -> str:
     """One phrase naming the tiny model's architecture, read from its config."""
     c = getattr(den, "config", None)
