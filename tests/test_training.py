@@ -17,6 +17,7 @@ from worldwarp.diffusion.denoisers.tiny import TinyDenoiser, TinyDenoiserConfig
 from worldwarp.diffusion.schedule import shift_sigmas
 from worldwarp.diffusion.training import (
     TrainConfig,
+    cache_warp_source_into_clip,
     latest_checkpoint,
     make_training_inputs,
     step_generator,
@@ -38,8 +39,8 @@ def _texture(X: Tensor, Y: Tensor) -> Tensor:
 class PlaneClips:
     """Clips of a textured fronto-parallel plane z = 2 seen by cameras sliding along x (exact RGB and depth)."""
 
-    def __init__(self, count: int = 3, frames: int = 3, size: int = 16) -> None:
-        self.count, self.frames, self.size = count, frames, size
+    def __init__(self, count: int = 3, frames: int = 3, size: int = 16, span: float = 0.2) -> None:
+        self.count, self.frames, self.size, self.span = count, frames, size, span
 
     def __len__(self) -> int:
         return self.count
@@ -47,7 +48,7 @@ class PlaneClips:
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Cameras]:
         n, s = self.frames, self.size
         c2w = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
-        c2w[:, 0, 3] = torch.linspace(0, 0.2, n, dtype=torch.float64) + 0.37 * index
+        c2w[:, 0, 3] = torch.linspace(0, self.span, n, dtype=torch.float64) + 0.37 * index
         K = torch.tensor([[s, 0, s / 2], [0, s, s / 2], [0, 0, 1]], dtype=torch.float64)
         cams = Cameras(c2w, K, s, s)
         depth = torch.full((n, s, s), PLANE_Z, dtype=torch.float64)
@@ -68,6 +69,23 @@ def test_warp_source_into_clip_on_exact_plane() -> None:
     err = (warped - frames).abs().amax(dim=1)[mask]
     # a pixel takes a point at most ~1 px (0.125 plane units) away; |d rgb / dX| <= 1.2 -> error <= 0.15
     assert float(err.max()) < 0.151 and float(err.median()) < 0.05
+
+
+def test_cache_warp_source_into_clip_on_exact_plane() -> None:
+    """The cache warp keeps the source frame exact and, on a plane, renders the other frames close to the truth."""
+    from worldwarp.splat.cache import CacheConfig
+
+    frames, depths, cams = PlaneClips(frames=3, size=16, span=1.0)[0]
+    cache = CacheConfig(steps=30, backend="torch")
+    warped, mask = cache_warp_source_into_clip(frames, depths, cams, source=0, cache=cache, erosion=0)
+    assert warped.shape == frames.shape and mask.shape == (3, 16, 16) and mask.dtype == torch.bool
+    assert bool(mask[0].all()) and torch.equal(warped[0], frames[0])
+    # frame 2 looks 1.0 to the right of the source (8 px at z = 2): the source covers its columns 0-7 only
+    assert bool(mask[2, :, :6].all()) and not mask[2, :, 10:].any()
+    err = (warped - frames).abs().amax(dim=1)[mask]
+    assert float(err.median()) < 0.05
+    again = cache_warp_source_into_clip(frames, depths, cams, source=0, cache=cache, erosion=0)
+    assert torch.equal(again[0], warped) and torch.equal(again[1], mask)  # seeded by the cache config
 
 
 def test_make_training_inputs_matches_the_recipe() -> None:
@@ -180,6 +198,25 @@ def test_train_with_crop_and_weight_average_resumes_exactly(tmp_path: Path) -> N
     # the export is the average, not the last weights: with decay 0.5 over 4 steps it lies between init and now
     init, last, avg = _model().net.out.weight, straight.net.out.weight, exported[0].net.out.weight
     assert not torch.equal(avg, last) and not torch.equal(avg, init)
+
+
+def test_train_with_cache_warps_resumes_exactly(tmp_path: Path) -> None:
+    """Training on cache warps draws each fit's seed from the run's generator, so a resumed run is exact too."""
+    from worldwarp.splat.cache import CacheConfig
+
+    data = PlaneClips(size=16)
+    kw = {"warp_cache": CacheConfig(steps=5, backend="torch")}
+    straight = _model()
+    train(straight, data, _config(tmp_path / "a", 4, **kw), progress=False)
+    half = _model()
+    train(half, data, _config(tmp_path / "b", 2, **kw), progress=False)
+    resumed = _model()
+    train(resumed, data, _config(tmp_path / "b", 4, **kw), resume=True, progress=False)
+    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    points = _model()
+    train(points, data, _config(tmp_path / "c", 4), progress=False)
+    assert not torch.equal(points.net.out.weight, straight.net.out.weight)  # the warp changed what was learnt
 
 
 def test_weight_average_is_the_exponential_mean() -> None:
@@ -303,6 +340,10 @@ def test_cli_train_bad_input_exit_code(tmp_path: Path, capsys: pytest.CaptureFix
     assert "unknown dataset 'bogus'" in capsys.readouterr().err
     assert main([*base, "--dataset", "procedural", "--height", "18"]) == 2
     assert "multiples of 4" in capsys.readouterr().err
+    assert main([*base, "--dataset", "procedural", "--warp-cache-steps", "10"]) == 2
+    assert "--warp-cache-steps needs --warp-source cache" in capsys.readouterr().err
+    assert main([*base, "--dataset", "procedural", "--warp-source", "cache", "--warp-cache-steps", "0"]) == 2
+    assert "--warp-cache-steps must be >= 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

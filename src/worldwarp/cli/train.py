@@ -57,6 +57,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--pure-hole-prob", type=float, default=0.0, help="chance per latent frame that holes are at level 1 exactly"
     )
     p.add_argument("--crop", default=None, help="HxW: train on random windows of this size (after warping)")
+    p.add_argument(
+        "--warp-source",
+        choices=("points", "cache"),
+        default="points",
+        help="points: point-splat the source frame into the clip (fast); cache: fit the CPU preset's 3DGS cache to "
+        "it and forward-warp without the reprojection check, as the CPU preset warps (one cache fit per clip)",
+    )
+    p.add_argument(
+        "--warp-cache-steps", type=int, default=None, help="--warp-source cache: Adam steps (default: the CPU preset's)"
+    )
     p.add_argument("--ema-decay", type=float, default=0.0, help="export an EMA of the weights (0 = none)")
     p.add_argument(
         "--tiny-width", type=int, default=None, help="tiny from scratch: size of the level embedding (default 64)"
@@ -192,6 +202,19 @@ def run(args: argparse.Namespace) -> int:
     if args.height % cell or args.width % cell or (crop and (crop[0] % cell or crop[1] % cell)):
         raise InputError(f"--height, --width and --crop must be multiples of {cell} for the {args.denoiser} denoiser")
     dataset = training_dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
+    warp_cache = None
+    if args.warp_source == "cache":
+        from dataclasses import replace
+
+        from worldwarp.pipeline import PipelineConfig
+
+        warp_cache = PipelineConfig.cpu().cache
+        if args.warp_cache_steps is not None:
+            if args.warp_cache_steps < 1:
+                raise InputError(f"--warp-cache-steps must be >= 1, got {args.warp_cache_steps}")
+            warp_cache = replace(warp_cache, steps=args.warp_cache_steps)
+    elif args.warp_cache_steps is not None:
+        raise InputError("--warp-cache-steps needs --warp-source cache")
     config = TrainConfig(
         steps=args.steps,
         batch=args.batch,
@@ -211,6 +234,7 @@ def run(args: argparse.Namespace) -> int:
         pure_hole_prob=args.pure_hole_prob,
         crop=crop,
         ema_decay=args.ema_decay,
+        warp_cache=warp_cache,
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")

@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from worldwarp.cameras import Cameras
 from worldwarp.diffusion.denoisers.base import Denoiser, tokens_to_cells
 from worldwarp.diffusion.schedule import reduce_mask_to_patches, shift_sigmas
+from worldwarp.splat.cache import CacheConfig
 
 __all__ = [
     "ClipDataset",
@@ -46,6 +47,7 @@ __all__ = [
     "TrainingInputs",
     "DEFAULT_LR",
     "warp_source_into_clip",
+    "cache_warp_source_into_clip",
     "make_training_inputs",
     "training_loss",
     "step_generator",
@@ -100,6 +102,11 @@ class TrainConfig:
         prompt: the text condition of the other steps.
         warp_radius: splat radius in pixels of the source-frame point warp.
         warp_erosion: erosion of the warp mask at 480 px (scaled with the resolution, as at inference).
+        warp_cache: None: the source frame is point-splatted into the clip (:func:`warp_source_into_clip`); a
+            :class:`~worldwarp.splat.cache.CacheConfig`: a 3DGS cache is fitted to the source frame with it and
+            forward-warped into the clip without the reprojection check (:func:`cache_warp_source_into_clip`), as
+            the CPU preset warps, so the holes and the warped pixels look as they do at inference (slower: one
+            cache fit per clip and step).
         history_prob: probability that a clip's first latent frames are clean history (level 0, no loss).
         max_history: at most this many history latent frames when ``history_prob`` fires.
         clean_warped_prob: probability, per latent frame, that its warped tokens are clean (level 0) instead of
@@ -132,6 +139,7 @@ class TrainConfig:
     prompt: str = "a static 3D scene, camera moving"
     warp_radius: float = 1.0
     warp_erosion: int = 15
+    warp_cache: CacheConfig | None = None
     history_prob: float = 0.0
     max_history: int = 1
     clean_warped_prob: float = 0.0
@@ -214,6 +222,23 @@ def warp_source_into_clip(
     cfg = WarpConfig(point_radius=radius, erosion=erosion)
     res = point_cloud_warp(frames[source : source + 1], depths[source : source + 1], cameras[source], cameras, cfg)
     return res.rgb.to(frames.dtype), res.mask
+
+
+def cache_warp_source_into_clip(
+    frames: Tensor, depths: Tensor, cameras: Cameras, source: int, cache: CacheConfig, erosion: int = 15
+) -> tuple[Tensor, Tensor]:
+    """Fit a 3DGS cache to frame ``source`` (with ``cache``) and forward-warp it into every frame of the clip, without
+    the reprojection check: warped (T, 3, H, W) and mask (T, H, W) bool; the source frame itself is kept exact."""
+    from worldwarp.splat.cache import fit_cache
+    from worldwarp.warp import WarpConfig, forward_warp
+
+    src = slice(source, source + 1)
+    with torch.enable_grad():
+        gaussians = fit_cache(frames[src], depths[src], cameras[[source]], cache, progress=False)
+    res = forward_warp(gaussians, cameras, None, None, WarpConfig(reprojection=False, erosion=erosion))
+    warped, mask = res.rgb.to(frames.dtype), res.mask.clone()
+    warped[source], mask[source] = frames[source], True
+    return warped, mask
 
 
 def make_training_inputs(
@@ -354,7 +379,11 @@ def _batch(
     frames, warped, masks, guesses = [], [], [], []
     for f, d, cams in clips:
         src = int(torch.randint(len(f), (1,), generator=gen))
-        w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
+        if config.warp_cache is None:
+            w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
+        else:  # a cache seed of its own per clip and step, drawn from the run's generator
+            cache = replace(config.warp_cache, seed=int(torch.randint(2**31, (1,), generator=gen)))
+            w, m = cache_warp_source_into_clip(f, d, cams, src, cache, config.warp_erosion)
         g = push_pull_fill(w, m) if with_guess else w
         if config.crop is not None:
             f, w, m, g = _random_crop((f, w, m, g), config.crop, cell, gen)
