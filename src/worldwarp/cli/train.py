@@ -195,13 +195,6 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--crop must be HxW within --height x --width, got {args.crop!r}")
     if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.pure_hole_prob <= 1 and 0 <= args.ema_decay < 1):
         raise InputError("--clean-warped-prob and --pure-hole-prob must lie in [0, 1], --ema-decay in [0, 1)")
-    denoiser = _denoiser(args)
-    if (args.frames - 1) % denoiser.time_factor:
-        raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
-    cell = denoiser.space_factor * denoiser.patch_size
-    if args.height % cell or args.width % cell or (crop and (crop[0] % cell or crop[1] % cell)):
-        raise InputError(f"--height, --width and --crop must be multiples of {cell} for the {args.denoiser} denoiser")
-    dataset = training_dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
     warp_cache = None
     if args.warp_source == "cache":
         from dataclasses import replace
@@ -215,6 +208,13 @@ def run(args: argparse.Namespace) -> int:
             warp_cache = replace(warp_cache, steps=args.warp_cache_steps)
     elif args.warp_cache_steps is not None:
         raise InputError("--warp-cache-steps needs --warp-source cache")
+    denoiser = _denoiser(args)
+    if (args.frames - 1) % denoiser.time_factor:
+        raise InputError(f"--frames {args.frames}: T - 1 must be a multiple of {denoiser.time_factor}")
+    cell = denoiser.space_factor * denoiser.patch_size
+    if args.height % cell or args.width % cell or (crop and (crop[0] % cell or crop[1] % cell)):
+        raise InputError(f"--height, --width and --crop must be multiples of {cell} for the {args.denoiser} denoiser")
+    dataset = training_dataset(args.dataset, args.frames, args.height, args.width, args.frame_stride, args.seed)
     config = TrainConfig(
         steps=args.steps,
         batch=args.batch,
