@@ -180,18 +180,23 @@ def test_train_resume_is_exact(tmp_path: Path) -> None:
     assert torch.equal(loaded.net.out.weight, resumed.net.out.weight)
 
 
-def test_train_with_crop_and_weight_average_resumes_exactly(tmp_path: Path) -> None:
-    """Random windows and the weight average are part of the exact-resume promise; the export is the average."""
-    data = PlaneClips(size=16)
-    kw = {"crop": (8, 12), "ema_decay": 0.5, "clean_warped_prob": 0.5}
+def _train_straight_and_resumed(tmp_path: Path, data: PlaneClips, **kw: object) -> TinyDenoiser:
+    """Train 4 steps in one go (``a``) and as 2 + 2 with a resume from fresh weights (``b``); assert the two end
+    bit-identical and return the straight model."""
     straight = _model()
     train(straight, data, _config(tmp_path / "a", 4, **kw), progress=False)
-    half = _model()
-    train(half, data, _config(tmp_path / "b", 2, **kw), progress=False)
-    resumed = _model()
+    train(_model(), data, _config(tmp_path / "b", 2, **kw), progress=False)
+    resumed = _model()  # fresh weights: everything must come from the checkpoint
     train(resumed, data, _config(tmp_path / "b", 4, **kw), resume=True, progress=False)
     for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
+    return straight
+
+
+def test_train_with_crop_and_weight_average_resumes_exactly(tmp_path: Path) -> None:
+    """Random windows and the weight average are part of the exact-resume promise; the export is the average."""
+    data = PlaneClips(size=16)
+    straight = _train_straight_and_resumed(tmp_path, data, crop=(8, 12), ema_decay=0.5, clean_warped_prob=0.5)
     exported = [TinyDenoiser.from_pretrained(tmp_path / d / "model") for d in ("a", "b")]
     for (k, a), b in zip(exported[0].state_dict().items(), exported[1].state_dict().values(), strict=True):
         assert torch.equal(a, b), k
@@ -205,15 +210,7 @@ def test_train_with_cache_warps_resumes_exactly(tmp_path: Path) -> None:
     from worldwarp.splat.cache import CacheConfig
 
     data = PlaneClips(size=16)
-    kw = {"warp_cache": CacheConfig(steps=5, backend="torch")}
-    straight = _model()
-    train(straight, data, _config(tmp_path / "a", 4, **kw), progress=False)
-    half = _model()
-    train(half, data, _config(tmp_path / "b", 2, **kw), progress=False)
-    resumed = _model()
-    train(resumed, data, _config(tmp_path / "b", 4, **kw), resume=True, progress=False)
-    for (k, a), b in zip(straight.state_dict().items(), resumed.state_dict().values(), strict=True):
-        assert torch.equal(a, b), k
+    straight = _train_straight_and_resumed(tmp_path, data, warp_cache=CacheConfig(steps=5, backend="torch"))
     points = _model()
     train(points, data, _config(tmp_path / "c", 4), progress=False)
     assert not torch.equal(points.net.out.weight, straight.net.out.weight)  # the warp changed what was learnt
