@@ -74,17 +74,19 @@ def test_warp_source_into_clip_on_exact_plane() -> None:
 def test_cache_warp_source_into_clip_on_exact_plane() -> None:
     """The cache warp keeps the source frame exact and, on a plane, renders the other frames close to the truth."""
     from worldwarp.splat.cache import CacheConfig
+    from worldwarp.warp import WarpConfig
 
     frames, depths, cams = PlaneClips(frames=3, size=16, span=1.0)[0]
     cache = CacheConfig(steps=30, backend="torch")
-    warped, mask = cache_warp_source_into_clip(frames, depths, cams, source=0, cache=cache, erosion=0)
+    warp = WarpConfig(reprojection=False, erosion=0)
+    warped, mask = cache_warp_source_into_clip(frames, depths, cams, source=0, cache=cache, warp=warp)
     assert warped.shape == frames.shape and mask.shape == (3, 16, 16) and mask.dtype == torch.bool
     assert bool(mask[0].all()) and torch.equal(warped[0], frames[0])
     # frame 2 looks 1.0 to the right of the source (8 px at z = 2): the source covers its columns 0-7 only
     assert bool(mask[2, :, :6].all()) and not mask[2, :, 10:].any()
     err = (warped - frames).abs().amax(dim=1)[mask]
     assert float(err.median()) < 0.05
-    again = cache_warp_source_into_clip(frames, depths, cams, source=0, cache=cache, erosion=0)
+    again = cache_warp_source_into_clip(frames, depths, cams, source=0, cache=cache, warp=warp)
     assert torch.equal(again[0], warped) and torch.equal(again[1], mask)  # seeded by the cache config
 
 

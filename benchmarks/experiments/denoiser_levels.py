@@ -70,19 +70,14 @@ def _point_warp(frames: torch.Tensor, depth: torch.Tensor, cameras) -> tuple[tor
 
 
 def _cache_warp(frames: torch.Tensor, depth: torch.Tensor, cameras) -> tuple[torch.Tensor, torch.Tensor]:
-    """Frame 0 warped into frames 1.. as the CPU preset's first chunk warps it (its cache fit, warp and mask)."""
+    """Frame 0 warped into the clip as the CPU preset's first chunk warps it (its cache fit, warp and mask)."""
+    from worldwarp.diffusion.training import cache_warp_source_into_clip
     from worldwarp.pipeline import PipelineConfig
-    from worldwarp.splat.cache import fit_cache
-    from worldwarp.warp import forward_warp
 
     preset = PipelineConfig.cpu()
-    n = frames.shape[0]
-    first, d0 = frames[:1], depth[None]
-    with torch.enable_grad():  # the caller tables under no_grad; the cache fit needs autograd
-        gaussians = fit_cache(first, d0, cameras[[0]], preset.cache, progress=False)
-    w = forward_warp(gaussians, cameras[list(range(1, n))], cameras[[0]], d0, preset.warp)
-    mask = torch.cat([torch.ones(1, *depth.shape, dtype=torch.bool), w.mask])
-    return torch.cat([first, w.rgb]), mask
+    depths = torch.zeros(frames.shape[0], *depth.shape)
+    depths[0] = depth
+    return cache_warp_source_into_clip(frames, depths, cameras, 0, preset.cache, preset.warp)
 
 
 def _hole_errors(den, frames: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor) -> tuple[float, float, float]:

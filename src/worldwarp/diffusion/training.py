@@ -40,6 +40,7 @@ from worldwarp.cameras import Cameras
 from worldwarp.diffusion.denoisers.base import Denoiser, tokens_to_cells
 from worldwarp.diffusion.schedule import reduce_mask_to_patches, shift_sigmas
 from worldwarp.splat.cache import CacheConfig
+from worldwarp.warp import WarpConfig
 
 __all__ = [
     "ClipDataset",
@@ -225,17 +226,18 @@ def warp_source_into_clip(
 
 
 def cache_warp_source_into_clip(
-    frames: Tensor, depths: Tensor, cameras: Cameras, source: int, cache: CacheConfig, erosion: int = 15
+    frames: Tensor, depths: Tensor, cameras: Cameras, source: int, cache: CacheConfig, warp: WarpConfig
 ) -> tuple[Tensor, Tensor]:
-    """Fit a 3DGS cache to frame ``source`` (with ``cache``) and forward-warp it into every frame of the clip, without
-    the reprojection check: warped (T, 3, H, W) and mask (T, H, W) bool; the source frame itself is kept exact."""
+    """Fit a 3DGS cache to frame ``source`` (with ``cache``) and forward-warp it into every frame of the clip with
+    ``warp`` (whose reprojection check, if on, compares against the source frame's depth): warped (T, 3, H, W) and
+    mask (T, H, W) bool; the source frame itself is kept exact."""
     from worldwarp.splat.cache import fit_cache
-    from worldwarp.warp import WarpConfig, forward_warp
+    from worldwarp.warp import forward_warp
 
     src = slice(source, source + 1)
-    with torch.enable_grad():
+    with torch.enable_grad():  # callers may run under no_grad; the cache fit needs autograd
         gaussians = fit_cache(frames[src], depths[src], cameras[[source]], cache, progress=False)
-    res = forward_warp(gaussians, cameras, None, None, WarpConfig(reprojection=False, erosion=erosion))
+    res = forward_warp(gaussians, cameras, cameras[[source]], depths[src], warp)
     warped, mask = res.rgb.to(frames.dtype), res.mask.clone()
     warped[source], mask[source] = frames[source], True
     return warped, mask
@@ -383,7 +385,8 @@ def _batch(
             w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
         else:  # a cache seed of its own per clip and step, drawn from the run's generator
             cache = replace(config.warp_cache, seed=int(torch.randint(2**31, (1,), generator=gen)))
-            w, m = cache_warp_source_into_clip(f, d, cams, src, cache, config.warp_erosion)
+            warp = WarpConfig(reprojection=False, erosion=config.warp_erosion)  # as the CPU preset warps
+            w, m = cache_warp_source_into_clip(f, d, cams, src, cache, warp)
         g = push_pull_fill(w, m) if with_guess else w
         if config.crop is not None:
             f, w, m, g = _random_crop((f, w, m, g), config.crop, cell, gen)
