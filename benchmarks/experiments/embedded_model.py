@@ -4,17 +4,20 @@ preset's real size (issue #17).
 Run from the repository root:
 
     python benchmarks/experiments/embedded_model.py [--split test] [--scenes 8] [--size 128x192] [--checkpoint DIR] \
-        [--strength TAU] [--steps S] [--data ../shared/data] [--results docs/results/embedded] [--reuse]
+        [--strength TAU] [--steps S] [--seeds 0,1,2] [--data ../shared/data] [--results docs/results/embedded] \
+        [--reuse]
 
-Methods (all with the embedded CPU preset, one seed): ``worldwarp`` (3DGS cache + ST-Diff), ``inpaint-cache``
-(the same 3DGS cache warps, holes filled by OpenCV inpainting, no model) and ``pushpull-cache`` (the same warps,
-holes filled by push-pull interpolation: the guess a ``hole_init="push_pull"`` model starts from).
+Methods (all with the embedded CPU preset, one run per pipeline seed): ``worldwarp`` (3DGS cache + ST-Diff),
+``inpaint-cache`` (the same 3DGS cache warps, holes filled by OpenCV inpainting, no model) and ``pushpull-cache``
+(the same warps, holes filled by push-pull interpolation: the guess a ``hole_init="push_pull"`` model starts from).
 Procedural: the first ``--scenes`` clips
 of the ``--split`` suite (200 frames; frames 50 and 199). Real: the 7-Scenes kitchen under ``DATA/scenes`` with its
 Kinect start depth (evaluation only; frames 12 and 24). Metrics per scored frame: PSNR, SSIM, PSNR inside the holes
 of the start frame's warp, the high-frequency energy ratio (generated / real mean squared Laplacian: grain > 1,
 blur < 1) and the mean-colour error (max over channels of |mean generated - mean real|). The table gives the means,
-and the number of clips on which worldwarp beats each baseline one by one. Choose settings with ``--split dev``;
+and the number of clips on which worldwarp beats each baseline one by one. With several ``--seeds`` each clip's
+metrics are first averaged over the seeds (frame 199 is chaotic: one run per clip decides little), and the wins of
+each seed alone are tabled too. Choose settings with ``--split dev``;
 report with ``--split test``. Each split's section of docs/benchmarks/embedded_model.md is rewritten in place.
 """
 
@@ -37,6 +40,7 @@ from suite_eval import (
     paired_wins,
     parse_size,
     scene_values,
+    seed_mean_doc,
     weights_digest,
 )
 from worldwarp.io.atomic import atomic_write_text
@@ -51,9 +55,13 @@ COLUMNS = (("psnr", "PSNR", 2), ("ssim", "SSIM", 3), ("psnr_holes", "PSNR holes"
            ("color_error", "colour err", 3))  # fmt: skip
 
 
-def _section(title: str, docs: dict[str, dict]) -> list[str]:
+def _section(title: str, per_seed: list[dict[str, dict]], seeds: list[int]) -> list[str]:
+    docs = {name: seed_mean_doc([d[name] for d in per_seed]) for name in per_seed[0]}
     slots, table, names = mean_table(docs)
     lines = [f"### {title}", "", f"Clips: {', '.join(names)}.", ""]
+    if len(seeds) > 1:
+        lines += [f"Every number is the mean over {len(seeds)} pipeline seeds ({', '.join(map(str, seeds))}) of the "
+                  "same clip; the wins compare those per-clip means.", ""]  # fmt: skip
     head = "| method | frame | " + " | ".join(c[1] for c in COLUMNS) + " |"
     lines += [head, "|---|---|" + "---|" * len(COLUMNS)]
     for name in (n for n in METHODS if n in docs):
@@ -74,20 +82,50 @@ def _section(title: str, docs: dict[str, dict]) -> list[str]:
                 wins.append(paired_wins(a, b, 2 if m == "psnr" else 3))
         hf = table["worldwarp"][s]["hf_ratio"]
         lines.append(f"| {s} | {' | '.join(wins)} | {hf:.2f}: {'yes' if 0.7 <= hf <= 1.3 else 'no'} |")
+    if len(seeds) > 1:
+        lines += ["", "The same wins seed by seed (one run per clip), showing how much one run decides:", ""]
+        lines += ["| frame | seed | " + " | ".join(f"{m} wins vs {b}" for b in base for m in ("PSNR", "SSIM")) + " |"]
+        lines += ["|---|---|" + "---|" * (2 * len(base))]
+        for k, s in enumerate(slots):
+            for seed, d in zip(seeds, per_seed, strict=True):
+                cells = [
+                    paired_wins(scene_values(d["worldwarp"], k, m), scene_values(d[b], k, m), 2 if m == "psnr" else 3)
+                    for b in base
+                    for m in ("psnr", "ssim")
+                ]
+                lines.append(f"| {s} | {seed} | {' | '.join(cells)} |")
     return lines + [""]
 
 
-def _evaluate(scenes: list, den, config, results: Path, tag: str, args: argparse.Namespace) -> dict[str, dict]:
-    """The baselines with the preset's own settings (they never call the model), then worldwarp with ``config``."""
+def _evaluate(scenes: list, den, config, results: Path, tag: str, args: argparse.Namespace) -> list[dict[str, dict]]:
+    """Per seed: the baselines with the preset's own settings (they never call the model), then worldwarp with
+    ``config``. Seed 0's files sit in ``results``, seed s's in ``results/seed{s}``."""
+    from dataclasses import replace
+
     from worldwarp.eval.pipeline_methods import PipelineMethodConfig
 
-    base = PipelineMethodConfig(seed=args.seed)
-    docs = {}
-    if not args.model_only:
-        docs = evaluate_methods(scenes, BASELINES, den, base, results, tag, reuse=True)
-    if not args.baseline_only:
-        docs = {**evaluate_methods(scenes, ("worldwarp",), den, config, results, tag, args.reuse), **docs}
-    return docs
+    per_seed = []
+    for seed in args.seeds:
+        folder = results if seed == 0 else results / f"seed{seed}"
+        docs = {}
+        if not args.model_only:
+            docs = evaluate_methods(scenes, BASELINES, den, PipelineMethodConfig(seed=seed), folder, tag, reuse=True)
+        if not args.baseline_only:
+            model = evaluate_methods(scenes, ("worldwarp",), den, replace(config, seed=seed), folder, tag, args.reuse)
+            docs = {**model, **docs}
+        per_seed.append(docs)
+    return per_seed
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]`` (distinct whole numbers >= 0)."""
+    try:
+        seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds must be whole numbers separated by commas, got {text!r}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be distinct whole numbers >= 0, got {text!r}")
+    return seeds
 
 
 def main() -> int:
@@ -103,7 +141,12 @@ def main() -> int:
     ap.add_argument("--strength", type=float, default=None, help="sampler strength (default: the preset's)")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
     ap.add_argument("--solver", choices=("euler", "renoise"), default=None, help="sampler solver (default: preset's)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--seeds",
+        type=parse_seeds,
+        default=[0],
+        help="pipeline seeds, comma-separated (default 0); with several, each clip's metrics are averaged over them",
+    )
     ap.add_argument("--no-real", action="store_true", help="skip the real scene")
     ap.add_argument("--baseline-only", action="store_true", help="run the baselines only (no table)")
     ap.add_argument(
@@ -124,7 +167,7 @@ def main() -> int:
     spec = DenoiserSpec(name="tiny", checkpoint=args.checkpoint)
     den = load_denoiser(spec, "cpu")
     config = PipelineMethodConfig(
-        denoiser=spec, seed=args.seed, strength=args.strength, steps=args.steps, solver=args.solver
+        denoiser=spec, seed=args.seeds[0], strength=args.strength, steps=args.steps, solver=args.solver
     )
     preset = PipelineConfig.cpu()
     sampler = preset.sampler
@@ -154,7 +197,8 @@ def main() -> int:
         f"Model: {describe_model(den)}, {n_params / 1e6:.2f} M parameters, weights {weights_digest(den)}"
         f" ({args.checkpoint or 'shipped'}). CPU preset: {steps} steps, shift {sampler.shift:g}, strength "
         f"{strength:g}, CFG {sampler.guidance_scale:g}, {preset.chunk_frames}-frame chunks with {preset.overlap} "
-        f"history frames, {preset.cache.steps} cache steps; seed {args.seed}. Machine: {platform.machine()}, "
+        f"history frames, {preset.cache.steps} cache steps; seed(s) {','.join(map(str, args.seeds))}. Machine: "
+        f"{platform.machine()}, "
         f"{os.cpu_count()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}; "
         f"{(time.perf_counter() - t0) / 60:.1f} min (reused runs excluded).",
         "",
@@ -162,8 +206,8 @@ def main() -> int:
         "< 1 blur). Colour error: max over RGB of |mean generated - mean real| (a cast). Means over clips.",
         "",
     ]
-    for title, docs in sections:
-        lines += _section(title, docs)
+    for title, per_seed in sections:
+        lines += _section(title, per_seed, args.seeds)
     begin, end = f"<!-- {args.split}:begin -->", f"<!-- {args.split}:end -->"
     block = "\n".join([begin, *lines, end])
     text = args.out.read_text() if args.out.is_file() else PAGE_HEAD

@@ -93,6 +93,29 @@ def paired_wins(a: dict[str, float], b: dict[str, float], digits: int = 2) -> st
     return cell
 
 
+def seed_mean_doc(docs: list[dict]) -> dict:
+    """One results doc whose per-scene metrics are the means over ``docs`` (the same method and scenes run with
+    different pipeline seeds); a scene or frame missing from any doc is dropped. The long horizon is chaotic (a
+    small change early moves frame 199 by about a decibel on one clip), so per-clip comparisons of methods are made
+    on these means."""
+    if len(docs) == 1:
+        return docs[0]
+    from worldwarp.eval.report import mean_finite
+
+    by_name = [{s["name"]: s for s in d["scenes"] if "metrics" in s} for d in docs]
+    scenes = []
+    for s in docs[0]["scenes"]:
+        runs = [b.get(s["name"]) for b in by_name]
+        if "metrics" not in s or any(r is None for r in runs):
+            continue
+        metrics = {}
+        for key, rec in s["metrics"].items():
+            if all(key in r["metrics"] for r in runs):
+                metrics[key] = {m: mean_finite([r["metrics"][key].get(m, math.nan) for r in runs]) for m in rec}
+        scenes.append({**s, "metrics": metrics})
+    return {**docs[0], "scenes": scenes, "seeds": len(docs)}
+
+
 def describe_model(den: torch.nn.Module) -> str:
     """One phrase naming the tiny model's architecture, read from its config."""
     c = getattr(den, "config", None)
