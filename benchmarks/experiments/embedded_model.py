@@ -16,8 +16,9 @@ Kinect start depth (evaluation only; frames 12 and 24). Metrics per scored frame
 of the start frame's warp, the high-frequency energy ratio (generated / real mean squared Laplacian: grain > 1,
 blur < 1) and the mean-colour error (max over channels of |mean generated - mean real|). The table gives the means,
 and the number of clips on which worldwarp beats each baseline one by one. With several ``--seeds`` each clip's
-metrics are first averaged over the seeds (frame 199 is chaotic: one run per clip decides little), and the wins of
-each seed alone are tabled too. Choose settings with ``--split dev``;
+metrics are first averaged over the seeds (the seed, through the cache's random pixels, usually moves a clip by
+hundredths of a decibel but can move one clip's frame 199 by decibels), and the wins of each seed alone are tabled
+too. Choose settings with ``--split dev``;
 report with ``--split test``. Each split's section of docs/benchmarks/embedded_model.md is rewritten in place.
 """
 
@@ -198,8 +199,8 @@ def main() -> int:
         f" ({args.checkpoint or 'shipped'}). CPU preset: {steps} steps, shift {sampler.shift:g}, strength "
         f"{strength:g}, CFG {sampler.guidance_scale:g}, {preset.chunk_frames}-frame chunks with {preset.overlap} "
         f"history frames, {preset.cache.steps} cache steps; seed(s) {','.join(map(str, args.seeds))}. Machine: "
-        f"{platform.machine()}, "
-        f"{os.cpu_count()} cores, torch {torch.__version__}, load average {os.getloadavg()[0]:.1f}; "
+        f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.1f}; "
         f"{(time.perf_counter() - t0) / 60:.1f} min (reused runs excluded).",
         "",
         "HF ratio: generated / real mean squared Laplacian (1 = as much fine detail as the real frame; > 1 grain, "

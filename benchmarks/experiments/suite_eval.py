@@ -95,9 +95,8 @@ def paired_wins(a: dict[str, float], b: dict[str, float], digits: int = 2) -> st
 
 def seed_mean_doc(docs: list[dict]) -> dict:
     """One results doc whose per-scene metrics are the means over ``docs`` (the same method and scenes run with
-    different pipeline seeds); a scene or frame missing from any doc is dropped. The long horizon is chaotic (a
-    small change early moves frame 199 by about a decibel on one clip), so per-clip comparisons of methods are made
-    on these means."""
+    different pipeline seeds); a scene or frame missing from any doc is dropped. Per-clip comparisons of methods
+    are made on these means, so that one seed's outlier on one clip (it happens at frame 199) does not decide them."""
     if len(docs) == 1:
         return docs[0]
     from worldwarp.eval.report import mean_finite
