@@ -30,6 +30,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -101,8 +102,6 @@ def _section(title: str, per_seed: list[dict[str, dict]], seeds: list[int]) -> l
 def _evaluate(scenes: list, den, config, results: Path, tag: str, args: argparse.Namespace) -> list[dict[str, dict]]:
     """Per seed: the baselines with the preset's own settings (they never call the model), then worldwarp with
     ``config``. Seed 0's files sit in ``results``, seed s's in ``results/seed{s}``."""
-    from dataclasses import replace
-
     from worldwarp.eval.pipeline_methods import PipelineMethodConfig
 
     per_seed = []
@@ -167,9 +166,8 @@ def main() -> int:
     t0 = time.perf_counter()
     spec = DenoiserSpec(name="tiny", checkpoint=args.checkpoint)
     den = load_denoiser(spec, "cpu")
-    config = PipelineMethodConfig(
-        denoiser=spec, seed=args.seeds[0], strength=args.strength, steps=args.steps, solver=args.solver
-    )
+    # the seed is set per run (_evaluate)
+    config = PipelineMethodConfig(denoiser=spec, strength=args.strength, steps=args.steps, solver=args.solver)
     preset = PipelineConfig.cpu()
     sampler = preset.sampler
     strength = sampler.strength if args.strength is None else args.strength
