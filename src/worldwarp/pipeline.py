@@ -46,6 +46,7 @@ from worldwarp.errors import InputError
 from worldwarp.fill import FillStrategy, fill_for
 from worldwarp.splat.cache import CacheConfig, fit_cache
 from worldwarp.splat.gaussians import Gaussians
+from worldwarp.start_memory import StartMemoryConfig, recall_start_frame
 from worldwarp.warp import WarpConfig, WarpResult, forward_warp, point_cloud_warp
 
 __all__ = [
@@ -87,6 +88,7 @@ class PipelineConfig:
         sampler: ST-Diff sampling (steps 50, shift 5, strength 0.8, CFG 5, noise mode).
         cache: the 3DGS cache fit (500 Adam steps, paper learning rates and loss).
         warp: forward warp and validity mask (alpha 0.5, 10% reprojection, 15x15 erosion at 480).
+        start_memory: the start-frame memory (off in the paper and release presets; :mod:`worldwarp.start_memory`).
         cache_mode: ``"gaussians"`` (the method), ``"points"`` (point-cloud cache ablation), ``"none"``.
         fill: ``"diffusion"`` (ST-Diff), ``"inpaint"`` (classical baseline: OpenCV inpainting, no revision) or
             ``"push_pull"`` (classical, no OpenCV: push-pull interpolation of the holes,
@@ -103,6 +105,7 @@ class PipelineConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
+    start_memory: StartMemoryConfig = field(default_factory=StartMemoryConfig)
     cache_mode: CacheMode = "gaussians"
     fill: FillMode = "diffusion"
     prompt: str = ""
@@ -196,6 +199,10 @@ class PipelineConfig:
         a window, the far wall) is off by more than its 10 % tolerance, so the check dropped warped pixels that are
         far better than any fill this model makes; without it PSNR and SSIM on the dev suite rose at frames 50 and
         199 (docs/training.md, section *Warp tolerance*). The release and paper presets keep the check.
+        The start-frame memory is on (:mod:`worldwarp.start_memory`): every chunk's cache is fitted to renders of
+        renders, so detail fades chunk by chunk, and the memory puts the start image's own pixels back wherever the
+        start view sees the surface; chosen on the dev suite (docs/training.md, section *Start-frame memory*). The
+        release and paper presets leave it off (the authors' method).
         """
         base: dict[str, Any] = dict(
             height=128,
@@ -205,6 +212,7 @@ class PipelineConfig:
             sampler=SamplerConfig(steps=1, shift=5.0, strength=0.0, guidance_scale=1.0),
             cache=CacheConfig(steps=150, max_points_per_frame=12_000, w_depth=0.1),
             warp=WarpConfig(reprojection=False),
+            start_memory=StartMemoryConfig(enabled=True),
         )
         base.update(overrides)
         return cls(**base)
@@ -308,6 +316,8 @@ class GenerationState:
     chunks: list[ChunkRecord]
     layout: list[tuple[int, int, int]]
     start_depth_given: bool = True  # False: step 2 of chunk 0 estimates the start depth
+    start_image: Tensor | None = None  # frame 0 and its depth, kept for the start-frame memory when frames are
+    start_depth: Tensor | None = None  # released (None: not known yet, estimated when needed)
     geometry_seconds: float = 0.0  # geometry already spent on the inputs (booked into chunk 0's step 2)
     base: int = 0  # frames before this index were released (saved elsewhere); frames[i] is frame base + i
 
@@ -531,6 +541,8 @@ class WorldWarpPipeline:
             chunks=[],
             layout=layout,
             start_depth_given=given,
+            start_image=image,
+            start_depth=depth.to(self.device, torch.float32) if given else None,
         )
 
     def chunk_prompt(self, state: GenerationState, k: int) -> str:
@@ -587,6 +599,13 @@ class WorldWarpPipeline:
 
         # 4. Forward warp into the new cameras: prior RGB, validity mask, rendered depth.
         warp = self._warp(gaussians, hist_frames, hist_depths, hist_cams, new_cams)
+        #    With the start-frame memory (chunks after the first): the start image's own pixels wherever the start
+        #    view sees the target's surface and no view leaves room for an occluder (worldwarp.start_memory).
+        if c.start_memory.enabled and c.cache_mode != "none" and k > 0:
+            image0, depth0 = self._start_memory(state)
+            warp = recall_start_frame(
+                warp, image0, depth0, state.cameras[0], new_cams, (hist_depths, hist_cams), c.start_memory
+            )
         lap("warp")
 
         # 5. Fill the holes and revise the warped regions (ST-Diff, or the inpainting baseline).
@@ -646,6 +665,14 @@ class WorldWarpPipeline:
             mask=torch.zeros(n, H, W, dtype=torch.bool, device=frames.device),
         )
 
+    def _start_memory(self, state: GenerationState) -> tuple[Tensor, Tensor]:
+        """Frame 0 and its depth for the memory; a resumed run whose start depth was estimated estimates it again
+        (the estimators are deterministic)."""
+        image = state.start_image if state.start_image is not None else state.frames[0]
+        if state.start_depth is None:
+            state.start_depth = self.estimate_depth(image[None])[0]
+        return image, state.start_depth
+
     def estimate_depth(self, images: Tensor) -> Tensor:
         """z-depth (N, H, W) of images (N, 3, H, W) from the pipeline's depth estimator (None: the weight-free
         ground-plane prior, which warns that it is a rough guess)."""
@@ -664,6 +691,7 @@ class WorldWarpPipeline:
                 raise InputError("the estimated start depth has no valid (finite, positive) value")
             state.depths = torch.cat([depth[None].to(state.depths), state.depths[1:]])
             state.start_depth_given = True
+            state.start_depth = state.depths[0]
         if self.depth_estimator is None:
             return
         from worldwarp.geometry.align import align_depth

@@ -43,6 +43,7 @@ class GenerationRequest:
     cfg: float | None = None
     cache_steps: int | None = None
     cache: str = "gaussians"
+    start_memory: str | None = None
     noise: str = "spatiotemporal"
     fill: str = "diffusion"
     prompt: str = ""
@@ -95,6 +96,7 @@ def build_config(req: GenerationRequest) -> PipelineConfig:
         noise_mode=req.noise,  # type: ignore[arg-type]
         cache_steps=req.cache_steps,
         cache_mode=req.cache,  # type: ignore[arg-type]
+        start_memory=None if req.start_memory is None else req.start_memory == "on",
         fill=req.fill,  # type: ignore[arg-type]
         prompt=req.prompt,
         negative_prompt=req.negative_prompt,

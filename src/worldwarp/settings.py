@@ -31,6 +31,7 @@ _TARGETS: dict[str, tuple[str | None, str]] = {
     "cache_steps": ("cache", "steps"),
     "cache_init_scale": ("cache", "init_scale"),
     "cache_w_depth": ("cache", "w_depth"),
+    "start_memory": ("start_memory", "enabled"),
     "cache_mode": (None, "cache_mode"),
     "fill": (None, "fill"),
     "prompt": (None, "prompt"),
@@ -51,6 +52,8 @@ class Overrides:
             (:class:`~worldwarp.diffusion.sampler.SamplerConfig`).
         cache_steps, cache_init_scale, cache_w_depth: the 3DGS cache's ``steps``, ``init_scale`` and ``w_depth``
             (:class:`~worldwarp.splat.cache.CacheConfig`).
+        start_memory: turn the start-frame memory on or off
+            (:class:`~worldwarp.start_memory.StartMemoryConfig` ``enabled``).
         cache_mode, fill, prompt, negative_prompt, seed, progress: the pipeline's own fields.
     """
 
@@ -66,6 +69,7 @@ class Overrides:
     cache_steps: int | None = None
     cache_init_scale: Literal["knn", "knn_rms", "footprint"] | None = None
     cache_w_depth: float | None = None
+    start_memory: bool | None = None
     cache_mode: Literal["gaussians", "points", "none"] | None = None
     fill: Literal["diffusion", "inpaint", "push_pull"] | None = None
     prompt: str | None = None
@@ -85,7 +89,7 @@ def apply_overrides(config: PipelineConfig, overrides: Overrides | None = None) 
     if overrides is None:
         return config
     top: dict[str, Any] = {}
-    sub: dict[str, dict[str, Any]] = {"sampler": {}, "cache": {}}
+    sub: dict[str, dict[str, Any]] = {"sampler": {}, "cache": {}, "start_memory": {}}
     for f in fields(Overrides):
         value = getattr(overrides, f.name)
         if value is None:

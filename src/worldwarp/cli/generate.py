@@ -32,6 +32,12 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     g.add_argument("--cache-steps", type=int, help="Adam steps of the 3DGS cache per chunk")
     g.add_argument("--cache", choices=["gaussians", "points", "none"], default="gaussians", help="cache (ablations)")
+    g.add_argument(
+        "--start-memory",
+        choices=["on", "off"],
+        help="start-frame memory: put the start image's pixels back wherever the start view sees the surface "
+        "(default: the preset's; on in cpu)",
+    )
     g.add_argument("--noise", choices=["spatiotemporal", "full", "spatial", "temporal"], default="spatiotemporal")
     g.add_argument("--fill", choices=["diffusion", "inpaint", "push_pull"], default="diffusion")
     g.add_argument("--prompt", default="", help="text prompt (wan only)")
