@@ -195,13 +195,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--crop must be HxW within --height x --width, got {args.crop!r}")
     if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.pure_hole_prob <= 1 and 0 <= args.ema_decay < 1):
         raise InputError("--clean-warped-prob and --pure-hole-prob must lie in [0, 1], --ema-decay in [0, 1)")
-    warp_cache = None
+    warp_cache, cache_warp = None, None
     if args.warp_source == "cache":
         from dataclasses import replace
 
         from worldwarp.pipeline import PipelineConfig
 
-        warp_cache = PipelineConfig.cpu().cache
+        warp_cache, cache_warp = PipelineConfig.cpu().cache, PipelineConfig.cpu().warp  # as the preset warps
         if args.warp_cache_steps is not None:
             if args.warp_cache_steps < 1:
                 raise InputError(f"--warp-cache-steps must be >= 1, got {args.warp_cache_steps}")
@@ -235,6 +235,7 @@ def run(args: argparse.Namespace) -> int:
         crop=crop,
         ema_decay=args.ema_decay,
         warp_cache=warp_cache,
+        cache_warp=cache_warp,
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")

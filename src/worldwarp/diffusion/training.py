@@ -108,6 +108,8 @@ class TrainConfig:
             forward-warped into the clip without the reprojection check (:func:`cache_warp_source_into_clip`), as
             the CPU preset warps, so the holes and the warped pixels look as they do at inference (slower: one
             cache fit per clip and step).
+        cache_warp: the forward warp's settings with ``warp_cache`` (the CLI passes the CPU preset's,
+            ``PipelineConfig.cpu().warp``); None: no reprojection check and ``warp_erosion``.
         history_prob: probability that a clip's first latent frames are clean history (level 0, no loss).
         max_history: at most this many history latent frames when ``history_prob`` fires.
         clean_warped_prob: probability, per latent frame, that its warped tokens are clean (level 0) instead of
@@ -141,6 +143,7 @@ class TrainConfig:
     warp_radius: float = 1.0
     warp_erosion: int = 15
     warp_cache: CacheConfig | None = None
+    cache_warp: WarpConfig | None = None
     history_prob: float = 0.0
     max_history: int = 1
     clean_warped_prob: float = 0.0
@@ -385,7 +388,7 @@ def _batch(
             w, m = warp_source_into_clip(f, d, cams, src, config.warp_radius, config.warp_erosion)
         else:  # a cache seed of its own per clip and step, drawn from the run's generator
             cache = replace(config.warp_cache, seed=int(torch.randint(2**31, (1,), generator=gen)))
-            warp = WarpConfig(reprojection=False, erosion=config.warp_erosion)  # as the CPU preset warps
+            warp = config.cache_warp or WarpConfig(reprojection=False, erosion=config.warp_erosion)
             w, m = cache_warp_source_into_clip(f, d, cams, src, cache, warp)
         g = push_pull_fill(w, m) if with_guess else w
         if config.crop is not None:
