@@ -102,3 +102,21 @@ def test_presets_and_overrides() -> None:
     assert not configure("release").start_memory.enabled and not configure("paper").start_memory.enabled
     assert not configure("cpu", Overrides(start_memory=False)).start_memory.enabled
     assert configure("release", Overrides(start_memory=True)).start_memory.enabled
+
+
+def test_a_camera_back_at_the_start_pose_shows_the_start_image() -> None:
+    from test_pipeline import H as PH
+    from test_pipeline import W as PW
+    from test_pipeline import _inputs, _pipe
+    from worldwarp.pipeline import quantize
+
+    image, cams, _ = _inputs(12)
+    depth = 2.0 + 0.5 * torch.linspace(0, 1, PW).expand(PH, PW)  # a smooth slanted wall
+    c2w = cams.c2w.clone()
+    c2w[-1] = c2w[0]  # the path comes back to where it started
+    cams = Cameras(c2w, cams.K, PH, PW)
+    start = quantize(image)
+    on = _pipe(fill="push_pull")(image, cams, depth).frames[-1]
+    off = _pipe(fill="push_pull", start_memory=StartMemoryConfig(enabled=False))(image, cams, depth).frames[-1]
+    assert torch.equal(on, start)  # the start pixels themselves, not a render of renders
+    assert float((off == start).float().mean()) < 0.05

@@ -599,9 +599,9 @@ class WorldWarpPipeline:
 
         # 4. Forward warp into the new cameras: prior RGB, validity mask, rendered depth.
         warp = self._warp(gaussians, hist_frames, hist_depths, hist_cams, new_cams)
-        #    With the start-frame memory (chunks after the first): the start image's own pixels wherever the start
-        #    view sees the target's surface and no view leaves room for an occluder (worldwarp.start_memory).
-        if c.start_memory.enabled and c.cache_mode != "none" and k > 0:
+        #    With the start-frame memory: the start image's own pixels wherever the start view sees the target's
+        #    surface and no view leaves room for an occluder (worldwarp.start_memory).
+        if c.start_memory.enabled and c.cache_mode != "none":
             image0, depth0 = self._start_memory(state)
             warp = recall_start_frame(
                 warp, image0, depth0, state.cameras[0], new_cams, (hist_depths, hist_cams), c.start_memory

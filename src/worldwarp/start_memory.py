@@ -50,7 +50,7 @@ class StartMemoryConfig:
     """Settings of the start-frame memory (:func:`recall_start_frame`); off unless ``enabled``.
 
     Attributes:
-        enabled: recall the start image into every chunk's warp after the first (the pipeline ignores it with
+        enabled: recall the start image into every chunk's warp (the pipeline ignores it with
             ``cache_mode="none"``, the ablation without any geometry).
         same_surface_tol: relative depth difference within which the start splat and the warp show the same surface.
         visible_tol: relative difference between a point's z-depth in the start view and the start depth there
