@@ -120,3 +120,27 @@ def test_a_camera_back_at_the_start_pose_shows_the_start_image() -> None:
     off = _pipe(fill="push_pull", start_memory=StartMemoryConfig(enabled=False))(image, cams, depth).frames[-1]
     assert torch.equal(on, start)  # the start pixels themselves, not a render of renders
     assert float((off == start).float().mean()) < 0.05
+
+
+def test_a_resumed_run_without_a_start_depth_recalls_the_same_frames(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import warnings
+
+    from test_pipeline import _inputs, _pipe
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_chunk_1(record, state) -> None:  # type: ignore[no-untyped-def]
+        if record.index == 1:  # before chunk 1 is saved: only chunk 0 is on disk
+            raise Stop
+
+    image, cams, _ = _inputs(11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the weight-free depth prior warns that it is a rough guess
+        full = _pipe(fill="push_pull")(image, cams)
+        with pytest.raises(Stop):
+            _pipe(fill="push_pull")(image, cams, state_dir=tmp_path, callback=stop_at_chunk_1)
+        resumed = _pipe(fill="push_pull")(image, cams, state_dir=tmp_path, resume=True)
+        off = _pipe(fill="push_pull", start_memory=StartMemoryConfig(enabled=False))(image, cams)
+    assert torch.equal(resumed.frames, full.frames)
+    assert not torch.equal(off.frames, full.frames)  # the memory did recall something
