@@ -144,3 +144,11 @@ def test_a_resumed_run_without_a_start_depth_recalls_the_same_frames(tmp_path) -
         off = _pipe(fill="push_pull", start_memory=StartMemoryConfig(enabled=False))(image, cams)
     assert torch.equal(resumed.frames, full.frames)
     assert not torch.equal(off.frames, full.frames)  # the memory did recall something
+
+
+def test_the_cli_switch_reaches_the_config() -> None:
+    from worldwarp.runner import GenerationRequest, build_config
+
+    assert build_config(GenerationRequest(out="x")).start_memory.enabled  # the cpu preset's default
+    assert not build_config(GenerationRequest(out="x", start_memory="off")).start_memory.enabled
+    assert build_config(GenerationRequest(out="x", preset="release", start_memory="on")).start_memory.enabled
