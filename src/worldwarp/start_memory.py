@@ -16,13 +16,14 @@ a surface in front of it:
    colour is the bilinear sample of the start image at the projection (no blocky splat colours).
 3. **Occlusion.** A pixel seen by the start view is taken when
    a. the warp is valid there and the splat depth agrees with the warp's rendered depth within
-      ``same_surface_tol`` (the cache shows the same surface; a cache surface in front hides the start one), or
-      the splat has a gap there and the warp's own 3D point is seen by the start view; or
-   b. (``free_space``) elsewhere (a hole of the warp, or a start surface in front of the cache's): every one of
-      ``ray_samples`` points on the ray from the target camera to it (from ``ray_start`` to ``1 - 2 free_tol`` of
-      the way) is observed empty by the start view or a history view: it projects into that view in front of its
-      depth by more than ``free_tol`` of it. A ray through space no view saw is rejected, since an unseen wall may stand
-      there.
+      ``same_surface_tol`` (the cache shows the same surface), or the splat has a gap there and the warp's own 3D
+      point is seen by the start view; or
+   b. (``free_space``) elsewhere (a hole of the warp, or a start surface nearer or farther than the cache's):
+      every one of ``ray_samples`` points on the ray from the target camera to it (from ``ray_start`` to
+      ``1 - 2 free_tol`` of the way) is observed empty by the start view or a history view: it projects into that
+      view in front of its depth by more than ``free_tol`` of it. A ray through space no view saw is rejected,
+      since an unseen wall may stand there; a cache surface in front hides the start one unless some view saw
+      through it.
 
 Recalled pixels become valid warp pixels (their depth is the one used above), so the fill keeps them like the
 rest of the warp.
