@@ -201,7 +201,7 @@ class PipelineConfig:
         199 (docs/training.md, section *Warp tolerance*). The release and paper presets keep the check.
         The start-frame memory is on (:mod:`worldwarp.start_memory`): every chunk's cache is fitted to renders of
         renders, so detail fades chunk by chunk, and the memory puts the start image's own pixels back wherever the
-        start view sees the surface; chosen on the dev suite (docs/training.md, section *Start-frame memory*). The
+        start view sees the surface; chosen on the dev suite (docs/training.md, section *Session 11*). The
         release and paper presets leave it off (the authors' method).
         """
         base: dict[str, Any] = dict(
@@ -668,7 +668,9 @@ class WorldWarpPipeline:
     def _start_memory(self, state: GenerationState) -> tuple[Tensor, Tensor]:
         """Frame 0 and its depth for the memory; a resumed run whose start depth was estimated estimates it again
         (the estimators are deterministic)."""
-        image = state.start_image if state.start_image is not None else state.frames[0]
+        if state.start_image is None and state.base > 0:
+            raise InputError("the start-frame memory needs frame 0, which this state released")
+        image = state.start_image if state.start_image is not None else state.frames[0]  # a state built by hand
         if state.start_depth is None:
             state.start_depth = self.estimate_depth(image[None])[0]
         return image, state.start_depth
