@@ -155,7 +155,12 @@ def test_train_cli_switches_a_checkpoint_to_the_guess(tmp_path) -> None:
         torch.nn.init.normal_(prm, generator=torch.Generator().manual_seed(6))
     base.save_pretrained(tmp_path / "base")
     args = argparse.Namespace(
-        denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=None, tiny_hole_init="push_pull", seed=0
+        denoiser="tiny",
+        init=str(tmp_path / "base"),
+        tiny_pixel_width=None,
+        tiny_hole_init="push_pull",
+        tiny_revise_init=None,
+        seed=0,
     )
     model = _denoiser(args)
     assert model.config.hole_init == "push_pull" and not model.config.blank_pure_noise

@@ -305,7 +305,12 @@ def test_train_init_adds_a_pixel_head(tmp_path) -> None:
     base = _random_model(SMALL)
     base.save_pretrained(tmp_path / "base")
     args = argparse.Namespace(
-        denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=8, tiny_hole_init=None, seed=0
+        denoiser="tiny",
+        init=str(tmp_path / "base"),
+        tiny_pixel_width=8,
+        tiny_hole_init=None,
+        tiny_revise_init=None,
+        seed=0,
     )
     grown = _denoiser(args)
     assert grown.config.pixel_width == 8
@@ -318,7 +323,12 @@ def test_train_init_adds_a_pixel_head(tmp_path) -> None:
     with pytest.raises(InputError, match="pixel head"):
         _denoiser(
             argparse.Namespace(
-                denoiser="tiny", init=str(tmp_path / "grown"), tiny_pixel_width=16, tiny_hole_init=None, seed=0
+                denoiser="tiny",
+                init=str(tmp_path / "grown"),
+                tiny_pixel_width=16,
+                tiny_hole_init=None,
+                tiny_revise_init=None,
+                seed=0,
             )
         )
 

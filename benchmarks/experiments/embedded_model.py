@@ -140,7 +140,9 @@ def main() -> int:
     ap.add_argument("--results", type=Path, default=Path("docs/results/embedded"), help="results JSON folder")
     ap.add_argument("--strength", type=float, default=None, help="sampler strength (default: the preset's)")
     ap.add_argument("--steps", type=int, default=None, help="sampler steps (default: the preset's)")
-    ap.add_argument("--solver", choices=("euler", "renoise"), default=None, help="sampler solver (default: preset's)")
+    ap.add_argument(
+        "--solver", choices=("euler", "renoise", "direct"), default=None, help="sampler solver (default: preset's)"
+    )
     ap.add_argument(
         "--seeds",
         type=parse_seeds,

@@ -201,8 +201,9 @@ class STDiffFill:
     ) -> Tensor | None:
         """The sampler's initial ``latents`` for a denoiser with ``hole_init="push_pull"``: at the cells that start
         as holes, the encoded push-pull guess (:mod:`~worldwarp.diffusion.hole_guess`) of the :meth:`kept_pixels`;
-        noise from ``generator`` elsewhere (drawn as the sampler would draw it). None (the sampler draws pure
-        noise) for other denoisers."""
+        noise from ``generator`` elsewhere (drawn as the sampler would draw it), except at the warped cells of
+        a ``revise_init="prior"`` denoiser, which start from the prior itself. None (the sampler draws pure noise)
+        for other denoisers."""
         if getattr(self.denoiser, "hole_init", "noise") != "push_pull":
             return None
         from worldwarp.diffusion.hole_guess import push_pull_fill
@@ -213,6 +214,9 @@ class STDiffFill:
         video = torch.cat([history, guess])  # (T, 3, H, W)
         z_guess = self.denoiser.encode(video.permute(1, 0, 2, 3)[None]).to(lat.dtype)  # (1, C, T', H', W')
         holes = ~self.warped_cells(inputs) & ~inputs.history[:, :, None, None]  # (1, T', H', W')
+        if getattr(self.denoiser, "revise_init", "noise") == "prior":
+            # the warped cells start from the prior itself: (1 - sigma) prior + sigma prior = prior
+            noise = torch.where(self.warped_cells(inputs)[:, None], lat, noise)
         return torch.where(holes[:, None], z_guess, noise)
 
     def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:

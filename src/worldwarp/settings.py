@@ -65,7 +65,7 @@ class Overrides:
     strength: float | None = None
     guidance_scale: float | None = None
     noise_mode: Literal["spatiotemporal", "full", "spatial", "temporal"] | None = None
-    solver: Literal["euler", "renoise"] | None = None
+    solver: Literal["euler", "renoise", "direct"] | None = None
     cache_steps: int | None = None
     cache_init_scale: Literal["knn", "knn_rms", "footprint"] | None = None
     cache_w_depth: float | None = None

@@ -99,7 +99,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--preset", choices=["release", "paper", "cpu"], help="default: release with --denoiser wan, cpu otherwise"
     )
     m.add_argument("--steps", type=int, help="diffusion steps (preset default)")
-    m.add_argument("--solver", choices=["euler", "renoise"], help="sampler solver (preset default)")
+    m.add_argument("--solver", choices=["euler", "renoise", "direct"], help="sampler solver (preset default)")
     m.add_argument("--strength", type=float, help="revise strength of warped regions (preset default)")
     m.add_argument("--cfg", type=float, help="classifier-free guidance scale (preset default)")
     m.add_argument("--chunk", type=int, help="frames per chunk, history included (preset default)")

@@ -26,7 +26,7 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, help="diffusion steps")
     g.add_argument(
         "--solver",
-        choices=["euler", "renoise"],
+        choices=["euler", "renoise", "direct"],
         help="sampler steps: flow-matching Euler (default) or re-noising the clean estimate at each level",
     )
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")

@@ -92,6 +92,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="tiny unet: what holes start from (with --init: switches the checkpoint, weights kept)",
     )
+    p.add_argument(
+        "--tiny-revise-init",
+        choices=("noise", "prior"),
+        default=None,
+        help="tiny unet: what the warped cells start from (prior: the warp itself, restored in one direct pass; "
+        "with --init: switches the checkpoint, weights kept)",
+    )
+    p.add_argument(
+        "--revise-level",
+        type=float,
+        default=5.0 / 6.0,
+        help="--tiny-revise-init prior: level of the warped cells (the preset's warped start level; default 5/6 = "
+        "2 grid steps, shift 5, strength 0.5)",
+    )
     p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: local folder or hub id")
     p.add_argument("--no-progress", action="store_true")
     return p
@@ -134,6 +148,18 @@ def _with_hole_init(base: Any, hole_init: str) -> Any:
     return model
 
 
+def _with_revise_init(base: Any, revise_init: str) -> Any:
+    """``base`` (a tiny U-Net) switched to ``revise_init``, same weights (the holes' trained correction is kept)."""
+    from worldwarp.diffusion.denoisers.tiny import TinyDenoiser
+
+    try:
+        model = TinyDenoiser(replace(base.config, revise_init=revise_init))
+    except ValueError as e:
+        raise InputError(f"--tiny-revise-init {revise_init}: {e}") from None
+    model.load_state_dict(base.state_dict())
+    return model
+
+
 def _denoiser(args: argparse.Namespace) -> Any:
     import torch
 
@@ -144,6 +170,8 @@ def _denoiser(args: argparse.Namespace) -> Any:
             base = TinyDenoiser.from_pretrained(args.init)
             if args.tiny_hole_init is not None and args.tiny_hole_init != base.config.hole_init:
                 base = _with_hole_init(base, args.tiny_hole_init)
+            if args.tiny_revise_init is not None and args.tiny_revise_init != base.config.revise_init:
+                base = _with_revise_init(base, args.tiny_revise_init)
             if args.tiny_pixel_width is None or args.tiny_pixel_width == base.config.pixel_width:
                 return base
             return _with_pixel_head(base, args.tiny_pixel_width, args.seed)
@@ -154,6 +182,7 @@ def _denoiser(args: argparse.Namespace) -> Any:
                 ("depth", args.tiny_depth),
                 ("pixel_width", args.tiny_pixel_width),
                 ("hole_init", args.tiny_hole_init),
+                ("revise_init", args.tiny_revise_init),
             )
             if v is not None
         }
@@ -193,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
             crop = ()
         if len(crop) != 2 or min(crop) < 1 or crop[0] > args.height or crop[1] > args.width:
             raise InputError(f"--crop must be HxW within --height x --width, got {args.crop!r}")
+    if not 0 < args.revise_level <= 1:
+        raise InputError(f"--revise-level must lie in (0, 1], got {args.revise_level}")
     if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.pure_hole_prob <= 1 and 0 <= args.ema_decay < 1):
         raise InputError("--clean-warped-prob and --pure-hole-prob must lie in [0, 1], --ema-decay in [0, 1)")
     warp_cache, cache_warp = None, None
@@ -236,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         ema_decay=args.ema_decay,
         warp_cache=warp_cache,
         cache_warp=cache_warp,
+        revise_level=args.revise_level,
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")

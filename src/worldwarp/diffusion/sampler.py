@@ -39,8 +39,8 @@ from worldwarp.errors import InputError, check_finite
 
 __all__ = ["SOLVERS", "SamplerConfig", "Solver", "sample", "noise_init"]
 
-Solver = Literal["euler", "renoise"]
-SOLVERS: tuple[str, ...] = ("euler", "renoise")
+Solver = Literal["euler", "renoise", "direct"]
+SOLVERS: tuple[str, ...] = ("euler", "renoise", "direct")
 
 
 @dataclass
@@ -66,7 +66,10 @@ class SamplerConfig:
             model sees the top-left cell's), see :mod:`worldwarp.diffusion.latent_grid`.
         solver: ``"euler"`` (the paper's and the release's flow-matching Euler steps) or ``"renoise"`` (each step
             noises the clean estimate afresh to the next level with new noise from the generator, see
-            :func:`worldwarp.diffusion.schedule.renoise_step`; for small models whose ODE path drifts).
+            :func:`worldwarp.diffusion.schedule.renoise_step`; for small models whose ODE path drifts), or
+            ``"direct"``: one model evaluation at the start levels, and every token jumps to its clean estimate
+            ``x - sigma v`` (the grid then only places the warped start level; for the embedded model with
+            ``revise_init="prior"``, which restores the warp and fills the holes in one pass).
     """
 
     steps: int = 50
@@ -175,6 +178,12 @@ def sample(
     if cond is None:
         cond = denoiser.encode_prompt("", "")
 
+    if config.solver == "direct":  # one evaluation at the start levels; every token jumps to its clean estimate
+        cur = levels_at(levels0_cells, sigmas[0])
+        token_sigmas = model_levels(cur, p, config.patch_levels).to(dtype)
+        v = denoiser.velocity(x, token_sigmas, cond, config.guidance_scale)
+        x = euler_step(x, v, cur, torch.zeros_like(cur))
+        return torch.where(hist, prior, x).to(prior_latents.dtype)
     for i in tqdm(range(config.steps), desc="ST-Diff", disable=not progress, leave=False):
         cur = levels_at(levels0_cells, sigmas[i])
         nxt = levels_at(levels0_cells, sigmas[i + 1])

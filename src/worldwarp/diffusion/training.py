@@ -119,6 +119,10 @@ class TrainConfig:
             model (with ``blank_pure_noise`` the model then learns from zero inputs there).
         crop: ``(height, width)`` random window of the clip (after warping at full size) that the model sees, so a
             model can learn at the pixel scale of use on cheaper inputs; None = the whole frame.
+        revise_level: for a denoiser with ``revise_init="prior"``: the level at which every warped token of a
+            generated frame holds the warp without noise (the sampler's warped start level in the preset that runs
+            the model, e.g. ``sigma_grid(2, 5)[1]`` for 2 grid steps, shift 5 and strength 0.5); see
+            :func:`make_training_inputs`.
         ema_decay: keep an exponential moving average of the weights with this decay (0 = none); the exported
             ``OUT/model`` then holds the averaged weights.
     """
@@ -150,6 +154,7 @@ class TrainConfig:
     pure_hole_prob: float = 0.0
     crop: tuple[int, int] | None = None
     ema_decay: float = 0.0
+    revise_level: float = 5.0 / 6.0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1 or self.save_every < 1 or self.log_every < 1:
@@ -168,6 +173,8 @@ class TrainConfig:
             raise ValueError(f"min_lr_ratio must lie in [0, 1], got {self.min_lr_ratio}")
         if not (0 <= self.clean_warped_prob <= 1 and 0 <= self.pure_hole_prob <= 1 and 0 <= self.ema_decay < 1):
             raise ValueError("clean_warped_prob and pure_hole_prob must lie in [0, 1] and ema_decay in [0, 1)")
+        if not 0 < self.revise_level <= 1:
+            raise ValueError(f"revise_level must lie in (0, 1], got {self.revise_level}")
         if self.crop is not None:
             self.crop = (int(self.crop[0]), int(self.crop[1]))
             if min(self.crop) < 1:
@@ -258,12 +265,18 @@ def make_training_inputs(
     clean_warped_prob: float = 0.0,
     pure_hole_prob: float = 0.0,
     guess: Tensor | None = None,
+    revise_level: float | None = None,
 ) -> TrainingInputs:
     """Steps 2-4 of the recipe for a batch: frames, warped (B, T, 3, H, W), mask (B, T, H, W) bool.
 
     ``guess`` (B, T, 3, H, W), for a denoiser with ``hole_init="push_pull"``: the hole guess of the warped frames
     (:func:`worldwarp.diffusion.hole_guess.push_pull_fill`); hole cells at level exactly 1 then hold its encoding
     instead of noise, and their target is ``z_guess - z_gt`` (one Euler step from 1 lands on the ground truth).
+
+    ``revise_level`` (with ``guess``, for a denoiser with ``revise_init="prior"``): every warped token of a frame
+    that is not history is at this level and holds the warp's encoding without noise, with the target
+    ``(z_warp - z_gt) / revise_level`` (the sampler's ``"direct"`` jump from there lands on the ground truth); the
+    drawn warped levels and ``clean_warped_prob`` then do not apply.
 
     Random draws, in order, from ``generator`` (on the latents' device): per-frame levels u_w, u_f (B, T'), the
     noise eps (B, C, T', H', W'), then the history draws (B,) and (B,) when ``history_prob > 0``, then the clean
@@ -299,6 +312,10 @@ def make_training_inputs(
     if pure_hole_prob > 0:
         pure = torch.rand(B, Tl, generator=generator, device=dev) < pure_hole_prob  # (B, T')
         sig_tok = sig_tok.masked_fill(pure[:, :, None, None] & ~tok & (sig_tok > 0), 1.0)  # holes, not history
+    if revise_level is not None:
+        if guess is None or not 0 < revise_level <= 1:
+            raise ValueError("revise_level needs a hole guess and must lie in (0, 1]")
+        sig_tok = torch.where(tok, torch.full_like(sig_tok, float(revise_level)), sig_tok)  # tok excludes history
     m_cells = tokens_to_cells(tok, p)[:, None]  # (B, 1, T', H', W')
     z_c = torch.where(m_cells, z_w, z_gt)
     sig = tokens_to_cells(sig_tok, p)[:, None]
@@ -311,6 +328,10 @@ def make_training_inputs(
         at_one = (sig >= 1) & ~m_cells
         z_t = torch.where(at_one, z_g, z_t)
         target = torch.where(at_one, z_g - z_gt, target)
+        if revise_level is not None:  # warped cells hold the warp itself; the direct jump must land on z_gt
+            rev = m_cells & (sig > 0)
+            z_t = torch.where(rev, z_w, z_t)
+            target = torch.where(rev, (z_w - z_gt) / float(revise_level), target)
     return TrainingInputs(z_t=z_t, sigmas=sig_tok, target=target, weight=weight, token_mask=tok)
 
 
@@ -567,6 +588,7 @@ def train(
             config.clean_warped_prob,
             config.pure_hole_prob,
             None if guess is None else guess.to(device),
+            config.revise_level if getattr(den, "revise_init", "noise") == "prior" else None,
         )
         with accelerator.autocast():
             v = model(inputs.z_t, inputs.sigmas, uncond if drop else cond)

@@ -87,7 +87,7 @@ class PipelineMethodConfig:
         steps: override the sampler's Euler steps, or None.
         strength: override the sampler's strength tau, or None.
         guidance_scale: override the sampler's CFG scale, or None.
-        solver: override the sampler's solver (``"euler"`` or ``"renoise"``), or None.
+        solver: override the sampler's solver (``"euler"``, ``"renoise"`` or ``"direct"``), or None.
         cache_steps: override the 3DGS cache's Adam steps, or None.
         cache_init_scale: override the cache's initial Gaussian scales (``"knn"`` or ``"footprint"``), or None.
         cache_w_depth: override the cache's inverse-depth loss weight, or None.
@@ -103,7 +103,7 @@ class PipelineMethodConfig:
     steps: int | None = None
     strength: float | None = None
     guidance_scale: float | None = None
-    solver: Literal["euler", "renoise"] | None = None
+    solver: Literal["euler", "renoise", "direct"] | None = None
     cache_steps: int | None = None
     cache_init_scale: Literal["knn", "footprint"] | None = None
     cache_w_depth: float | None = None

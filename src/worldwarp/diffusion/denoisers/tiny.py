@@ -38,6 +38,7 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "tiny_stdi
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 HOLE_INITS = ("noise", "push_pull")
+REVISE_INITS = ("noise", "prior")
 # config keys of retired architectures that older U-Net checkpoints still carry (read and ignored): the transformer's
 # MLP ratio and convolutional refiner, and the skip of the first U-Net experiment
 RETIRED_KEYS = ("mlp_ratio", "refine_width", "skip_std")
@@ -66,6 +67,11 @@ class TinyDenoiserConfig:
         hole_init: what the holes start from at level 1: ``"noise"`` (pure noise, the method) or ``"push_pull"``
             (the push-pull interpolation of the warped frame, :mod:`~worldwarp.diffusion.hole_guess`; the network
             then predicts a correction of that guess, and training feeds the same guess).
+        revise_init: what the warped cells start from at their revision level: ``"noise"`` (the warp noised to
+            that level, the method) or ``"prior"`` (the warp itself, without noise; needs ``hole_init="push_pull"``):
+            the network predicts a correction of the warp as it does of the hole guess, for the sampler's
+            ``"direct"`` solver (one pass restores the warp and fills the holes; module docstring of
+            :mod:`~worldwarp.diffusion.denoisers.tiny_unet`).
     """
 
     arch: str = "unet"
@@ -81,6 +87,7 @@ class TinyDenoiserConfig:
     pixel_width: int = 0
     blank_pure_noise: bool = False
     hole_init: str = "noise"
+    revise_init: str = "noise"
 
     def __post_init__(self) -> None:
         if self.arch != "unet":
@@ -101,6 +108,10 @@ class TinyDenoiserConfig:
             raise ValueError(f"hole_init must be one of {', '.join(HOLE_INITS)}, got {self.hole_init!r}")
         if self.hole_init != "noise" and self.blank_pure_noise:
             raise ValueError("hole_init 'push_pull' needs blank_pure_noise off (the network must see the guess)")
+        if self.revise_init not in REVISE_INITS:
+            raise ValueError(f"revise_init must be one of {', '.join(REVISE_INITS)}, got {self.revise_init!r}")
+        if self.revise_init == "prior" and self.hole_init != "push_pull":
+            raise ValueError("revise_init 'prior' needs hole_init 'push_pull' (every cell above level 0 holds a guess)")
         if not 0.0 < float(self.sigma_data) < 10.0:
             raise ValueError(f"sigma_data must be in (0, 10), got {self.sigma_data}")
 
@@ -129,6 +140,7 @@ class TinyDenoiser(nn.Module):
         self.patch_size = c.patch_size
         self.latent_channels = 3 * c.time_factor * c.space_factor**2
         self.hole_init = c.hole_init  # read by the fill and by training (what level-1 hole cells hold)
+        self.revise_init = c.revise_init  # read by the fill and by training (what revised warped cells hold)
         self.net = TinyUNet(
             self.latent_channels,
             c.patch_size,
@@ -142,6 +154,7 @@ class TinyDenoiser(nn.Module):
             c.pixel_width,
             c.blank_pure_noise,
             c.hole_init != "noise",
+            c.revise_init == "prior",
         )
 
     # ------------------------------------------------------------------ autoencoder (exact)

@@ -35,6 +35,13 @@ instead of noise; the network sees it (``c_in = 1`` there) and predicts a correc
 ``z_t + s F``, i.e. ``a = 0`` and ``v = -s F``. One Euler step from level 1 then returns the guess plus the learned
 correction.
 
+**Guess at every level** (``guess_everywhere``, the model's ``revise_init="prior"``): every cell above level 0
+holds a guess, not only the level-1 ones: the holes their push-pull guess, the warped cells the warped prior
+itself, without noise. The clean estimate is ``z_t + s F`` at any level ``sigma > 0`` (``a = 0``,
+``b = s / sigma``, so ``v = -s F / sigma`` and the sampler's ``"direct"`` jump ``z_t - sigma v`` returns it); the
+level is then a code of what the cell holds (1: a hole's guess; the revision level: a warp to restore), and the
+model revises the warp (sharpens what the 3DGS cache blurred) in the same pass that fills the holes.
+
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
 """
@@ -139,6 +146,7 @@ class TinyUNet(nn.Module):
         pixel_width: hidden channels of the pixel head (0 = none).
         blank_pure_noise: feed 0 instead of the input at cells of level 1 (module docstring).
         guess_at_one: level-1 cells hold a guess; predict its correction (module docstring).
+        guess_everywhere: every cell above level 0 holds a guess (implies ``guess_at_one``; module docstring).
     """
 
     def __init__(
@@ -155,6 +163,7 @@ class TinyUNet(nn.Module):
         pixel_width: int = 0,
         blank_pure_noise: bool = False,
         guess_at_one: bool = False,
+        guess_everywhere: bool = False,
     ) -> None:
         super().__init__()
         if len(widths) != 3 or any(int(w) % GROUPS or int(w) % heads for w in widths):
@@ -185,7 +194,8 @@ class TinyUNet(nn.Module):
         nn.init.zeros_(self.out.bias)
         self.space_factor = int(space_factor)
         self.blank_pure_noise = bool(blank_pure_noise)
-        self.guess_at_one = bool(guess_at_one)
+        self.guess_at_one = bool(guess_at_one) or bool(guess_everywhere)
+        self.guess_everywhere = bool(guess_everywhere)
         self.pixel: nn.Sequential | None = None
         if pixel_width > 0:
             if channels % self.space_factor**2:
@@ -212,7 +222,11 @@ class TinyUNet(nn.Module):
         z = latents.to(dtype)
         if self.blank_pure_noise:
             c_in = torch.where(cells[:, None] >= 1, torch.zeros_like(c_in), c_in)
-        if self.guess_at_one:  # level-1 cells hold a guess: the clean estimate is z_t + s F (v = -s F)
+        if self.guess_everywhere:  # every cell above 0 holds a guess: z_t + s F (v = -s F / sigma)
+            guess = cells[:, None] > 0
+            a = torch.where(guess, torch.zeros_like(a), a)
+            b = torch.where(guess, self.sigma_data / cells[:, None].clamp_min(1e-6).to(dtype), b)
+        elif self.guess_at_one:  # level-1 cells hold a guess: the clean estimate is z_t + s F (v = -s F)
             a = torch.where(cells[:, None] >= 1, torch.zeros_like(a), a)
         x = (z * c_in).transpose(1, 2).reshape(B * T, C, H, W)
         lv = cells.to(dtype).reshape(B * T, 1, H, W)
