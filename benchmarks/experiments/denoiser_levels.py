@@ -14,7 +14,9 @@ S-step schedule instead). Reference rows: "noisy input" returns ``z_t`` itself (
 leaves), "linear" the best linear guess ``(1 - sigma) s^2 / ((1 - sigma)^2 s^2 + sigma^2) z_t`` with ``s = 0.5``.
 A model is useful at a level only where it beats both; where it loses to "noisy input" the sampler's last steps add
 grain. A model with ``hole_init="push_pull"`` sees a guess, not noise, at level 1: there its input is the guess of
-an empty warp (mid-grey, latent 0), so "noisy input" at level 1 is that guess.
+an empty warp (mid-grey, latent 0), so "noisy input" at level 1 is that guess. A model with
+``revise_init="prior"`` sees the warp itself at the levels below 1 that its sampler visits, so its row shows '-'
+there and the last table gives those levels on real warps.
 
 For such a model a second table gives the level the CPU preset actually uses, on real holes: frame 0 is warped (with
 its depth) into frames 1-24, the warped cells stay clean (level 0, the history frame 0 too), the hole cells hold the
@@ -46,7 +48,13 @@ def _errors(den, frames: torch.Tensor, sigmas: list[float], seed: int) -> tuple[
     p = den.patch_size
     model, noisy, linear = [], [], []
     guess_at_one = getattr(den, "hole_init", "noise") == "push_pull"
+    revise = getattr(den, "revise_init", "noise") == "prior"
     for s in sigmas:
+        if revise and 0 < s < 1:  # these cells hold the warp, not noise: see the revision table
+            model.append(float("nan"))
+            noisy.append(float("nan"))
+            linear.append(float("nan"))
+            continue
         z_t = (1 - s) * z + s * eps
         if guess_at_one and s >= 1:
             z_t = torch.zeros_like(z)  # the guess of an empty warp: mid-grey
@@ -169,18 +177,21 @@ def main() -> int:
             lines += ["", f"## {title}", ""]
             lines += ["| model | beats noisy input | " + " | ".join(f"{s:.3f}" for s in sigmas) + " |"]
             lines += ["|---|---|" + "---|" * len(sigmas)]
-            noisy = linear = None
+            reference: tuple[list[float], list[float]] | None = None
             for spec in args.checkpoint:
                 name, _, path = spec.partition("=")
                 den = TinyDenoiser.from_pretrained(path)
                 model, noisy, linear = _errors(den, frames.float(), sigmas, args.seed)
                 n = sum(p.numel() for p in den.parameters())
                 wins = sum(m < q for m, q in zip(model, noisy, strict=True))
+                asked = sum(m == m for m in model)
                 label = f"{name} ({den.config.arch}, {n / 1e6:.2f} M)"
-                lines.append(f"| {label} | {wins}/{len(sigmas)} | " + " | ".join(f"{e:.3f}" for e in model) + " |")
-            assert noisy is not None and linear is not None
-            lines.append("| noisy input z_t | - | " + " | ".join(f"{e:.3f}" for e in noisy) + " |")
-            lines.append("| linear guess | - | " + " | ".join(f"{e:.3f}" for e in linear) + " |")
+                lines.append(f"| {label} | {wins}/{asked} | " + " | ".join(map(_cell, model)) + " |")
+                if reference is None or asked == len(sigmas):
+                    reference = noisy, linear
+            assert reference is not None
+            lines.append("| noisy input z_t | - | " + " | ".join(map(_cell, reference[0])) + " |")
+            lines.append("| linear guess | - | " + " | ".join(map(_cell, reference[1])) + " |")
         guessing = [spec for spec in args.checkpoint if _hole_init(spec) == "push_pull"]
         if guessing:
             lines += ["", "## Level 1 on real holes (models with a push-pull guess)", ""]
@@ -223,6 +234,11 @@ def main() -> int:
     atomic_write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
+
+
+def _cell(e: float) -> str:
+    """A table cell: the error, or '-' where the level does not hold noise for that model."""
+    return f"{e:.3f}" if e == e else "-"
 
 
 def _hole_init(spec: str) -> str:
