@@ -93,3 +93,31 @@ def test_evaluate_methods_reruns_when_the_preset_changed(tmp_path: Path, capsys,
     out = capsys.readouterr().out
     assert "copy-first: reused" in out and "inpaint-cache: reused" not in out
     assert again["inpaint-cache"]["pipeline_config"]["warp"]["reprojection"] != recorded["warp"]["reprojection"]
+
+
+def test_classical_fills_are_reused_across_a_sampler_change(tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """A fill without the model never calls the sampler: its recorded settings leave the sampler out, so a preset
+    whose sampler changed reads it back, while the model's method runs again."""
+    from dataclasses import replace
+
+    from test_pipeline_methods import _scene, _tiny_denoiser
+    from worldwarp.eval.pipeline_methods import PipelineMethodConfig
+    from worldwarp.pipeline import PipelineConfig
+
+    scenes = [_scene(6, move=0.05)]
+    config = PipelineMethodConfig(chunk_frames=5, overlap=2, cache_steps=2)
+    den = _tiny_denoiser()
+    docs = evaluate_methods(scenes, ("inpaint-cache", "worldwarp"), den, config, tmp_path, "t", True)
+    assert "sampler" not in docs["inpaint-cache"]["pipeline_config"]
+    assert "sampler" in docs["worldwarp"]["pipeline_config"]
+    cpu = PipelineConfig.cpu.__func__
+
+    def changed(cls, **overrides):  # noqa: ANN001, ANN202
+        base = cpu(cls, **overrides)
+        return replace(base, sampler=replace(base.sampler, steps=base.sampler.steps + 1))
+
+    monkeypatch.setattr(PipelineConfig, "cpu", classmethod(changed))
+    capsys.readouterr()
+    evaluate_methods(scenes, ("inpaint-cache", "worldwarp"), den, config, tmp_path, "t", True)
+    out = capsys.readouterr().out
+    assert "inpaint-cache: reused" in out and "worldwarp: reused" not in out

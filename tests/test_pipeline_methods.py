@@ -101,7 +101,8 @@ def test_all_methods_registered_with_their_variant() -> None:
 def test_make_pipeline_config_applies_variant_and_overrides() -> None:
     cfg = make_pipeline_config(VARIANTS["spatial-noise"], PipelineMethodConfig(), 64, 96)
     assert (cfg.height, cfg.width, cfg.chunk_frames, cfg.overlap) == (64, 96, 25, 5)  # the CPU preset
-    assert (cfg.sampler.steps, cfg.sampler.strength, cfg.sampler.noise_mode) == (1, 0.0, "spatial")
+    assert (cfg.sampler.steps, cfg.sampler.strength, cfg.sampler.noise_mode) == (2, 0.5, "spatial")
+    assert cfg.sampler.solver == "direct"
     assert (cfg.cache_mode, cfg.fill, cfg.cache.steps) == ("gaussians", "diffusion", 150)
     assert (cfg.cache.init_scale, cfg.cache.w_depth) == ("knn", 0.1)  # chosen on the dev suite
     over = PipelineMethodConfig(

@@ -60,8 +60,9 @@ def test_autoencoder_rejects_bad_sizes() -> None:
 
 def test_default_config_is_the_shipped_architecture() -> None:
     shipped = TinyDenoiser.from_pretrained().config
-    assert dataclasses.replace(shipped, hole_init="noise") == TinyDenoiserConfig()
+    assert dataclasses.replace(shipped, hole_init="noise", revise_init="noise") == TinyDenoiserConfig()
     assert shipped.hole_init == "push_pull"  # the shipped model starts its holes from the push-pull guess
+    assert shipped.revise_init == "prior"  # and its warped cells from the warp itself
 
 
 def test_protocol_attributes() -> None:

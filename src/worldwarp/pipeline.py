@@ -184,14 +184,17 @@ class PipelineConfig:
 
     @classmethod
     def cpu(cls, **overrides: Any) -> PipelineConfig:
-        """The embedded CPU preset: 128x192, 25-frame chunks, 1 step, strength 0, no CFG, 150 cache steps.
+        """The embedded CPU preset: 128x192, 25-frame chunks, one direct model pass (a 2-step grid, strength 0.5,
+        shift 5), no CFG, 150 cache steps.
 
-        The embedded model (a preconditioned U-Net, docs/model_card.md) is used as a one-step predictor: warped
-        tokens are kept (strength 0) and the holes get the model's clean estimate from level 1, which starts from
-        a push-pull interpolation of the warp (``hole_init="push_pull"``) and is deterministic. The model is trained
-        for that one step only (more steps or a strength above 0 visit levels it no longer denoises well); the
-        settings were chosen on the procedural "dev" suite at 128x192 and frame 199 (docs/training.md,
-        docs/benchmarks/embedded_model.md). The paper preset keeps 0.8 (Wan).
+        The embedded model (a preconditioned U-Net, docs/model_card.md) is used as a one-pass predictor (solver
+        ``"direct"``): the holes start from a push-pull interpolation of the warp at level 1
+        (``hole_init="push_pull"``), the warped cells from the warp itself at the grid's level 5/6
+        (``revise_init="prior"``, strength 0.5 of a 2-step grid with shift 5), and one evaluation returns the
+        guess and the warp plus the model's corrections: the fill and the revision of the warp, deterministic. The
+        model is trained for exactly that pass; strength 0 keeps the warp unrevised, and more steps or noised
+        warps visit levels it does not denoise. The settings were chosen on the procedural "dev" suite at 128x192
+        and frame 199 (docs/training.md, docs/benchmarks/embedded_model.md). The paper preset keeps 0.8 (Wan).
         The cache's inverse-depth weight 0.1 (paper 0.01) was chosen the same way: with only 150 steps the
         fitted depth stays biased toward the camera at grazing surfaces and the reprojection check then drops
         correct pixels; the stronger depth term gave the best dev PSNR (docs/benchmarks/strength.md).
@@ -209,7 +212,7 @@ class PipelineConfig:
             width=192,
             chunk_frames=25,
             overlap=5,
-            sampler=SamplerConfig(steps=1, shift=5.0, strength=0.0, guidance_scale=1.0),
+            sampler=SamplerConfig(steps=2, shift=5.0, strength=0.5, guidance_scale=1.0, solver="direct"),
             cache=CacheConfig(steps=150, max_points_per_frame=12_000, w_depth=0.1),
             warp=WarpConfig(reprojection=False),
             start_memory=StartMemoryConfig(enabled=True),

@@ -21,13 +21,14 @@ def add_common_generation_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--strength",
         type=float,
-        help="revise strength tau of warped regions (release preset 0.6, paper 0.8, cpu 0)",
+        help="revise strength tau of warped regions (release preset 0.6, paper 0.8, cpu 0.5; 0 keeps the warp)",
     )
     g.add_argument("--steps", type=int, help="diffusion steps")
     g.add_argument(
         "--solver",
         choices=["euler", "renoise", "direct"],
-        help="sampler steps: flow-matching Euler (default) or re-noising the clean estimate at each level",
+        help="sampler steps: flow-matching Euler, re-noising the clean estimate at each level, or one direct pass "
+        "(the cpu preset's)",
     )
     g.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     g.add_argument("--cache-steps", type=int, help="Adam steps of the 3DGS cache per chunk")

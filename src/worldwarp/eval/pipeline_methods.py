@@ -79,7 +79,7 @@ class PipelineMethodConfig:
 
     Attributes:
         denoiser: which ST-Diff model (default: the embedded tiny model shipped with the package).
-        preset: base pipeline settings: ``"cpu"`` (embedded: 25-frame chunks, 1 step), ``"release"`` (the
+        preset: base pipeline settings: ``"cpu"`` (embedded: 25-frame chunks, one direct model pass), ``"release"`` (the
             authors' demo) or ``"paper"`` (see docs/wan.md); None picks the denoiser's default
             (:func:`worldwarp.pipeline.default_preset`: ``release`` for ``wan``, ``cpu`` otherwise).
         chunk_frames: override the preset's frames per chunk (history included), or None.

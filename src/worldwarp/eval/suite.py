@@ -95,10 +95,14 @@ def evaluate_methods(
 
 def _pipeline_settings(name: str, method_config: PipelineMethodConfig, scenes: Sequence[EvalScene]) -> dict | None:
     """The resolved pipeline settings of pipeline method ``name`` at the first scene's size, as they read back from
-    JSON (None for other methods); the progress flag is left out (it does not change the frames)."""
+    JSON (None for other methods); the progress flag is left out (it does not change the frames), and so are the
+    sampler and the prompts of a method that fills without the model (they do not change its frames either)."""
     if name not in VARIANTS:
         return None
     size = (scenes[0].height, scenes[0].width) if scenes else (None, None)
     settings = make_pipeline_config(VARIANTS[name], method_config, *size).to_dict()
     settings.pop("progress", None)
+    if VARIANTS[name].fill != "diffusion":
+        for key in ("sampler", "prompt", "negative_prompt"):
+            settings.pop(key, None)
     return json.loads(json.dumps(_jsonable(settings)))

@@ -167,7 +167,11 @@ def build_app(config: UIConfig | None = None):  # -> gradio.Blocks
             generate = gr.Button("Generate", variant="primary", elem_id="generate", scale=1)
         gr.Markdown(
             f"{pc.height}x{pc.width}, {pc.chunk_frames}-frame chunks with {pc.overlap} frames of history, "
-            + (f"{pc.sampler.steps} diffusion steps." if pc.fill == "diffusion" else "inpainting fill (baseline)."),
+            + (
+                ("one model pass." if pc.sampler.solver == "direct" else f"{pc.sampler.steps} diffusion steps.")
+                if pc.fill == "diffusion"
+                else "inpainting fill (baseline)."
+            ),
             elem_classes="ww-note",
         )
         status = gr.Markdown("nothing generated yet", elem_id="status")
