@@ -40,7 +40,7 @@ holds a guess, not only the level-1 ones: the holes their push-pull guess, the w
 itself, without noise. The clean estimate is ``z_t + s F`` at any level ``sigma > 0`` (``a = 0``,
 ``b = s / sigma``, so ``v = -s F / sigma`` and the sampler's ``"direct"`` jump ``z_t - sigma v`` returns it); the
 level is then a code of what the cell holds (1: a hole's guess; the revision level: a warp to restore), and the
-model revises the warp (sharpens what the 3DGS cache blurred) in the same pass that fills the holes.
+model revises the warp (corrects what the 3DGS cache rendered wrong) in the same pass that fills the holes.
 
 Shapes: latents (B, C, T', H', W') -> velocity of the same shape; levels per token (B, T', H'/p, W'/p).
 H' and W' need not be multiples of the level strides: the input is padded and the output cropped.
