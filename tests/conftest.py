@@ -73,3 +73,16 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("img") / "start.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
     return str(path)
+
+
+def train_denoiser(*argv: str):  # noqa: ANN201
+    """The denoiser ``worldwarp train ARGV`` would build: its real parser (so every flag has its default), then
+    ``worldwarp.cli.train._denoiser``; the required dataset, steps and output flags are filled in."""
+    import argparse
+
+    from worldwarp.cli.train import _denoiser, add_parser
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["train", "--dataset", "procedural", "--steps", "1", "--out", "unused", *argv])
+    return _denoiser(args)

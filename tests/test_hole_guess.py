@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 
@@ -148,21 +146,13 @@ def test_training_feeds_the_guess_at_level_one() -> None:
 
 
 def test_train_cli_switches_a_checkpoint_to_the_guess(tmp_path) -> None:
-    from worldwarp.cli.train import _denoiser
+    from conftest import train_denoiser
 
     base = TinyDenoiser(TinyDenoiserConfig(**{**GUESS.__dict__, "hole_init": "noise", "blank_pure_noise": True}))
     for prm in (base.net.out.weight, base.net.out.bias):  # a trained output layer
         torch.nn.init.normal_(prm, generator=torch.Generator().manual_seed(6))
     base.save_pretrained(tmp_path / "base")
-    args = argparse.Namespace(
-        denoiser="tiny",
-        init=str(tmp_path / "base"),
-        tiny_pixel_width=None,
-        tiny_hole_init="push_pull",
-        tiny_revise_init=None,
-        seed=0,
-    )
-    model = _denoiser(args)
+    model = train_denoiser("--init", str(tmp_path / "base"), "--tiny-hole-init", "push_pull")
     assert model.config.hole_init == "push_pull" and not model.config.blank_pure_noise
     for (k, a), (_, b) in zip(model.state_dict().items(), base.state_dict().items(), strict=True):
         if k.startswith("net.out."):  # the output layer restarts at 0: the switched model returns the guess

@@ -299,21 +299,11 @@ def test_pixel_head_starts_as_the_identity_and_works_on_pixels() -> None:
 
 
 def test_train_init_adds_a_pixel_head(tmp_path) -> None:
-    import argparse
-
-    from worldwarp.cli.train import _denoiser
+    from conftest import train_denoiser
 
     base = _random_model(SMALL)
     base.save_pretrained(tmp_path / "base")
-    args = argparse.Namespace(
-        denoiser="tiny",
-        init=str(tmp_path / "base"),
-        tiny_pixel_width=8,
-        tiny_hole_init=None,
-        tiny_revise_init=None,
-        seed=0,
-    )
-    grown = _denoiser(args)
+    grown = train_denoiser("--init", str(tmp_path / "base"), "--tiny-pixel-width", "8")
     assert grown.config.pixel_width == 8
     g = torch.Generator().manual_seed(2)
     z = torch.randn(1, base.latent_channels, 3, 4, 6, generator=g)
@@ -322,16 +312,7 @@ def test_train_init_adds_a_pixel_head(tmp_path) -> None:
         assert torch.equal(grown.velocity(z, s, None), base.velocity(z, s, None))
     grown.save_pretrained(tmp_path / "grown")  # a head of another width on a model that has one
     with pytest.raises(InputError, match="pixel head"):
-        _denoiser(
-            argparse.Namespace(
-                denoiser="tiny",
-                init=str(tmp_path / "grown"),
-                tiny_pixel_width=16,
-                tiny_hole_init=None,
-                tiny_revise_init=None,
-                seed=0,
-            )
-        )
+        train_denoiser("--init", str(tmp_path / "grown"), "--tiny-pixel-width", "16")
 
 
 def test_blank_pure_noise_makes_the_level_one_estimate_independent_of_the_noise() -> None:

@@ -4,8 +4,6 @@ and training presents the warped cells the same way."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 
@@ -146,15 +144,11 @@ def test_training_keeps_history_clean_with_the_revision() -> None:
 
 
 def test_train_cli_switches_a_checkpoint_to_the_revision(tmp_path) -> None:
-    from worldwarp.cli.train import _denoiser
+    from conftest import train_denoiser
 
     base = TinyDenoiser(TinyDenoiserConfig(**{**REVISE.__dict__, "revise_init": "noise"}))
     base.save_pretrained(tmp_path / "base")
-    args = argparse.Namespace(
-        denoiser="tiny", init=str(tmp_path / "base"), tiny_pixel_width=None, tiny_hole_init=None,
-        tiny_revise_init="prior", seed=0,
-    )  # fmt: skip
-    model = _denoiser(args)
+    model = train_denoiser("--init", str(tmp_path / "base"), "--tiny-revise-init", "prior")
     assert model.config.revise_init == "prior" and model.revise_init == "prior"
     for (k, a), (_, b) in zip(model.state_dict().items(), base.state_dict().items(), strict=True):
         assert torch.equal(a, b), k  # every weight kept, the trained hole correction included

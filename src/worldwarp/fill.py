@@ -213,10 +213,11 @@ class STDiffFill:
         guess = push_pull_fill(warp.rgb.to(history.dtype), self.kept_pixels(warp, inputs, history.shape[0]))
         video = torch.cat([history, guess])  # (T, 3, H, W)
         z_guess = self.denoiser.encode(video.permute(1, 0, 2, 3)[None]).to(lat.dtype)  # (1, C, T', H', W')
-        holes = ~self.warped_cells(inputs) & ~inputs.history[:, :, None, None]  # (1, T', H', W')
+        warped = self.warped_cells(inputs)  # (1, T', H', W')
+        holes = ~warped & ~inputs.history[:, :, None, None]
         if getattr(self.denoiser, "revise_init", "noise") == "prior":
             # the warped cells start from the prior itself: (1 - sigma) prior + sigma prior = prior
-            noise = torch.where(self.warped_cells(inputs)[:, None], lat, noise)
+            noise = torch.where(warped[:, None], lat, noise)
         return torch.where(holes[:, None], z_guess, noise)
 
     def fill(self, history: Tensor, warp: WarpResult, *, seed: int, cond: Any = None) -> Tensor:

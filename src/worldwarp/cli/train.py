@@ -102,9 +102,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--revise-level",
         type=float,
-        default=5.0 / 6.0,
-        help="--tiny-revise-init prior: level of the warped cells (the preset's warped start level; default 5/6 = "
-        "2 grid steps, shift 5, strength 0.5)",
+        default=None,
+        help="--tiny-revise-init prior: level of the warped cells (the preset's warped start level; default "
+        "TrainConfig's 5/6 = 2 grid steps, shift 5, strength 0.5)",
     )
     p.add_argument("--wan-model", default="Wan-AI/Wan2.1-T2V-1.3B-Diffusers", help="wan: local folder or hub id")
     p.add_argument("--no-progress", action="store_true")
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
             crop = ()
         if len(crop) != 2 or min(crop) < 1 or crop[0] > args.height or crop[1] > args.width:
             raise InputError(f"--crop must be HxW within --height x --width, got {args.crop!r}")
-    if not 0 < args.revise_level <= 1:
+    if args.revise_level is not None and not 0 < args.revise_level <= 1:
         raise InputError(f"--revise-level must lie in (0, 1], got {args.revise_level}")
     if not (0 <= args.clean_warped_prob <= 1 and 0 <= args.pure_hole_prob <= 1 and 0 <= args.ema_decay < 1):
         raise InputError("--clean-warped-prob and --pure-hole-prob must lie in [0, 1], --ema-decay in [0, 1)")
@@ -267,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         ema_decay=args.ema_decay,
         warp_cache=warp_cache,
         cache_warp=cache_warp,
-        revise_level=args.revise_level,
+        **({} if args.revise_level is None else {"revise_level": args.revise_level}),
     )
     result = train(denoiser, dataset, config, resume=args.resume, progress=not args.no_progress)
     print(f"trained to step {int(result['step'])}, loss {result['loss']:.4f}; weights in {Path(args.out) / 'model'}")
